@@ -1,0 +1,163 @@
+"""Settings from the environment (or st.secrets passed in by lib/ui), read once and frozen.
+
+Why one place: the API key must stay out of every repr, log line and URL, and every module must agree on
+where data lives and whether the embedded local gateway is in use. Bad values fail here, in words, at
+start-up instead of deep inside a request.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from lib.contract import Prices
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASE_URL = "https://toapis.com"
+LOCAL_API_KEY = "local-playground"  # the bearer token sent to a local gateway when no key is set
+DEFAULT_FIRST_LOOK = 5.0            # api-contract §7.2: "Initial wait: 5 seconds"
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Everything the app needs to start; `api_key` and `passcode` never appear in repr()."""
+
+    api_key: str | None = field(repr=False)
+    base_url: str | None
+    data_dir: Path
+    db_url: str = field(repr=False)      # may hold a database password: shown masked by __repr__
+    archive_dir: Path
+    budget_usd: float | None = None
+    local_speed: float = 1.0
+    prices: Prices = field(default_factory=Prices)
+    passcode: str | None = field(default=None, repr=False)
+    first_look: float = DEFAULT_FIRST_LOOK
+
+    def __repr__(self) -> str:
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
+        shown.insert(3, f"db_url={mask_db_url(self.db_url)!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    @property
+    def uses_local_gateway(self) -> bool:
+        """No key means no real gateway: the embedded one (base_url None) or one the user points at."""
+        return not self.api_key
+
+    @property
+    def bearer_key(self) -> str:
+        """The token to send: the real key, or the local gateway's fixed token."""
+        return self.api_key or LOCAL_API_KEY
+
+
+def mask_db_url(url: str) -> str:
+    """The ledger URL with any password replaced by ***, for logs and the UI."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def gateway_label(settings: Settings) -> str:
+    """Plain words for the sidebar: a newcomer must know whether clicks cost money."""
+    if settings.uses_local_gateway:
+        return "Local gateway — synthetic videos"
+    return "ToAPIs gateway (real, billed)"
+
+
+class _Source:
+    """Environment first, then secrets; empty strings count as unset."""
+
+    def __init__(self, env: Mapping[str, str], secrets: Mapping[str, Any]) -> None:
+        self.env = env
+        self.secrets = secrets
+
+    def get(self, name: str) -> str | None:
+        for source in (self.env, self.secrets):
+            try:
+                value = source.get(name)
+            except (KeyError, AttributeError, TypeError):
+                value = None
+            if value is None or isinstance(value, Mapping):
+                continue
+            text = str(value).strip()
+            if text:
+                return text
+        return None
+
+
+def _number(
+    src: _Source, name: str, default: float | None, *, what: str, positive: bool = False
+) -> float | None:
+    raw = src.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        need = "a positive number" if positive else "a number of 0 or more"
+        raise ValueError(f"{name} must be {need} ({what}), but it is {raw!r}.")
+    return value
+
+
+def _path(raw: str | None, default: Path) -> Path:
+    """Relative paths are taken from the repository root, so the working directory does not matter."""
+    if raw is None:
+        return default
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _base_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"TOAPIS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, but it is {raw!r}."
+        )
+    if parts.username or parts.password:
+        # Never echo it: the URL itself carries a credential.
+        raise ValueError(
+            "TOAPIS_BASE_URL must not contain a user name or password; set TOAPIS_API_KEY instead."
+        )
+    return raw.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
+    """Read settings; `env` defaults to os.environ and wins over `secrets` (st.secrets)."""
+    src = _Source(os.environ if env is None else env, secrets or {})
+    api_key = src.get("TOAPIS_API_KEY")
+    base_url = _base_url(src.get("TOAPIS_BASE_URL"))
+    if base_url is None and api_key:
+        base_url = DEFAULT_BASE_URL
+    data_dir = _path(src.get("PLAYGROUND_DATA"), REPO_ROOT / "data")
+    archive_dir = _path(src.get("PLAYGROUND_ARCHIVE"), data_dir / "archive")
+    db_url = src.get("PLAYGROUND_DB_URL") or f"sqlite:///{(data_dir / 'ledger.db').as_posix()}"
+    defaults = Prices()
+    prices = Prices(
+        std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
+        pro=_number(src, "PLAYGROUND_PRICE_PRO", defaults.pro, what="USD per second of pro video"),
+    )
+    return Settings(
+        api_key=api_key,
+        base_url=base_url,
+        data_dir=data_dir,
+        db_url=db_url,
+        archive_dir=archive_dir,
+        budget_usd=_number(src, "PLAYGROUND_BUDGET_USD", None, what="a spend cap in US dollars, e.g. 20"),
+        local_speed=_number(src, "LOCAL_GATEWAY_SPEED", 1.0, positive=True,
+                            what="the local gateway's clock speed, e.g. 1 or 10"),
+        prices=prices,
+        passcode=src.get("PLAYGROUND_PASSCODE"),
+        first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,
+                           what="seconds before the first status check after submit, e.g. 5", positive=True),
+    )

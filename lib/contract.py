@@ -1,0 +1,392 @@
+"""The kling-v3 request contract (ToAPIs V1 page): what may be sent, and why a request is refused.
+
+Everything here is pure and local: it runs before a cent is spent, so each refusal says in words what is
+wrong and what to do. `to_payload()` reproduces the documented JSON exactly (only the fields that were set,
+in the page's key order), because the gateway applies its own defaults to anything left out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+MODEL = "kling-v3"
+MODES = ("std", "pro")
+DURATIONS = (5, 10, 15)
+ASPECTS = ("16:9", "9:16", "1:1")
+DEFAULT_MODE = "std"
+DEFAULT_DURATION = 5
+DEFAULT_ASPECT = "16:9"
+MAX_PROMPT = 2500
+MAX_IMAGES = 2
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MIN_IMAGE_SIDE = 300
+MAX_IMAGE_RATIO = 2.5
+MAX_I2V_DURATION = 10
+
+# (mode, aspect) -> (width, height) of the video the gateway returns.
+RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
+    ("std", "16:9"): (1280, 720),
+    ("std", "9:16"): (720, 1280),
+    ("std", "1:1"): (720, 720),
+    ("pro", "16:9"): (1920, 1080),
+    ("pro", "9:16"): (1080, 1920),
+    ("pro", "1:1"): (1080, 1080),
+}
+
+MODE_LABELS = {"std": "std (720p)", "pro": "pro (1080p)"}
+IMAGE_FIELDS = ("first_frame", "last_frame")
+
+FIFTEEN_WITH_IMAGES = (
+    "15 s is text-to-video only; image-to-video max is 10 s — pick 5 or 10 s or remove the images"
+)
+
+_OK_FORMATS = ("JPEG", "PNG")
+_RISKY_FORMATS = ("WEBP", "GIF")
+# Only formats someone might plausibly pick; other Pillow plugins sniff loosely and could "recognise" text.
+_KNOWN_FORMATS = (*_OK_FORMATS, *_RISKY_FORMATS, "BMP", "TIFF")
+_FORMAT_NAMES = {"WEBP": "WebP"}
+_BASE64_RE = re.compile(r"^[A-Za-z0-9+/_=\-\s]+$")
+
+
+def _or(options: tuple[Any, ...], unit: str = "") -> str:
+    """'5, 10 or 15 s': option lists read as a sentence in messages."""
+    words = [f"{o}" for o in options]
+    text = ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
+    return f"{text}{unit}"
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One kling-v3 generation request; None means "not sent" so the gateway's default applies."""
+
+    prompt: str
+    mode: str | None = None
+    duration: int | None = None
+    aspect_ratio: str | None = None
+    image_urls: tuple[str, ...] = ()
+    negative_prompt: str | None = None
+    watermark: bool | None = None
+
+    def __post_init__(self) -> None:
+        # Callers (forms, JSON, ledger rows) hand over lists; a tuple keeps the request hashable.
+        if not isinstance(self.image_urls, tuple):
+            urls = () if self.image_urls is None else tuple(self.image_urls)
+            object.__setattr__(self, "image_urls", urls)
+
+    @property
+    def effective_mode(self) -> str:
+        return DEFAULT_MODE if self.mode is None else self.mode
+
+    @property
+    def effective_duration(self) -> int:
+        return DEFAULT_DURATION if self.duration is None else self.duration
+
+    @property
+    def effective_aspect(self) -> str:
+        return DEFAULT_ASPECT if self.aspect_ratio is None else self.aspect_ratio
+
+    @property
+    def is_image_to_video(self) -> bool:
+        return bool(self.image_urls)
+
+    @property
+    def resolution(self) -> tuple[int, int] | None:
+        """Expected output size, or None when mode/aspect are not valid."""
+        return RESOLUTION.get((self.effective_mode, self.effective_aspect))
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body for POST /v1/videos/generations, in the seed page's key order."""
+        body: dict[str, Any] = {"model": MODEL, "prompt": self.prompt}
+        if self.image_urls:
+            body["image_urls"] = list(self.image_urls)
+        metadata: dict[str, Any] = {}
+        if self.negative_prompt is not None and self.negative_prompt.strip():
+            metadata["negative_prompt"] = self.negative_prompt
+        if self.watermark is not None:
+            metadata["watermark"] = self.watermark
+        if metadata:
+            body["metadata"] = metadata
+        if self.mode is not None:
+            body["mode"] = self.mode
+        if self.duration is not None:
+            body["duration"] = self.duration
+        if self.aspect_ratio is not None:
+            body["aspect_ratio"] = self.aspect_ratio
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, JSON-safe form for the ledger; keeps None so "not sent" survives a round trip."""
+        return {
+            "prompt": self.prompt,
+            "mode": self.mode,
+            "duration": self.duration,
+            "aspect_ratio": self.aspect_ratio,
+            "image_urls": list(self.image_urls),
+            "negative_prompt": self.negative_prompt,
+            "watermark": self.watermark,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VideoRequest:
+        """Read to_dict() output, an older/partial row, or a gateway payload (metadata nested)."""
+        meta = d.get("metadata") if isinstance(d.get("metadata"), Mapping) else {}
+        duration = d.get("duration")
+        if isinstance(duration, str) and duration.strip().isdigit():
+            duration = int(duration)
+        urls = d.get("image_urls") or ()
+        if isinstance(urls, str):
+            urls = (urls,)
+        return cls(
+            prompt=d.get("prompt") or "",
+            mode=d.get("mode"),
+            duration=duration,
+            aspect_ratio=d.get("aspect_ratio"),
+            image_urls=tuple(urls),
+            negative_prompt=d.get("negative_prompt", meta.get("negative_prompt")),
+            watermark=d.get("watermark", meta.get("watermark")),
+        )
+
+    def replace(self, **kw: Any) -> VideoRequest:
+        return dataclasses.replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request or file: the field it belongs to and what to do about it."""
+
+    field: str
+    message: str
+    level: Literal["error", "warning"] = "error"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def forbidden_reason(mode: str, duration: int, n_images: int) -> str | None:
+    """Why this combination cannot be generated (for UIs that disable it), or None if it can."""
+    if mode not in MODES:
+        return f"Mode {mode!r} is not available — choose {_or(tuple(MODE_LABELS.values()))}."
+    if not _is_int(duration) or duration not in DURATIONS:
+        return f"Duration {duration!r} s is not available — choose {_or(DURATIONS, ' s')}."
+    if n_images > MAX_IMAGES:
+        return f"At most {MAX_IMAGES} images (first frame, or first + last frame)."
+    if duration > MAX_I2V_DURATION and n_images > 0:
+        return FIFTEEN_WITH_IMAGES
+    return None
+
+
+def _count(n: int, limit: int) -> str:
+    return f"{n:,} / {limit:,}"
+
+
+def _text_problems(name: str, label: str, value: Any) -> list[Problem]:
+    if not isinstance(value, str):
+        return [Problem(name, f"The {label} must be text (got {type(value).__name__}).")]
+    if len(value) > MAX_PROMPT:
+        over = len(value) - MAX_PROMPT
+        return [Problem(
+            name,
+            f"The {label} is too long: {_count(len(value), MAX_PROMPT)} characters — "
+            f"shorten it by {over:,} character{'s' if over != 1 else ''}.",
+        )]
+    return []
+
+
+def _url_problem(name: str, label: str, url: Any) -> Problem | None:
+    """At most one problem per image URL: the most useful thing to fix first."""
+    if not isinstance(url, str):
+        return Problem(name, f"The {label} must be a URL (got {type(url).__name__}).")
+    if not url.strip():
+        return Problem(name, f"The {label} URL is empty — upload an image or remove the {label}.")
+    if url.strip().lower().startswith("data:") or (
+        "://" not in url and len(url) >= 32 and _BASE64_RE.match(url)
+    ):
+        return Problem(
+            name,
+            f"The {label} is inline base64 data; kling-v3 does not accept base64 — "
+            "upload the image first and use the URL it gives you.",
+        )
+    if any(ch.isspace() for ch in url):
+        return Problem(
+            name,
+            f"The {label} URL contains spaces or line breaks — remove them "
+            "(write a space inside a URL as %20).",
+        )
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        got = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        return Problem(
+            name,
+            f"The {label} URL must start with http:// or https:// (got {got}) — "
+            "upload the image and use the public URL it gives you.",
+        )
+    if not parts.hostname:
+        return Problem(name, f"The {label} URL has no host name — use a full public URL such as "
+                             "https://example.com/frame.jpg.")
+    return None
+
+
+def validate(req: VideoRequest) -> list[Problem]:
+    """Every problem with the request at once, before anything is uploaded or spent."""
+    problems: list[Problem] = []
+    if isinstance(req.prompt, str) and not req.prompt.strip():
+        problems.append(Problem("prompt", "The prompt is empty — describe the scene, the action and the "
+                                          "style you want."))
+    else:
+        problems += _text_problems("prompt", "prompt", req.prompt)
+    if req.negative_prompt is not None:
+        problems += _text_problems("negative_prompt", "negative prompt", req.negative_prompt)
+
+    if req.mode is not None and req.mode not in MODES:
+        problems.append(Problem("mode", f"Mode {req.mode!r} is not available — choose "
+                                        f"{_or(tuple(MODE_LABELS.values()))}."))
+    duration_ok = req.duration is None or (_is_int(req.duration) and req.duration in DURATIONS)
+    if not duration_ok:
+        problems.append(Problem("duration", f"Duration {req.duration!r} s is not available — choose "
+                                            f"{_or(DURATIONS, ' s')}."))
+    if req.aspect_ratio is not None and req.aspect_ratio not in ASPECTS:
+        problems.append(Problem("aspect_ratio", f"Aspect ratio {req.aspect_ratio!r} is not available — "
+                                                f"choose {_or(ASPECTS)}."))
+
+    n = len(req.image_urls)
+    if duration_ok and n and req.effective_duration > MAX_I2V_DURATION:
+        problems.append(Problem("duration", FIFTEEN_WITH_IMAGES))
+    if n > MAX_IMAGES:
+        extra = n - MAX_IMAGES
+        problems.append(Problem(
+            "image_urls",
+            f"{n} images given; kling-v3 takes at most {MAX_IMAGES} (first frame, or first + last frame) — "
+            f"remove {extra}.",
+        ))
+    for i, url in enumerate(req.image_urls):
+        name = IMAGE_FIELDS[i] if i < len(IMAGE_FIELDS) else f"image_urls[{i}]"
+        label = name.replace("_", " ") if i < len(IMAGE_FIELDS) else f"image {i + 1}"
+        problem = _url_problem(name, label, url)
+        if problem:
+            problems.append(problem)
+
+    if req.watermark is not None and not isinstance(req.watermark, bool):
+        problems.append(Problem("watermark", "Watermark must be on or off (true/false), "
+                                             f"not {req.watermark!r}."))
+    return problems
+
+
+def image_info(data: bytes) -> tuple[str, int, int]:
+    """(Pillow format name, width, height) read from the bytes themselves; ValueError if not an image."""
+    try:
+        with Image.open(io.BytesIO(data), formats=_KNOWN_FORMATS) as img:
+            return str(img.format), int(img.width), int(img.height)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a readable image ({exc.__class__.__name__})") from exc
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB ({n:,} bytes)"
+
+
+def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
+    """Local checks on an image file before it is uploaded: Kling's own limits, judged by content."""
+    label = field.replace("_", " ")
+    problems: list[Problem] = []
+    if not data:
+        return [Problem(field, f"The {label} file is empty — choose a JPEG or PNG image.")]
+    if len(data) > MAX_IMAGE_BYTES:
+        problems.append(Problem(
+            field,
+            f"The {label} is {_mb(len(data))}; the limit is 10 MB — resize or compress it "
+            "(a JPEG at quality 85 is usually far smaller).",
+        ))
+    try:
+        fmt, width, height = image_info(data)
+    except ValueError:
+        problems.append(Problem(
+            field,
+            f"The {label} is not an image (its content is not JPEG, PNG, WebP or GIF, whatever its "
+            "file name says) — choose a JPEG or PNG image.",
+        ))
+        return problems
+
+    if fmt in _RISKY_FORMATS:
+        problems.append(Problem(
+            field,
+            f"The {label} is a {_FORMAT_NAMES.get(fmt, fmt)} image: the upload accepts it, but "
+            "Kling may reject it when the video is generated — convert it to JPEG or PNG to be safe.",
+            level="warning",
+        ))
+    elif fmt not in _OK_FORMATS:
+        problems.append(Problem(
+            field,
+            f"The {label} is a {fmt} image; kling-v3 takes JPEG or PNG — convert it and try again.",
+        ))
+
+    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
+        problems.append(Problem(
+            field,
+            f"The {label} is {width}×{height} px; width and height must each be at least "
+            f"{MIN_IMAGE_SIDE} px — use a larger image.",
+        ))
+    ratio = max(width, height) / max(1, min(width, height))
+    if ratio > MAX_IMAGE_RATIO:
+        shape = "wide" if width > height else "tall"
+        problems.append(Problem(
+            field,
+            f"The {label} is {width}×{height} px, {ratio:.2f}:1 — too {shape}; the aspect must be between "
+            "1:2.5 and 2.5:1 — crop it closer to the video's aspect ratio.",
+        ))
+    return problems
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per second of video by mode.
+
+    Defaults are ToAPIs' kling-2-6 figures (api-contract §8): no kling-v3 price is published.
+    """
+
+    std: float = 0.0368
+    pro: float = 0.0625
+
+    def __post_init__(self) -> None:
+        for name in ("std", "pro"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"The {name} price must be a non-negative number of USD per second, "
+                                 f"not {value!r}.")
+
+    def per_second(self, mode: str) -> float:
+        if mode not in MODES:
+            raise ValueError(f"No price for mode {mode!r}; choose {_or(MODES)}.")
+        return float(getattr(self, mode))
+
+
+DEFAULT_PRICES = Prices()
+
+
+def estimate_cost(req: VideoRequest, prices: Prices = DEFAULT_PRICES) -> float:
+    """Estimated USD for one run: seconds × the per-second price of its mode. Not what the gateway bills."""
+    duration = req.effective_duration
+    if not _is_int(duration) or duration not in DURATIONS:
+        raise ValueError(f"Cannot estimate the cost of a {duration!r} s video; "
+                         f"choose {_or(DURATIONS, ' s')}.")
+    return round(duration * prices.per_second(req.effective_mode), 6)
+
+
+def format_estimate(usd: float) -> str:
+    """Always say it is an estimate: the gateway's real bill may differ."""
+    return f"≈ ${usd:,.2f} (estimate)"
+
+
+__all__ = [
+    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "MAX_IMAGES", "MAX_IMAGE_BYTES",
+    "MAX_PROMPT", "MODEL", "MODES", "RESOLUTION", "Prices", "Problem", "VideoRequest", "check_image",
+    "estimate_cost", "forbidden_reason", "format_estimate", "image_info", "validate",
+]
