@@ -1,0 +1,26 @@
+"""Compose (home): write a prompt, pick the settings, generate, and watch the runs arrive."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.ui import card, compose_form, frame
+
+services = frame.render("Compose", icon=":material/edit_note:")
+
+notes = compose_form.restore_from_request_sources(services, st.query_params)
+st.title("Compose")
+for note in notes:
+    st.info(note, icon=":material/replay:")
+
+form_col, runs_col = st.columns([6, 5], gap="large")
+with form_col:
+    compose_form.render(services)
+with runs_col:
+    st.subheader("Latest runs")
+    card.live_runs(
+        services,
+        lambda: services.ledger.list_runs(limit=8),
+        key="compose_runs",
+        empty="No runs yet: write a prompt and press Generate. Runs are kept in the ledger, so a reload "
+              "loses nothing.",
+    )

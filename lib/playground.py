@@ -1,0 +1,312 @@
+"""The use cases the pages call: submit, compare a pair, upload a frame, re-run, promote, recover.
+
+Why a layer of its own: every decision a page makes (is this request valid, is it within the budget, has
+this press already been submitted, what does a failure mean for the user) lives here, in plain Python
+that is tested without a browser. Pages only draw what these functions return. Nothing here calls the
+gateway for a task's status: the worker does that; a submit only writes a draft run and wakes the worker.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from lib.contract import (
+    DURATIONS,
+    MAX_I2V_DURATION,
+    Problem,
+    VideoRequest,
+    check_image,
+    estimate_cost,
+    validate,
+)
+from lib.ledger import FAILED, IN_PROGRESS, QUEUED, UNKNOWN
+
+if TYPE_CHECKING:
+    from lib.ledger import Run
+
+log = logging.getLogger(__name__)
+
+_TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-:.]{4,128}$")
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What happened to one press of a submit button, in terms a page can draw."""
+
+    run: Run | None = None
+    created: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    refused: str | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """A run exists for this press (new, or the same run_id pressed twice)."""
+        return self.run is not None and self.refused is None and not self.errors
+
+
+def estimate(services: Any, request: VideoRequest) -> float:
+    """Estimated USD of one run with the configured prices (never what the gateway bills)."""
+    return estimate_cost(request, services.settings.prices)
+
+
+def budget_left(services: Any) -> float | None:
+    """USD left under PLAYGROUND_BUDGET_USD (estimated spend), or None when no budget is set."""
+    budget = services.settings.budget_usd
+    if budget is None:
+        return None
+    return budget - services.ledger.spend(include_drafts=True)
+
+
+def _budget_refusal(services: Any, cost: float, what: str = "This run") -> str | None:
+    budget = services.settings.budget_usd
+    if budget is None:
+        return None
+    spent = services.ledger.spend(include_drafts=True)
+    if spent + cost <= budget + 1e-9:
+        return None
+    left = max(0.0, budget - spent)
+    return (
+        f"{what} is estimated at ${cost:.2f}, but only ${left:.2f} of the ${budget:.2f} budget is left "
+        f"(${spent:.2f} already spent, estimated). Choose std or a shorter duration, or raise "
+        "PLAYGROUND_BUDGET_USD."
+    )
+
+
+def _already(services: Any, run_id: str) -> SubmitOutcome | None:
+    """The same run_id pressed twice (double click, a press while the first is on its way): a no-op."""
+    existing = services.ledger.get(run_id)
+    if existing is None:
+        return None
+    log.info("run %s already exists: press ignored", run_id)
+    return SubmitOutcome(run=existing, created=False)
+
+
+def submit(
+    services: Any,
+    request: VideoRequest,
+    *,
+    run_id: str,
+    group_id: str | None = None,
+    parent_id: str | None = None,
+    label: str | None = None,
+    source: str = "compose",
+) -> SubmitOutcome:
+    """Validate, check the budget, write the draft run, wake the worker. Nothing is sent from here."""
+    done = _already(services, run_id)
+    if done is not None:
+        return done
+    problems = validate(request)
+    if any(p.level == "error" for p in problems):
+        return SubmitOutcome(problems=problems)
+    cost = estimate(services, request)
+    refused = _budget_refusal(services, cost)
+    if refused:
+        return SubmitOutcome(problems=problems, refused=refused)
+    run, created = services.ledger.create_run(
+        run_id, request, cost, group_id=group_id, parent_id=parent_id, label=label, source=source
+    )
+    services.worker.wake()
+    return SubmitOutcome(run=run, created=created, problems=problems)
+
+
+def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
+    """The std and the pro version of one request: same prompt, frames, duration and aspect."""
+    return request.replace(mode="std"), request.replace(mode="pro")
+
+
+def submit_pair(
+    services: Any, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str
+) -> list[SubmitOutcome]:
+    """"Compare std vs pro": both runs in one group, or neither (validation and budget cover the pair)."""
+    existing = [_already(services, rid) for rid in run_ids]
+    if all(existing):
+        return [e for e in existing if e is not None]
+    std, pro = pair_requests(request)
+    problems = validate(std) + [p for p in validate(pro) if p.field != "mode"]
+    if any(p.level == "error" for p in problems):
+        return [SubmitOutcome(problems=problems)]
+    missing = [(rid, req) for rid, req, e in zip(run_ids, (std, pro), existing, strict=True) if e is None]
+    cost = sum(estimate(services, req) for _, req in missing)
+    refused = _budget_refusal(services, cost, "This comparison")
+    if refused:
+        return [SubmitOutcome(problems=problems, refused=refused)]
+    outcomes: list[SubmitOutcome] = []
+    for rid, req, e in zip(run_ids, (std, pro), existing, strict=True):
+        if e is not None:
+            outcomes.append(e)
+            continue
+        run, created = services.ledger.create_run(
+            rid, req, estimate(services, req), group_id=group_id, label=req.mode, source="compare"
+        )
+        outcomes.append(SubmitOutcome(run=run, created=created, problems=problems))
+    services.worker.wake()
+    return outcomes
+
+
+def upload_frame(
+    services: Any, data: bytes, filename: str, field: str = "first_frame"
+) -> tuple[str | None, list[Problem]]:
+    """Check an image locally, then upload it once (same bytes → the URL we already have)."""
+    problems = check_image(data, field)
+    if any(p.level == "error" for p in problems):
+        return None, problems
+    sha = hashlib.sha256(data).hexdigest()
+    known = services.ledger.find_upload(sha)
+    if known and known.get("url"):
+        return str(known["url"]), problems
+    from lib.gateway import GatewayError, user_message
+
+    name = PurePath(filename or "frame").name or "frame"
+    content_type = mimetypes.guess_type(name)[0]
+    try:
+        url = services.client.upload_image(data, name, content_type)
+    except GatewayError as err:
+        return None, [*problems, Problem(field, f"The upload failed: {user_message(err)}")]
+    suffix = PurePath(name).suffix.lower() or ".img"
+    try:
+        local = services.archive.store_upload(data, suffix)
+    except Exception as exc:  # noqa: BLE001 - a preview copy is optional; the upload itself worked
+        log.warning("could not keep a local copy of an upload: %s", exc)
+        local = None
+    services.ledger.add_upload(sha, url, name, str(local) if local else None)
+    return url, problems
+
+
+def rerun(services: Any, run: Run) -> VideoRequest:
+    """Every setting of `run`, images included, ready to fill the Compose form again."""
+    del services  # kept in the signature so a later version can resolve expired image URLs
+    return VideoRequest.from_dict(run.params)
+
+
+def promote_duration(request: VideoRequest) -> int:
+    """The longer duration a promotion asks for: the next step up that the images allow."""
+    current = request.effective_duration
+    limit = MAX_I2V_DURATION if request.image_urls else max(DURATIONS)
+    longer = [d for d in DURATIONS if current < d <= limit]
+    return longer[0] if longer else current
+
+
+def promote(
+    services: Any, run: Run, duration: int | None = None, *, run_id: str | None = None
+) -> SubmitOutcome:
+    """Draft → final: the same prompt and frames as pro (and longer when allowed), linked as a child."""
+    base = VideoRequest.from_dict(run.params)
+    target = base.replace(mode="pro", duration=duration if duration is not None else promote_duration(base))
+    return submit(
+        services,
+        target,
+        run_id=run_id or services.ledger.new_id(),
+        parent_id=run.run_id,
+        label="promoted",
+        source="promote",
+    )
+
+
+def recover(services: Any, task_id: str, *, run_id: str | None = None) -> Run:
+    """Follow a task made elsewhere (or attach it to an "unknown" run); the worker does the rest."""
+    task_id = (task_id or "").strip()
+    if not _TASK_ID_RE.match(task_id):
+        raise ValueError(
+            "That does not look like a task id (letters, digits, - and _, e.g. task_01KA…) — "
+            "copy it from the gateway's response."
+        )
+    ledger = services.ledger
+    known = ledger.get_by_task(task_id)
+    if known is not None:
+        return known
+    if run_id is not None:
+        run = ledger.get(run_id)
+        if run is not None and run.state == UNKNOWN:
+            ledger.attach_task(run_id, task_id, next_poll_at=0.0)
+            services.worker.wake()
+            return ledger.get(run_id)
+    run = ledger.recover(task_id, None)
+    services.worker.wake()
+    return run
+
+
+def elapsed_seconds(run: Run, now: float) -> float:
+    """Seconds since the press, up to the finish when there is one."""
+    end = run.completed_at if run.completed_at else now
+    return max(0.0, end - run.created_at)
+
+
+def eta_seconds(run: Run, now: float) -> float | None:
+    """Seconds left, from the progress slope since submit; None until there is a slope to read."""
+    if run.state not in (QUEUED, IN_PROGRESS) or not run.submitted_at:
+        return None
+    progress = max(0, min(100, int(run.progress or 0)))
+    if progress <= 0 or progress >= 100:
+        return None
+    seen = max(run.updated_at, run.submitted_at)
+    spent = seen - run.submitted_at
+    if spent <= 0:
+        return None
+    rate = progress / spent
+    left = (100 - progress) / rate - max(0.0, now - seen)
+    return max(0.0, left)
+
+
+def format_seconds(seconds: float) -> str:
+    """'42 s', '3 min 05 s': short enough for a card."""
+    seconds = round(max(0.0, seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+_EXPLAIN: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("content_policy", "policy", "risk", "sensitive", "422"),
+     "The gateway refused the prompt or an image under its content policy. Rephrase the prompt "
+     "(or use other frames) and try again."),
+    (("balance", "insufficient", "payment", "402", "quota", "arrears"),
+     "The gateway account has too little balance for this run. Top up the account, then re-run."),
+    (("rate_limit", "rate limit", "too many", "429"),
+     "The gateway's rate limit was hit. Wait a moment and re-run; nothing was submitted twice."),
+    (("unauthor", "401", "api key", "authentication"),
+     "The gateway rejected the API key. Check TOAPIS_API_KEY and restart the app."),
+    (("invalid_request", "bad_request", "400"),
+     "The gateway rejected the request as invalid. Check the settings and re-run."),
+    (("expired",),
+     "The gateway's video link expired before it could be archived. Re-run to get a new video."),
+    (("timeout", "unknown", "unavailable", "connection"),
+     "The gateway did not answer in time, so we cannot tell whether the task started."),
+)
+
+
+def explain(run: Run) -> str:
+    """A failed or unknown run's error in words: what happened and what to do next.
+
+    A refused submit (no task id) already carries the worker's words (gateway.user_message); a task that
+    failed at the gateway carries the gateway's own short message, which is classified here.
+    """
+    code = (run.error_code or "").lower()
+    message = (run.error_message or "").strip()
+    if run.state == UNKNOWN:
+        what = message or (
+            "The submit's answer never arrived, so we cannot tell whether the gateway started a task.")
+        if "task id" not in what:
+            what += " If you know its task id (for example from the gateway's dashboard), recover it by " \
+                    "task id; otherwise re-run."
+        return what
+    if run.state == FAILED and not run.task_id and message:
+        return message
+    haystack = f"{code} {message.lower()}"
+    what = next((text for keys, text in _EXPLAIN if any(k in haystack for k in keys)), None) or (
+        "The gateway could not generate this video (an upstream failure). Re-run it; if it keeps "
+        "failing, change the prompt or settings."
+    )
+    return f"{what} (gateway said: {message})" if message else what

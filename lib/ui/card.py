@@ -1,0 +1,264 @@
+"""One run as a card: state, progress, timing, the error in words, the player and the actions.
+
+Why shared: Compose, History, the share view and Compare all show runs, and a run must look and act the
+same everywhere (the same words for a failure, the same "not billed", the same re-run that restores
+every setting). Cards only read the ledger; actions write through lib.playground.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from lib import links, playground
+from lib.ledger import (
+    ACTIVE,
+    COMPLETED,
+    DRAFT,
+    FAILED,
+    IN_PROGRESS,
+    QUEUED,
+    SUBMITTING,
+    UNKNOWN,
+)
+from lib.ui import player, state
+from lib.ui.text import escape_md, shorten
+
+ACTIONS = ("download", "share", "rerun", "promote", "compare", "snippet")
+COMPARE_PAGE = "pages/compare.py"
+FALLBACK_COMPARE_PAGE = "pages/run.py"
+_ROOT = Path(__file__).resolve().parents[2]
+
+_STATE_WORDS = {
+    DRAFT: ("Waiting to send", "gray", ":material/schedule:"),
+    SUBMITTING: ("Sending", "blue", ":material/send:"),
+    QUEUED: ("Queued", "blue", ":material/hourglass_top:"),
+    IN_PROGRESS: ("Generating", "violet", ":material/progress_activity:"),
+    COMPLETED: ("Done", "green", ":material/check_circle:"),
+    FAILED: ("Failed", "red", ":material/error:"),
+    UNKNOWN: ("Outcome unknown", "orange", ":material/help:"),
+}
+
+
+def state_badge(run: Any) -> None:
+    words, color, icon = _STATE_WORDS.get(run.state, (run.state, "gray", None))
+    st.badge(words, color=color, icon=icon)
+
+
+def describe(run: Any) -> str:
+    """'pro · 10 s · 16:9 · 2 images' (the effective settings, defaults applied)."""
+    req = run.request
+    parts = [req.effective_mode, f"{req.effective_duration} s", req.effective_aspect]
+    if req.image_urls:
+        parts.append("first + last frame" if len(req.image_urls) > 1 else "first frame")
+    return " · ".join(parts)
+
+
+def timing(run: Any, now: float | None = None) -> str:
+    """Elapsed time, and while running an ETA from the progress slope."""
+    now = time.time() if now is None else now
+    elapsed = playground.elapsed_seconds(run, now)
+    if run.state == COMPLETED:
+        took = run.seconds_to_finish
+        return f"Finished in {playground.format_seconds(took if took is not None else elapsed)}"
+    text = f"Elapsed {playground.format_seconds(elapsed)}"
+    eta = playground.eta_seconds(run, now)
+    if eta is not None:
+        text += f" · about {playground.format_seconds(eta)} left"
+    return text
+
+
+def compare_page() -> str:
+    """The compare page, or the share view (which also shows groups) until compare.py exists."""
+    return COMPARE_PAGE if (_ROOT / COMPARE_PAGE).is_file() else FALLBACK_COMPARE_PAGE
+
+
+def compare_target(run: Any) -> tuple[str, dict[str, str]]:
+    """Where "Open in compare" goes: ?group=<id>, or ?run=<id> for a run outside a group."""
+    page = compare_page()
+    if run.group_id:
+        return page, {"group": run.group_id}
+    if page == FALLBACK_COMPARE_PAGE:
+        return page, {"id": run.run_id}
+    return page, {"run": run.run_id}
+
+
+def _k(prefix: str, what: str, run: Any) -> str:
+    return f"{prefix}_{what}_{run.run_id}"
+
+
+def run_card(
+    services: Any,
+    run: Any,
+    *,
+    key: str | None = None,
+    actions: Sequence[str] = ACTIONS,
+    show_prompt: bool = True,
+    show_video: bool = True,
+) -> None:
+    """Draw one run; `key` prefixes widget keys when the same run appears twice on a page."""
+    prefix = key or "card"
+    with st.container(border=True, key=f"{prefix}_{run.run_id}" if key else f"card_{run.run_id}"):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            state_badge(run)
+            if run.label:
+                st.badge(escape_md(run.label), color="gray")
+            cost = f" · ≈ ${run.est_cost:.2f} (estimate)" if run.est_cost else ""
+            st.caption(escape_md(describe(run)) + escape_md(cost))
+        if show_prompt:
+            st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
+        _status(services, run, prefix)
+        if show_video and run.state == COMPLETED and not player.video(services, run):
+            st.info("The video is being archived…" if not run.archive_failed
+                    else "The video could not be archived: " + escape_md(run.error_message or ""))
+        if actions:
+            _actions(services, run, prefix, actions)
+
+
+def _status(services: Any, run: Any, prefix: str) -> None:
+    if run.state in ACTIVE:
+        progress = max(0, min(100, int(run.progress or 0)))
+        st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
+        if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
+            st.caption(escape_md(run.error_message))
+    elif run.state == COMPLETED:
+        st.caption(timing(run))
+    elif run.state == FAILED:
+        st.error(escape_md(playground.explain(run)), icon=":material/error:")
+        st.caption("Not billed: failed runs cost nothing.")
+    elif run.state == UNKNOWN:
+        st.warning(escape_md(playground.explain(run)), icon=":material/help:")
+        _recover_form(services, run, prefix)
+
+
+def _recover_form(services: Any, run: Any, prefix: str) -> None:
+    """Recover by task id: attach a task found elsewhere to this run, so the worker follows it."""
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        task_id = st.text_input("Recover by task id", key=_k(prefix, "recover_id", run),
+                                placeholder="task_01…", help="The id the gateway gave for this run.")
+        pressed = st.button("Recover", key=_k(prefix, "recover", run))
+    if pressed:
+        try:
+            playground.recover(services, task_id, run_id=run.run_id)
+        except Exception as exc:  # noqa: BLE001 - ValueError/LedgerError: words for the user
+            st.error(escape_md(str(exc)))
+        else:
+            st.toast("Following that task now.", icon=":material/sync:")
+
+
+def _download_bytes(path: Path) -> Callable[[], bytes]:
+    return lambda: Path(path).read_bytes()
+
+
+def _on_rerun(run_id: str) -> None:
+    services = state.services()
+    run = services.ledger.get(run_id)
+    if run is None:
+        return
+    state.request_restore(playground.rerun(services, run))
+    state.navigate("app.py")
+
+
+def _on_promote(run_id: str, press_key: str) -> None:
+    services = state.services()
+    run = services.ledger.get(run_id)
+    if run is None:
+        return
+    outcome = playground.promote(services, run, run_id=st.session_state.get(press_key))
+    st.session_state.pop(press_key, None)  # the next press is a new take
+    if outcome.ok:
+        st.toast("Promoted: a pro run is on its way (linked to this one).", icon=":material/upgrade:")
+    elif outcome.refused:
+        st.toast(escape_md(outcome.refused), icon=":material/block:")
+    else:
+        st.toast(escape_md("; ".join(p.message for p in outcome.errors)), icon=":material/error:")
+
+
+def _on_compare(run_id: str) -> None:
+    run = state.services().ledger.get(run_id)
+    if run is not None:
+        page, params = compare_target(run)
+        state.navigate(page, params)
+
+
+def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> None:
+    with st.container(horizontal=True, gap="small", key=_k(prefix, "actions", run)):
+        if "download" in actions and run.video_path and services.archive.resolve(run.video_path).is_file():
+            st.download_button("Download", data=_download_bytes(services.archive.resolve(run.video_path)),
+                               file_name=f"kling-{run.run_id[:8]}.mp4", mime="video/mp4",
+                               on_click="ignore", icon=":material/download:",
+                               key=_k(prefix, "download", run))
+        if "rerun" in actions:
+            st.button("Re-run", key=_k(prefix, "rerun", run), icon=":material/replay:",
+                      help="Fill Compose with every setting of this run, images included.",
+                      on_click=_on_rerun, args=(run.run_id,))
+        if "promote" in actions and run.state == COMPLETED and _promotable(run):
+            press_key = f"_press_promote_{run.run_id}"
+            if press_key not in st.session_state:
+                st.session_state[press_key] = services.ledger.new_id()
+            st.button("Promote to pro", key=f"{_k(prefix, 'promote', run)}_{st.session_state[press_key][:6]}",
+                      icon=":material/upgrade:",
+                      help="Same prompt and frames as pro 1080p, longer when allowed; linked to this run.",
+                      on_click=_on_promote, args=(run.run_id, press_key))
+        if "compare" in actions:
+            st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
+                      on_click=_on_compare, args=(run.run_id,))
+        if "share" in actions:
+            with st.popover("Share", icon=":material/link:", key=_k(prefix, "share", run)):
+                st.caption("Anyone with this link sees this run (read-only):")
+                st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
+        if "snippet" in actions:
+            with st.popover("Code", icon=":material/code:", key=_k(prefix, "snippet", run)):
+                base = _snippet_base(services)
+                st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; "
+                           "the key is never shown here.")
+                st.code(links.curl_snippet(run.request, base), language="bash")
+                st.code(links.python_snippet(run.request, base), language="python")
+
+
+def _snippet_base(services: Any) -> str:
+    settings = services.settings
+    if settings.uses_local_gateway or not settings.base_url:
+        from lib.config import DEFAULT_BASE_URL
+
+        return DEFAULT_BASE_URL
+    return settings.base_url
+
+
+def _promotable(run: Any) -> bool:
+    req = run.request
+    return req.effective_mode != "pro" or playground.promote_duration(req) > req.effective_duration
+
+
+def is_live(run: Any) -> bool:
+    """Still changing: in flight, or done but its video not archived yet."""
+    return run.state in ACTIVE or (run.state == COMPLETED and not run.video_path and not run.archive_failed)
+
+
+def live_runs(
+    services: Any,
+    load: Callable[[], Sequence[Any]],
+    *,
+    key: str,
+    empty: str | None = None,
+    **card_kwargs: Any,
+) -> None:
+    """Cards for `load()` in a fragment that refreshes every second while any of them is live.
+
+    When the last one settles the fragment asks for one full rerun, which re-registers it without a timer.
+    """
+    live = any(is_live(r) for r in load())
+
+    def body() -> None:
+        current = list(load())
+        if not current and empty:
+            st.caption(empty)
+        for run in current:
+            run_card(services, run, **card_kwargs)
+        if live and not any(is_live(r) for r in current):
+            st.rerun()
+
+    st.fragment(body, run_every=1.0 if live else None, key=key)()

@@ -1,0 +1,346 @@
+"""The Compose form: every kling-v3 setting, checked live, priced live, submitted at most once per press.
+
+Why the run id lives in the button's key: a press is tied to the exact form the user saw. A double click,
+or a press while the first submit is still on its way, reaches the script as a press on the *old* button;
+once a submit has succeeded a fresh id (and so a fresh button) is drawn, the old press no longer maps to
+any widget, and the ledger's "same run_id twice is a no-op" covers the window in between. A deliberate
+later press is a press on the new button: a new take.
+
+Submits run in the button's on_click callback, before the script draws the fields, so the problems of a
+press appear next to their fields in the same rerun and nothing is written when any is an error.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from lib import contract, links, playground
+from lib.contract import (
+    ASPECTS,
+    DURATIONS,
+    FIFTEEN_WITH_IMAGES,
+    MAX_I2V_DURATION,
+    MAX_PROMPT,
+    MODE_LABELS,
+    MODES,
+    Problem,
+    VideoRequest,
+)
+from lib.ui import state
+from lib.ui.text import escape_md
+
+K = "compose_"
+PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
+    f"{K}prompt", f"{K}negative", f"{K}mode", f"{K}duration", f"{K}aspect", f"{K}watermark",
+)
+FRAMES = ("first_frame", "last_frame")
+FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
+RUN_ID, TRIED, PROBLEMS, REFUSED, EXAMPLE = (
+    f"{K}run_id", f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example",
+)
+PAIR_IDS = f"{K}pair_ids"
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
+
+EXAMPLES = {
+    "Fox in snow": "A red fox trotting through fresh snow at dawn, low tracking shot, soft golden light, "
+                   "breath visible in the cold air",
+    "Neon city": "Rain-soaked neon street in Tokyo at night, slow dolly forward, reflections on wet asphalt, "
+                 "cinematic, shallow depth of field",
+    "Ocean drone": "Aerial drone shot over turquoise ocean waves breaking on a black sand beach, "
+                   "smooth forward motion, midday sun",
+    "Coffee macro": "Macro shot of milk swirling into black coffee in a glass cup, slow motion, "
+                    "warm window light",
+}
+
+
+def url_key(frame: str) -> str:
+    return f"{K}{frame}_url"
+
+
+def file_key(frame: str) -> str:
+    return f"{K}{frame}_file"
+
+
+def upload_key(frame: str) -> str:
+    return f"{K}{frame}_upload"
+
+
+def init_state() -> None:
+    """Defaults for every form key, set once per session (widgets then own their values)."""
+    ss = st.session_state
+    defaults: dict[str, Any] = {
+        PROMPT: "", NEGATIVE: "", MODE: "std", DURATION: 5, ASPECT: "16:9", WATERMARK: False,
+        url_key("first_frame"): "", url_key("last_frame"): "",
+    }
+    for key, value in defaults.items():
+        if key not in ss:
+            ss[key] = value
+
+
+def apply_restore(request: VideoRequest) -> list[str]:
+    """Put every setting of `request` into the form keys (before the widgets draw); notes for the user."""
+    ss = st.session_state
+    notes: list[str] = []
+    prompt = request.prompt or ""
+    if len(prompt) > MAX_PROMPT:
+        notes.append(f"The prompt was {len(prompt):,} characters; it was cut to {MAX_PROMPT:,}.")
+        prompt = prompt[:MAX_PROMPT]
+    ss[PROMPT] = prompt
+    ss[NEGATIVE] = (request.negative_prompt or "")[:MAX_PROMPT]
+    ss[MODE] = request.effective_mode if request.effective_mode in MODES else "std"
+    ss[DURATION] = request.effective_duration if request.effective_duration in DURATIONS else 5
+    ss[ASPECT] = request.effective_aspect if request.effective_aspect in ASPECTS else "16:9"
+    ss[WATERMARK] = bool(request.watermark)
+    for i, frame in enumerate(FRAMES):
+        ss[url_key(frame)] = request.image_urls[i] if i < len(request.image_urls) else ""
+        ss.pop(upload_key(frame), None)
+    if len(request.image_urls) > len(FRAMES):
+        notes.append(f"{len(request.image_urls)} images were given; only the first two are used.")
+    for key in (TRIED, PROBLEMS, REFUSED):
+        ss.pop(key, None)
+    return notes
+
+
+def restore_from_request_sources(services: Any, query: Mapping[str, str]) -> list[str]:
+    """A pending re-run from another page, `?rerun=<run_id>`, or a Compose link with the settings."""
+    request = state.take_restore()
+    used: list[str] = []
+    if request is None and query.get("rerun"):
+        run = services.ledger.get(str(query["rerun"]))
+        used = ["rerun"]
+        if run is None:
+            return ["That run was not found, so nothing was filled in."]
+        request = playground.rerun(services, run)
+    if request is None and query.get("prompt") is not None:
+        used = [k for k in links.QUERY_KEYS if k in query]
+        request = links.request_from_query({k: str(query[k]) for k in links.QUERY_KEYS if k in query})
+    if request is None:
+        return []
+    for key in used:
+        with contextlib.suppress(KeyError):
+            del st.query_params[key]
+    return ["Settings restored from the run: change anything, then press Generate.",
+            *apply_restore(request)]
+
+
+def current_request() -> VideoRequest:
+    """The request the form describes right now (always sends mode/duration/aspect explicitly)."""
+    ss = st.session_state
+    images = tuple(u for u in (ss.get(url_key(f), "").strip() for f in FRAMES) if u)
+    if not ss.get(url_key("first_frame"), "").strip() and ss.get(url_key("last_frame"), "").strip():
+        images = ("", *images)  # a last frame without a first one: validate() names the missing first frame
+    negative = ss.get(NEGATIVE) or ""
+    return VideoRequest(
+        prompt=ss.get(PROMPT) or "",
+        mode=ss.get(MODE) or "std",
+        duration=int(ss.get(DURATION) or 5),
+        aspect_ratio=ss.get(ASPECT) or "16:9",
+        image_urls=images,
+        negative_prompt=negative if negative.strip() else None,
+        watermark=True if ss.get(WATERMARK) else None,
+    )
+
+
+def _field_of(problem: Problem) -> str:
+    return {"image_urls": "first_frame"}.get(problem.field, problem.field)
+
+
+def _problems(request: VideoRequest) -> dict[str, list[Problem]]:
+    """Live problems by field; "empty prompt" waits for the first press (no scolding a blank form)."""
+    ss = st.session_state
+    out: dict[str, list[Problem]] = {}
+    for p in contract.validate(request):
+        if p.field == "prompt" and not request.prompt.strip() and not ss.get(TRIED):
+            continue
+        if p.field == "first_frame" and p.message.startswith("The first frame URL is empty"):
+            p = Problem("last_frame", "A last frame needs a first frame — add a first frame or remove the "
+                                      "last one.")
+        out.setdefault(_field_of(p), []).append(p)
+    for frame in FRAMES:
+        upload = ss.get(upload_key(frame))
+        if upload and upload.get("problems"):
+            out.setdefault(frame, []).extend(Problem(**p) for p in upload["problems"])
+    return out
+
+
+def _show(problems: dict[str, list[Problem]], field: str) -> None:
+    for p in problems.get(field, []):
+        if p.level == "warning":
+            st.warning(p.message, icon=":material/warning:")
+        else:
+            st.error(p.message, icon=":material/error:")
+
+
+def _new_press_id(key: str = RUN_ID) -> str:
+    st.session_state[key] = state.services().ledger.new_id()
+    return st.session_state[key]
+
+
+# ------------------------------------------------------------------ callbacks (run before the script)
+def _on_example() -> None:
+    choice = st.session_state.get(EXAMPLE)
+    if choice in EXAMPLES:
+        st.session_state[PROMPT] = EXAMPLES[choice]
+    st.session_state[EXAMPLE] = None
+
+
+def _on_file(frame: str) -> None:
+    """Check and upload a chosen file at once, so its URL, preview and problems show before Generate."""
+    ss = st.session_state
+    uploaded = ss.get(file_key(frame))
+    previous = ss.pop(upload_key(frame), None)
+    if uploaded is None:
+        if previous and previous.get("url") and ss.get(url_key(frame)) == previous["url"]:
+            ss[url_key(frame)] = ""
+        return
+    data = uploaded.getvalue()
+    url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
+    ss[upload_key(frame)] = {
+        "name": uploaded.name, "url": url,
+        "problems": [{"field": p.field, "message": p.message, "level": p.level} for p in problems],
+    }
+    if url:
+        ss[url_key(frame)] = url
+
+
+def _on_generate(run_id: str) -> None:
+    ss = st.session_state
+    ss[TRIED] = True
+    ss.pop(REFUSED, None)
+    outcome = playground.submit(state.services(), current_request(), run_id=run_id, source="compose")
+    if outcome.refused:
+        ss[REFUSED] = outcome.refused
+        return
+    if not outcome.ok:
+        return
+    ss[TRIED] = False
+    _new_press_id()
+    if outcome.created:
+        st.toast("Submitted: watch it below.", icon=":material/send:")
+
+
+def _on_compare(run_ids: tuple[str, str], group_id: str) -> None:
+    ss = st.session_state
+    ss[TRIED] = True
+    ss.pop(REFUSED, None)
+    outcomes = playground.submit_pair(state.services(), current_request(), run_ids=run_ids, group_id=group_id)
+    refused = next((o.refused for o in outcomes if o.refused), None)
+    if refused:
+        ss[REFUSED] = refused
+        return
+    if not all(o.ok for o in outcomes):
+        return
+    ss[TRIED] = False
+    ss.pop(PAIR_IDS, None)
+    from lib.ui.card import compare_page
+
+    state.navigate(compare_page(), {"group": group_id})
+
+
+# ------------------------------------------------------------------ drawing
+def render(services: Any) -> None:
+    """The whole form; call after frame.render() and any restore."""
+    init_state()
+    ss = st.session_state
+    if RUN_ID not in ss:
+        _new_press_id()
+    if PAIR_IDS not in ss:
+        ledger = services.ledger
+        ss[PAIR_IDS] = (ledger.new_id(), ledger.new_id(), ledger.new_id())
+    request = current_request()
+    problems = _problems(request)
+
+    with st.container(key="compose_prompt_box"):
+        st.text_area("Prompt", key=PROMPT, height=130, max_chars=MAX_PROMPT,
+                     placeholder="Describe the scene, the action, the camera and the style…")
+        n = len(ss.get(PROMPT) or "")
+        st.caption(f"{n} / {MAX_PROMPT} · Ctrl+Enter generates", text_alignment="right")
+        _show(problems, "prompt")
+        st.pills("Start from an example", list(EXAMPLES), key=EXAMPLE, on_change=_on_example)
+        st.text_area("Negative prompt", key=NEGATIVE, height=68, max_chars=MAX_PROMPT,
+                     placeholder="What to avoid, e.g. blur, text, watermark")
+        _show(problems, "negative_prompt")
+
+    n_images = len(request.image_urls)
+    with st.container(key="compose_settings", horizontal=True, gap="medium"):
+        st.radio("Mode", MODES, key=MODE, format_func=lambda m: MODE_LABELS[m], horizontal=True)
+        st.radio("Duration", DURATIONS, key=DURATION, horizontal=True,
+                 format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
+                                                   else ""))
+        st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True)
+    if n_images and ss.get(DURATION, 5) <= MAX_I2V_DURATION:
+        st.caption(f"15 s is unavailable with images: {FIFTEEN_WITH_IMAGES}.")
+    _show(problems, "mode")
+    _show(problems, "duration")
+    _show(problems, "aspect_ratio")
+    st.checkbox("Watermark", key=WATERMARK, help="Ask the gateway to add its watermark to the video.")
+
+    frames_disabled = int(ss.get(DURATION, 5)) > MAX_I2V_DURATION and not n_images
+    if frames_disabled:
+        st.caption(":material/block: First and last frame are off at 15 s: "
+                   f"{escape_md(FIFTEEN_WITH_IMAGES)}.")
+    cols = st.columns(2, gap="medium")
+    for col, frame in zip(cols, FRAMES, strict=True):
+        with col, st.container(key=f"compose_{frame}_box"):
+            _frame_input(frame, frames_disabled, problems)
+
+    _estimate_and_buttons(services, request, problems)
+
+
+def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
+    ss = st.session_state
+    label = FRAME_LABELS[frame]
+    st.file_uploader(label, type=IMAGE_TYPES, key=file_key(frame), disabled=disabled,
+                     on_change=_on_file, args=(frame,), max_upload_size=10,
+                     help="JPEG or PNG, at least 300 px a side, aspect between 1:2.5 and 2.5:1, up to 10 MB.")
+    st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled,
+                  placeholder="or paste an https:// image URL", label_visibility="collapsed")
+    url = (ss.get(url_key(frame)) or "").strip()
+    upload = ss.get(upload_key(frame))
+    field_problems = problems.get(frame, [])
+    if url and not any(p.level == "error" for p in field_problems):
+        if upload and upload.get("url") == url and ss.get(file_key(frame)) is not None:
+            st.image(ss[file_key(frame)].getvalue(), caption=f"{label}: {upload['name']}", width=220)
+        else:
+            st.image(url, caption=label, width=220)
+    _show(problems, frame)
+
+
+def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[str, list[Problem]]) -> None:
+    ss = st.session_state
+    try:
+        cost = playground.estimate(services, request)
+        pair_cost = sum(playground.estimate(services, r) for r in playground.pair_requests(request))
+    except ValueError:
+        cost = pair_cost = None
+    with st.container(key="compose_estimate"):
+        if cost is not None:
+            st.markdown(f"**Cost {contract.format_estimate(cost)}** · std vs pro pair "
+                        f"{contract.format_estimate(pair_cost)}")
+        left = playground.budget_left(services)
+        if left is not None and cost is not None:
+            budget = services.settings.budget_usd
+            if cost > left + 1e-9:
+                st.error(f"Over budget: this run is estimated at ${cost:.2f}, but only "
+                         f"${max(left, 0):.2f} of the ${budget:.2f} budget is left; Generate is refused.",
+                         icon=":material/block:")
+            else:
+                st.caption(f"Budget: ${left:.2f} of ${budget:.2f} left (estimates).")
+    if ss.get(REFUSED):
+        st.error(ss[REFUSED], icon=":material/block:")
+    run_id = ss[RUN_ID]
+    std_id, pro_id, group_id = ss[PAIR_IDS]
+    with st.container(horizontal=True, key="compose_buttons"):
+        with st.container(key="compose_generate", width="content"):
+            st.button("Generate", type="primary", key=f"generate_{run_id}", icon=":material/movie:",
+                      shortcut="Ctrl+Enter", on_click=_on_generate, args=(run_id,))
+        with st.container(key="compose_compare", width="content"):
+            st.button("Compare std vs pro", key=f"pair_{group_id}", icon=":material/compare:",
+                      on_click=_on_compare, args=((std_id, pro_id), group_id),
+                      help="Submit this request twice, as std 720p and pro 1080p, and open them side by "
+                           "side.")
+    if any(p.level == "error" for ps in problems.values() for p in ps):
+        st.caption("Fix the problems above first: nothing is sent while any remains.")

@@ -1,0 +1,270 @@
+"""AppTest for pages/compare.py: preview and total, forbidden cells, budget refusal, one group per submit,
+and `?group=` restoring a grid from the ledger (cells filling in, the synced player appearing).
+
+Real parts: the embedded local gateway (fast clock), the worker thread and a SQLite ledger in tmp_path.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.ledger import COMPLETED, Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "pages/compare.py"
+PROMPT = "A paper boat drifting down a rainy street gutter, macro, soft light"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Fresh ledger, data folder and services per test; nothing leaks between AppTest instances."""
+    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_BUDGET_USD", "PLAYGROUND_ARCHIVE",
+                 "PLAYGROUND_PASSCODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLAYGROUND_DB_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
+    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
+    from lib.ui import state
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    state.stop_all()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def open_compare(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page(PAGE)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def ledger(tmp: Path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp / 'ledger.db'}")
+
+
+def plain(text: str) -> str:
+    """Markdown-escaped text (lib.ui.text.escape_md) as the user reads it."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [plain(e.value) for e in getattr(at, kind)]
+
+
+def submit_button(at: AppTest):
+    buttons = [b for b in at.button if b.key and b.key.startswith("cmp_submit_")]
+    assert len(buttons) == 1, [b.key for b in at.button]
+    return buttons[0]
+
+
+def preview_cells(at: AppTest) -> list[str]:
+    """The text of each preview cell, in order (markdown + captions inside st-key-cmp_preview_<i>)."""
+    out = []
+    i = 0
+    while True:
+        try:
+            box = at.get_by_key(f"cmp_preview_{i}")
+        except (KeyError, ValueError, IndexError):
+            break
+        if box is None:
+            break
+        out.append(" | ".join(plain(e.value) for e in (*box.markdown, *box.caption)))
+        i += 1
+    return out
+
+
+def test_default_grid_is_std_vs_pro_5s_with_costs_and_total(isolated: Path) -> None:
+    at = open_compare()
+    cells = preview_cells(at)
+    assert len(cells) == 2
+    assert cells[0].startswith("**std · 5 s** · 1280×720") and "≈ $0.18 (estimate)" in cells[0]
+    assert cells[1].startswith("**pro · 5 s** · 1920×1080") and "≈ $0.31 (estimate)" in cells[1]
+    totals = [t for t in texts(at, "markdown") if t.startswith("**Total")]
+    assert totals == ["**Total ≈ $0.50 (estimate)** for 2 runs"]
+    # an empty prompt: priced, but nothing can be sent yet
+    assert submit_button(at).disabled
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    assert not submit_button(at).disabled
+    assert submit_button(at).label == "Submit grid (2 runs)"
+    assert ledger(isolated).count_runs() == 0  # nothing is sent by a preview
+
+
+def test_grid_grows_with_variants_durations_and_aspects(isolated: Path) -> None:
+    at = open_compare()
+    at.segmented_control(key="cmp_n").set_value(2).run()
+    at.text_area(key="cmp_prompt_0").set_value("a fox").run()
+    at.text_area(key="cmp_prompt_1").set_value("a wolf").run()
+    at.pills(key="cmp_durations").set_value([5, 10]).run()
+    cells = preview_cells(at)
+    assert len(cells) == 8
+    assert cells[0].startswith("**P1 · std · 5 s**") and cells[-1].startswith("**P2 · pro · 10 s**")
+    total = 2 * (5 + 10) * (0.0368 + 0.0625)
+    assert f"**Total ≈ ${total:,.2f} (estimate)** for 8 runs" in texts(at, "markdown")
+
+
+def test_fifteen_seconds_with_a_frame_is_crossed_out_with_the_reason(isolated: Path) -> None:
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    at.text_input(key="cmp_first_frame_url").set_value("https://example.com/frame.jpg").run()
+    at.pills(key="cmp_durations").set_value([5, 15]).run()
+    cells = preview_cells(at)
+    assert len(cells) == 4
+    crossed = [c for c in cells if c.startswith("~~")]
+    assert len(crossed) == 2
+    assert all("15 s" in c and "text-to-video only" in c and "not sent" in c for c in crossed)
+    md = texts(at, "markdown")
+    assert "**Total ≈ $0.50 (estimate)** for 2 runs · 2 crossed out (not sent, not billed)" in md
+    assert submit_button(at).label == "Submit grid (2 runs)"
+    submit_button(at).click().run()
+    rows = ledger(isolated).list_runs(limit=10)
+    assert sorted((r.request.effective_duration, r.request.effective_mode) for r in rows) == [
+        (5, "pro"), (5, "std")]
+    assert all(r.request.image_urls == ("https://example.com/frame.jpg",) for r in rows)
+
+
+def test_budget_the_grid_would_exceed_is_refused_with_the_numbers(
+        isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_BUDGET_USD", "0.30")
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    errors = texts(at, "error")
+    refusal = [e for e in errors if e.startswith("Refused")]
+    assert len(refusal) == 1
+    for number in ("$0.50", "$0.00", "$0.30", "$0.20 over"):
+        assert number in refusal[0]
+    assert submit_button(at).disabled
+    # a smaller grid fits
+    at.pills(key="cmp_modes").set_value(["std"]).run()
+    assert not [e for e in texts(at, "error") if e.startswith("Refused")]
+    assert not submit_button(at).disabled
+    assert any("Budget: $0.30 of $0.30 left" in c for c in texts(at, "caption"))
+
+
+def test_submit_creates_one_group_and_a_double_press_adds_nothing(isolated: Path) -> None:
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    button = submit_button(at)
+    stale_key = button.key
+    button.click().run()
+    assert not at.exception, at.exception
+    runs = ledger(isolated).list_runs(limit=10)
+    assert len(runs) == 2
+    group_ids = {r.group_id for r in runs}
+    assert len(group_ids) == 1 and None not in group_ids
+    gid = group_ids.pop()
+    assert sorted(r.label for r in runs) == ["pro", "std"]
+    assert {r.source for r in runs} == {"compare"}
+    assert {r.request.prompt for r in runs} == {PROMPT}
+    assert at.query_params.get("group") in (gid, [gid])
+    # the page now shows the grid (and the submit button is a fresh one)
+    assert at.get_by_key("cmp_group") is not None
+    assert submit_button(at).key != stale_key
+    # pressing the same submit again (same press id) is a ledger no-op
+    from lib import compare
+    from lib.ui import state
+
+    svc = state.services()
+    plan = compare.expand(compare.GridSpec(prompts=(PROMPT,)), svc.settings.prices)
+    again = compare.submit_grid(svc, plan, gid)
+    assert again.ok and again.created == 0
+    assert ledger(isolated).count_runs() == 2
+
+
+def _finish(at: AppTest, tmp: Path, n: int, timeout: float = 60) -> None:
+    """Rerun the page (what the live fragment does) until n runs are archived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = ledger(tmp).list_runs(limit=50)
+        if sum(1 for r in runs if r.state == COMPLETED and r.video_path) >= n:
+            at.run()
+            return
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError(f"runs did not finish: {[(r.state, r.progress) for r in ledger(tmp).list_runs()]}")
+
+
+def test_group_link_restores_the_grid_from_the_ledger(isolated: Path) -> None:
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    submit_button(at).click().run()
+    gid = ledger(isolated).list_runs(limit=1)[0].group_id
+
+    # a later visit (a new session): everything comes back from the ledger
+    later = open_compare({"group": gid})
+    assert later.get_by_key("cmp_group") is not None
+    assert later.text_area(key="cmp_prompt_0").value == PROMPT
+    assert later.pills(key="cmp_modes").value == ["std", "pro"]
+    cell0 = later.get_by_key("cmp_cell_0")
+    assert "std · 5 s" in " ".join(m.value for m in cell0.markdown)
+    _finish(later, isolated, 2)
+    assert not later.exception, later.exception
+    cells = [" ".join(c.value for c in later.get_by_key(f"cmp_cell_{i}").caption) for i in range(2)]
+    assert all(re.search(r"Finished in \d+ s · ≈ \$0\.\d\d \(estimate\)", c) for c in cells), cells
+    html = [h.proto.body for h in later.get("html")]
+    players = [h for h in html if "data-sync-player" in h]
+    assert len(players) == 1 and 'data-count="2"' in players[0]
+    from lib.ui import state
+
+    archive = state.services().archive
+    for run in ledger(isolated).group(gid):
+        src = archive.public_url(run.video_path)
+        assert src.startswith("/app/static/") and f'src="{src}"' in players[0]
+    share = [c.value for c in later.code if "/run?group=" in c.value]
+    assert share and share[0].endswith(f"/run?group={gid}")
+
+
+def test_unknown_group_says_so_and_offers_a_new_grid(isolated: Path) -> None:
+    at = open_compare({"group": "no-such-group"})
+    assert any("not found" in w for w in texts(at, "warning"))
+    assert len(preview_cells(at)) == 2
+
+
+def test_share_view_query_fills_the_form(isolated: Path) -> None:
+    at = open_compare({"prompt": "alpha", "prompt2": "beta", "modes": "pro", "durations": "5,10",
+                       "aspect_ratio": "9:16"})
+    assert at.segmented_control(key="cmp_n").value == 2
+    assert at.text_area(key="cmp_prompt_1").value == "beta"
+    assert at.pills(key="cmp_modes").value == ["pro"]
+    assert at.pills(key="cmp_durations").value == [5, 10]
+    assert at.pills(key="cmp_aspects").value == ["9:16"]
+    assert len(preview_cells(at)) == 4
+
+
+def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    submit_button(at).click().run()
+    gid = ledger(isolated).list_runs(limit=1)[0].group_id
+    _finish(at, isolated, 2)
+    std_run = next(r for r in ledger(isolated).group(gid) if r.label == "std")
+
+    at.button(key=f"cmp_promote_{std_run.run_id}").click().run()
+    children = [c for c in ledger(isolated).children(std_run.run_id) if c.source == "promote"]
+    assert len(children) == 1
+    child = children[0].request
+    assert child.mode == "pro" and child.prompt == PROMPT and child.duration > 5
+    assert at.button(key=f"cmp_promote_{std_run.run_id}").disabled  # one promotion per run
+    assert any("Promoted: pro" in link.label for link in at.get_by_key("cmp_cell_0").get("page_link"))
+
+    at.button(key=f"cmp_rerun_{std_run.run_id}").click().run()
+    group = ledger(isolated).group(gid)
+    assert len(group) == 3
+    take = next(r for r in group if r.source == "rerun")
+    assert take.parent_id == std_run.run_id and take.label == "std" and take.params == std_run.params
+    # the cell now shows the new take
+    assert any("take 2" in c.value for c in at.get_by_key("cmp_cell_0").caption)
+    assert not at.exception, at.exception

@@ -1,0 +1,190 @@
+"""Compose page through AppTest, against the embedded local gateway and a real SQLite ledger."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.contract import VideoRequest
+from lib.ledger import COMPLETED, Ledger
+from lib.ui import state
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+IMG1 = "https://example.com/first.jpg"
+IMG2 = "https://example.com/last.png"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """Own data dir, a fast embedded gateway, fresh cached services; stopped afterwards."""
+    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_DB_URL", "PLAYGROUND_ARCHIVE",
+                 "PLAYGROUND_BUDGET_USD", "PLAYGROUND_PASSCODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
+    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    state.stop_all()
+
+
+def ledger_of(tmp_path: Path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.context["url"] = "http://127.0.0.1:8501/"
+    return at.run()
+
+
+def by_label(widgets, label):
+    found = [w for w in widgets if w.label == label]
+    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return found[0]
+
+
+def button(at: AppTest, label: str, key_prefix: str = ""):
+    found = [b for b in at.button if b.label == label and (b.key or "").startswith(key_prefix)]
+    assert found, f"no button {label!r} ({key_prefix}): {[(b.label, b.key) for b in at.button]}"
+    return found[0]
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def test_compose_renders_every_field():
+    at = new_app()
+    assert not at.exception
+    labels = {w.label for w in [*at.text_area, *at.radio, *at.checkbox, *at.file_uploader, *at.button]}
+    for label in ("Prompt", "Negative prompt", "Mode", "Duration", "Aspect ratio", "Watermark",
+                  "First frame", "Last frame", "Generate", "Compare std vs pro"):
+        assert label in labels
+    assert by_label(at.radio, "Mode").options == ["std (720p)", "pro (1080p)"]
+    assert by_label(at.radio, "Duration").options == ["5 s", "10 s", "15 s"]
+    assert by_label(at.radio, "Aspect ratio").options == ["16:9", "9:16", "1:1"]
+    assert any("0 / 2500" in c for c in texts(at, "caption"))
+    assert any("(estimate)" in m for m in texts(at, "markdown"))
+    sidebar = " ".join(e.value for e in at.sidebar.markdown) + " ".join(e.value for e in at.sidebar.caption)
+    assert "Local gateway" in sidebar and "synthetic" in sidebar
+
+
+def test_estimate_and_counter_follow_every_change():
+    at = new_app()
+    by_label(at.text_area, "Prompt").set_value("a heron")
+    by_label(at.radio, "Mode").set_value("pro")
+    by_label(at.radio, "Duration").set_value(10)
+    at.run()
+    assert any(c.startswith("7 / 2500") for c in texts(at, "caption"))
+    assert any("≈ $0.62 (estimate)" in m for m in texts(at, "markdown"))   # 10 s × $0.0625
+
+
+def test_validation_errors_show_inline_and_nothing_is_written(isolated):
+    at = new_app()
+    by_label(at.text_input, "First frame URL").set_value("ftp://example.com/a.png")
+    by_label(at.radio, "Duration").set_value(15)
+    at.run()
+    errors = " ".join(texts(at, "error"))
+    assert "must start with http:// or https://" in errors
+    assert "15 s is text-to-video only" in errors
+    assert "prompt is empty" not in errors                       # not before the first press
+    button(at, "Generate").click().run()
+    errors = " ".join(texts(at, "error"))
+    assert "The prompt is empty" in errors
+    assert ledger_of(isolated).count_runs() == 0
+
+
+def test_a_run_completes_and_plays_the_archived_video(isolated):
+    at = new_app()
+    by_label(at.text_area, "Prompt").set_value("A paper boat on a pond, test run")
+    at.run()
+    button(at, "Generate").click().run()
+    ledger = ledger_of(isolated)
+    runs = ledger.list_runs()
+    assert len(runs) == 1 and runs[0].request.prompt == "A paper boat on a pond, test run"
+    run_id = runs[0].run_id
+    assert by_label(at.text_area, "Prompt").value == "A paper boat on a pond, test run"  # kept for tweaks
+    assert not any(b.key == f"generate_{run_id}" for b in at.button)                  # a fresh press id
+
+    deadline = time.monotonic() + 60
+    videos = []
+    while time.monotonic() < deadline:
+        at.run()
+        videos = at.get("video")
+        if videos:
+            break
+        time.sleep(0.3)
+    assert videos, f"no video; run is {ledger.get(run_id)}"
+    assert "/app/static/" in videos[0].proto.url and videos[0].proto.url.endswith(".mp4")
+    run = ledger.get(run_id)
+    assert run.state == COMPLETED and run.video_path
+    card_text = " ".join(texts(at, "caption"))
+    assert "Synthetic video from the local gateway" in card_text and "Finished in" in card_text
+    assert any(d.label == "Download" for d in at.get("download_button"))
+    assert any(f"/run?id={run_id}" in c.value for c in at.code)
+    assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
+
+    # promote: a pro child of the same prompt, longer
+    button(at, "Promote to pro", f"card_promote_{run_id}").click().run()
+    children = ledger.children(run_id)
+    assert len(children) == 1
+    child = children[0]
+    assert child.request == run.request.replace(mode="pro", duration=10) and child.source == "promote"
+
+
+def test_rerun_restores_every_setting_including_images(isolated):
+    ledger = ledger_of(isolated)
+    req = VideoRequest("Old lighthouse in a storm", mode="pro", duration=10, aspect_ratio="9:16",
+                       image_urls=(IMG1, IMG2), negative_prompt="people", watermark=True)
+    ledger.create_run("r-old", req, 0.625)
+    at = new_app()
+    button(at, "Re-run", "card_rerun_r-old").click().run()
+    assert not at.exception
+    ss = at.session_state
+    assert ss["compose_prompt"] == req.prompt and ss["compose_negative"] == "people"
+    assert ss["compose_mode"] == "pro" and ss["compose_duration"] == 10 and ss["compose_aspect"] == "9:16"
+    assert ss["compose_watermark"] is True
+    assert ss["compose_first_frame_url"] == IMG1 and ss["compose_last_frame_url"] == IMG2
+    assert by_label(at.text_area, "Prompt").value == req.prompt
+    assert by_label(at.radio, "Aspect ratio").value == "9:16"
+
+
+def test_rerun_link_from_a_share_page(isolated):
+    ledger = ledger_of(isolated)
+    ledger.create_run("r-link", VideoRequest("Snowy owl", mode="std", duration=10, aspect_ratio="1:1"), 0.3)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["rerun"] = "r-link"
+    at.run()
+    assert by_label(at.text_area, "Prompt").value == "Snowy owl"
+    assert by_label(at.radio, "Duration").value == 10 and by_label(at.radio, "Aspect ratio").value == "1:1"
+
+
+def test_budget_refusal_with_the_numbers(isolated, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_BUDGET_USD", "0.1")
+    at = new_app()
+    by_label(at.text_area, "Prompt").set_value("an expensive idea")
+    at.run()
+    assert any("Over budget" in e and "$0.18" in e and "$0.10" in e for e in texts(at, "error"))
+    button(at, "Generate").click().run()
+    refusal = [e for e in texts(at, "error") if "budget is left" in e and "PLAYGROUND_BUDGET_USD" in e]
+    assert refusal and "$0.18" in refusal[0]
+    assert ledger_of(isolated).count_runs() == 0
+
+
+def test_compare_pair_is_one_group_and_opens_it(isolated):
+    at = new_app()
+    by_label(at.text_area, "Prompt").set_value("two takes")
+    at.run()
+    button(at, "Compare std vs pro").click().run()
+    assert not at.exception
+    runs = ledger_of(isolated).list_runs()
+    assert sorted(r.request.mode for r in runs) == ["pro", "std"]
+    assert len({r.group_id for r in runs}) == 1 and runs[0].group_id
+    assert at.query_params.get("group") in (runs[0].group_id, [runs[0].group_id])

@@ -1,0 +1,95 @@
+"""The shared frame: every page calls it first; passcode gate; sidebar facts; finished-run toasts."""
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.contract import VideoRequest
+from lib.ledger import Ledger
+from lib.ui import state
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+PAGE_FILES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_DB_URL", "PLAYGROUND_ARCHIVE",
+                 "PLAYGROUND_BUDGET_USD", "PLAYGROUND_PASSCODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
+    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    state.stop_all()
+
+
+def _first_statement(tree: ast.Module) -> ast.stmt:
+    body = [n for n in tree.body if not isinstance(n, ast.Import | ast.ImportFrom)]
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the module docstring
+    return body[0]
+
+
+@pytest.mark.parametrize("path", PAGE_FILES, ids=lambda p: p.name)
+def test_every_page_calls_the_frame_first(path):
+    first = _first_statement(ast.parse(path.read_text()))
+    assert isinstance(first, ast.Assign), f"{path.name}: first statement is {ast.dump(first)[:80]}"
+    assert [t.id for t in first.targets if isinstance(t, ast.Name)] == ["services"]
+    call = first.value
+    assert isinstance(call, ast.Call) and ast.unparse(call.func) == "frame.render", ast.unparse(call)
+
+
+def test_pages_exist():
+    assert (ROOT / "app.py").is_file() and len(PAGE_FILES) >= 2
+
+
+def sidebar_text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption") for e in getattr(at.sidebar, kind)]
+    return " ".join(parts)
+
+
+def test_sidebar_says_gateway_spend_and_in_flight(isolated, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_BUDGET_USD", "5")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    text = sidebar_text(at)
+    assert "Local gateway" in text and "nothing is billed" in text
+    assert "No runs in flight" in text
+    assert [p.label for p in at.sidebar.get("page_link")][:1] == ["Compose"]
+    assert any("of the $5.00 budget" in (p.proto.text or "") for p in at.sidebar.get("progress"))
+
+
+def test_passcode_gate(monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", "open sesame")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert [w.label for w in at.text_input] == ["Passcode"] and not at.text_area
+    at.text_input[0].set_value("wrong").run()
+    assert any("not right" in e.value for e in at.error) and not at.text_area
+    at.text_input[0].set_value("open sesame").run()
+    assert "Prompt" in [w.label for w in at.text_area]
+
+
+def test_toast_when_a_run_finishes_on_another_page(isolated):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    ledger.create_run("toast-me", VideoRequest("A kite over dunes", duration=5), 0.18)
+    state.services().worker.wake()
+    at.switch_page("pages/history.py").run()
+    assert "1 run in flight" in sidebar_text(at)
+    deadline = time.monotonic() + 60
+    seen: list[str] = []
+    while time.monotonic() < deadline and not any("Video ready" in t for t in seen):
+        time.sleep(0.3)
+        at.run()
+        seen += [t.value for t in at.toast]
+    assert any("Video ready" in t and "kite" in t for t in seen), seen

@@ -1,0 +1,178 @@
+"""The share view (pages/run.py) through AppTest: one run, a group, bad links, plain-text prompts, Re-run."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lib.contract import VideoRequest
+from lib.ledger import Ledger, bulk_insert, run_row
+from lib.ui import compose_form, state
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+EVIL = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click me](https://evil.test) **bold** :red[x]"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_ARCHIVE", "PLAYGROUND_BUDGET_USD",
+                 "PLAYGROUND_PASSCODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
+    monkeypatch.setenv("PLAYGROUND_DB_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    state.stop_all()
+
+
+@pytest.fixture
+def ledger(isolated: Path) -> Any:
+    led = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    yield led
+    led.close()
+
+
+def seed(ledger: Ledger, request: VideoRequest, *, state_: str = "completed", **cols: Any) -> str:
+    run_id = cols.pop("run_id", None) or Ledger.new_id()
+    created = cols.pop("created", time.time() - 300)
+    row = run_row(run_id, request, cols.pop("est_cost", 0.184), now=created, state=state_,
+                  group_id=cols.pop("group_id", None), label=cols.pop("label", None),
+                  task_id=f"task_{run_id[:12]}")
+    if state_ in ("completed", "failed"):
+        row.update(submitted_at=created + 1, completed_at=created + 21, next_poll_at=None)
+    else:  # seeded task ids are not on the gateway: keep the worker from looking them up
+        row.update(submitted_at=created + 1, next_poll_at=time.time() + 3600)
+    row.update(cols)
+    bulk_insert(ledger, [row])
+    return run_id
+
+
+def share(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def main_text(at: AppTest) -> str:
+    """Everything the main area shows as text (not the sidebar, which is the frame's)."""
+    parts: list[str] = []
+    for kind in ("title", "subheader", "markdown", "caption", "text", "code", "info", "warning", "error",
+                 "success"):
+        parts += [str(e.value) for e in getattr(at.main, kind)]
+    for frame in at.main.dataframe:
+        parts.append(frame.value.to_csv())
+    return "\n".join(parts).replace("\\", "")  # Markdown escapes are not what the reader sees
+
+
+def archived(**extra: Any) -> dict[str, Any]:
+    now = time.time()
+    return {"video_path": f"videos/{extra.pop('name', 'v')}.mp4", "poster_path": "posters/v.jpg",
+            "archived_at": now - 10, **extra}
+
+
+def test_one_run_by_id(ledger: Ledger) -> None:
+    req = VideoRequest(prompt="a lighthouse at dusk", mode="pro", duration=10, aspect_ratio="1:1",
+                       negative_prompt="people", watermark=True)
+    rid = seed(ledger, req, **archived(name="lh"))
+    other = seed(ledger, VideoRequest(prompt="SECRET OTHER RUN"))
+    at = share(id=rid)
+    assert [t.value for t in at.title] == ["Shared run"]
+    video = at.get("video")
+    assert len(video) == 1 and video[0].proto.url.endswith("/app/static/videos/lh.mp4")
+    assert at.get_by_key("share_prompt").code[0].value == "a lighthouse at dusk"
+    text = main_text(at)
+    for expected in ("pro (1080p)", "10 s", "1:1", "1080×1080", "people", "on", "≈ $0.18 (estimate)", "20 s"):
+        assert expected in text, expected
+    assert "SECRET OTHER RUN" not in text and other not in text
+    assert "local-playground" not in text  # the bearer key of the local gateway never shows
+    assert [b.label for b in at.button if b.key == "share_rerun"] == ["Re-run this config"]
+
+
+@pytest.mark.parametrize("query", [
+    {"id": "AAAAAAAAAAAAAAAAAAAAAA"},          # well-formed, unknown
+    {"id": "../../etc/passwd"},                # malformed
+    {"id": "<script>alert(1)</script>"},
+    {"group": "BBBBBBBBBBBBBBBBBBBBBB"},
+    {"group": ""},
+])
+def test_unknown_or_malformed_links_get_a_clear_message(ledger: Ledger, query: dict[str, str]) -> None:
+    seed(ledger, VideoRequest(prompt="SECRET OTHER RUN"))
+    at = share(**query)
+    assert [w.value for w in at.warning] == [
+        "This link does not match any run. Check you copied the whole link."
+    ]
+    assert not at.get("video") and "SECRET OTHER RUN" not in main_text(at)
+
+
+def test_no_id_at_all_explains_the_page(ledger: Ledger) -> None:
+    at = share()
+    assert "share link" in at.warning[0].value
+
+
+def test_prompt_with_markup_is_plain_text(ledger: Ledger) -> None:
+    rid = seed(ledger, VideoRequest(prompt=EVIL, negative_prompt=EVIL), **archived())
+    at = share(id=rid)
+    assert at.get_by_key("share_prompt").code[0].value == EVIL
+    for el in [*at.markdown, *at.caption]:
+        assert "<script>" not in el.value and "onerror=" not in el.value
+        assert "](https://evil.test)" not in el.value and ":red[" not in el.value
+    assert not at.get("html")
+    settings = at.get_by_key("share_settings").dataframe[0].value
+    assert EVIL in list(settings.iloc[:, 1])
+
+
+def test_rerun_this_config_fills_compose(ledger: Ledger) -> None:
+    req = VideoRequest(prompt="a koi pond, overhead", mode="pro", duration=10, aspect_ratio="9:16",
+                       negative_prompt="text, logo", watermark=True,
+                       image_urls=("https://img.test/first.png", "https://img.test/last.png"))
+    rid = seed(ledger, req, **archived())
+    at = share(id=rid)
+    at.button(key="share_rerun").click().run()
+    assert not at.exception, at.exception
+    ss = at.session_state
+    assert ss[compose_form.PROMPT] == "a koi pond, overhead"
+    assert ss[compose_form.MODE] == "pro" and ss[compose_form.DURATION] == 10
+    assert ss[compose_form.ASPECT] == "9:16" and ss[compose_form.NEGATIVE] == "text, logo"
+    assert ss[compose_form.WATERMARK] is True
+    assert ss[compose_form.url_key("first_frame")] == "https://img.test/first.png"
+    assert ss[compose_form.url_key("last_frame")] == "https://img.test/last.png"
+    assert at.text_area(key=compose_form.PROMPT).value == "a koi pond, overhead"
+
+
+def test_a_group_shows_every_cell(ledger: Ledger) -> None:
+    gid = Ledger.new_id()
+    base = VideoRequest(prompt="a paper boat in rain", aspect_ratio="16:9")
+    std = seed(ledger, base.replace(mode="std", duration=5), group_id=gid, label="std", **archived(name="s"))
+    pro = seed(ledger, base.replace(mode="pro", duration=5), group_id=gid, label="pro", est_cost=0.3125,
+               **archived(name="p"))
+    running = seed(ledger, base.replace(mode="pro", duration=10), group_id=gid, state_="in_progress",
+                   progress=55)
+    seed(ledger, VideoRequest(prompt="SECRET OTHER RUN"))
+    at = share(group=gid)
+    assert [t.value for t in at.title] == ["Shared comparison"]
+    cells = [at.get_by_key(f"share_cell_{r}") for r in (std, pro, running)]
+    assert all(c is not None for c in cells)
+    assert sorted(v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")) == ["p.mp4", "s.mp4"]
+    text = main_text(at)
+    assert "std 720p · 5 s · 16:9" in text and "pro 1080p · 10 s · 16:9" in text
+    assert "3 runs · 2 finished" in text
+    assert "SECRET OTHER RUN" not in text
+    assert at.get_by_key("share_prompt").code[0].value == "a paper boat in rain"  # one shared prompt, shown once
+    assert [p.value for p in at.get("progress")] == [55]
+    grid_button = at.button(key="share_rerun_grid")
+    assert grid_button.label == "Re-run this grid"
+    compare_exists = (ROOT / "pages" / "compare.py").is_file()
+    assert grid_button.disabled is (not compare_exists)
