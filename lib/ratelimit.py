@@ -1,0 +1,107 @@
+"""Process-wide rate limiter for gateway calls.
+
+ToAPIs counts submits (5/s) and queries (50/s) per user, and rejected calls cost us a 429 round trip and
+a Retry-After wait, so every thread in the process goes through one limiter before it sends. A sliding
+window log (not a token bucket) is used because the gateway's limit is "n per second" with no burst
+credit: a log guarantees that no window of the configured length ever holds more than n sends.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+# The submit window is 1.1 s rather than 1.0 s: the time between our acquisition and the gateway
+# receiving the request varies by a few milliseconds, so a small margin keeps the gateway from ever
+# seeing 6 submits inside one of its own 1 s windows.
+DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"submit": (5, 1.1), "query": (50, 1.0)}
+
+# Upper bound on one sleep inside acquire(): a pause() set by another thread is then seen promptly.
+_MAX_NAP = 0.25
+
+
+class RateLimiter:
+    """At most n acquisitions per bucket in any window; pause() blocks a bucket (or all) until a time.
+
+    Buckets not named in `limits` have no window limit but still honour pause(): uploads can go through
+    the same limiter and wait out a global Retry-After without being counted against submit/query.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, tuple[int, float]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        chosen = dict(DEFAULT_LIMITS if limits is None else limits)
+        for bucket, (count, window) in chosen.items():
+            if count < 1 or window <= 0:
+                raise ValueError(f"limit for {bucket!r} must be at least 1 call per positive window")
+        self._limits = chosen
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._log: dict[str, deque[float]] = {bucket: deque() for bucket in chosen}
+        self._paused_until: dict[str, float] = {}
+        self._all_paused_until = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(limits={self._limits!r})"
+
+    @property
+    def limits(self) -> dict[str, tuple[int, float]]:
+        return dict(self._limits)
+
+    def _ready_at(self, bucket: str, now: float) -> float:
+        """Earliest time this bucket may be acquired; must hold the lock."""
+        ready = max(self._all_paused_until, self._paused_until.get(bucket, float("-inf")))
+        limit = self._limits.get(bucket)
+        if limit is not None:
+            count, window = limit
+            stamps = self._log[bucket]
+            while stamps and stamps[0] <= now - window:
+                stamps.popleft()
+            if len(stamps) >= count:
+                ready = max(ready, stamps[-count] + window)
+        return ready
+
+    def acquire(self, bucket: str, timeout: float | None = None) -> bool:
+        """Block until a call in `bucket` is allowed and record it; False if `timeout` s pass first."""
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            with self._lock:
+                now = self._clock()
+                ready = self._ready_at(bucket, now)
+                if ready <= now:
+                    if bucket in self._log:
+                        self._log[bucket].append(now)
+                    return True
+            if deadline is not None and ready > deadline:
+                # Waiting cannot help: the slot opens only after the caller's deadline.
+                if deadline > now:
+                    self._sleep(deadline - now)
+                return False
+            self._sleep(min(ready - now, _MAX_NAP))
+
+    def pause(self, seconds: float, bucket: str | None = None) -> None:
+        """No acquisition in `bucket` (all buckets when None) before now + seconds; never shortens a pause."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            until = self._clock() + seconds
+            if bucket is None:
+                self._all_paused_until = max(self._all_paused_until, until)
+            else:
+                self._paused_until[bucket] = max(self._paused_until.get(bucket, float("-inf")), until)
+        log.info("rate limiter paused %s for %.2f s", bucket or "all buckets", seconds)
+
+    def paused_for(self, bucket: str) -> float:
+        """Seconds until `bucket` is no longer paused (0 when it is not): for status displays."""
+        with self._lock:
+            now = self._clock()
+            until = max(self._all_paused_until, self._paused_until.get(bucket, float("-inf")))
+            return max(0.0, until - now)

@@ -1,0 +1,332 @@
+"""GatewayClient over real HTTP against the embedded local gateway (fixture `local_gateway`).
+
+Faults are injected through the gateway's control surface (`POST /__control/faults`), and retries are
+checked in the gateway's own request log, so what is asserted is what went over the wire.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from urllib3.util.retry import Retry
+
+from lib.gateway import (
+    Balance,
+    GatewayClient,
+    GatewayTimeout,
+    GatewayUnavailable,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    Task,
+    Unauthorized,
+    UploadRejected,
+    default_retry,
+)
+from lib.ratelimit import RateLimiter
+
+PAYLOAD = {"model": "kling-v3", "prompt": "a red kite over a grey sea", "mode": "std", "duration": 5}
+SLACK = 0.05  # seconds of clock/scheduling slack when comparing log timestamps
+
+
+def make_client(gw: Any, *, key: str | None = None, total: int = 3, timeout: tuple[float, float] = (5, 30),
+                limiter: RateLimiter | None = None) -> GatewayClient:
+    """A client with a fast retry policy, so failing paths stay quick."""
+    limiter = limiter or RateLimiter()
+    retry = default_retry(limiter, total=total, backoff_factor=0.05, backoff_max=0.2, backoff_jitter=0.05)
+    api_key = gw.key if key is None else key
+    return GatewayClient(gw.url, api_key, timeout=timeout, limiter=limiter, retry=retry)
+
+
+def log_since(gw: Any, mark: int, category: str | None = None, path: str | None = None) -> list[dict]:
+    """Request-log entries after position `mark` (see `log_mark`), optionally for one category/path."""
+    entries = gw.requests()[mark:]
+    return [e for e in entries if (category is None or e.get("category") == category)
+            and (path is None or e.get("path") == path)]
+
+
+def log_mark(gw: Any) -> int:
+    return len(gw.requests())
+
+
+def settled_log(gw: Any, mark: int, category: str, at_least: int, settle: float = 0.3) -> list[dict]:
+    """The log once it holds `at_least` such entries and nothing more arrives for `settle` s.
+
+    The gateway writes an entry when the exchange ends, and a dropped exchange ends a moment after the
+    client has already moved on, so the log is read only once it has settled.
+    """
+    deadline = time.monotonic() + 5
+    while len(log_since(gw, mark, category)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(settle)
+    return log_since(gw, mark, category)
+
+
+def png_bytes(size: tuple[int, int] = (400, 300)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (30, 120, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def wait_done(client: GatewayClient, task_id: str, limit: float = 90.0) -> Task:
+    deadline = time.monotonic() + limit
+    task = client.get_task(task_id)
+    while not task.terminal and time.monotonic() < deadline:
+        time.sleep(0.2)
+        task = client.get_task(task_id)
+    return task
+
+
+@pytest.fixture
+def task_id(local_gateway: Any) -> str:
+    """An existing task to query."""
+    return make_client(local_gateway).submit(PAYLOAD).id
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------------- the happy paths
+
+
+def test_submit_then_poll_until_completed(local_gateway: Any) -> None:
+    client = make_client(local_gateway)
+    task = client.submit(PAYLOAD)
+    assert task.id and task.status in ("queued", "in_progress") and not task.terminal
+    done = wait_done(client, task.id)
+    assert done.status == "completed", done
+    assert done.progress == 100 and done.video_url and done.video_url.startswith("http")
+    assert done.completed_at is not None and done.expires_at is not None
+    assert done.expires_at > done.completed_at
+    head = requests.get(done.video_url, headers={"Range": "bytes=0-99"}, timeout=10)
+    assert head.status_code in (200, 206) and head.content[4:8] == b"ftyp"  # a real MP4 box
+
+
+def test_submit_accepts_a_video_request(local_gateway: Any) -> None:
+    contract = pytest.importorskip("lib.contract")
+    req = contract.VideoRequest(prompt="a lighthouse at dusk", duration=5)
+    task = make_client(local_gateway).submit(req)
+    assert task.status in ("queued", "in_progress")
+    submits = [e for e in local_gateway.requests("submit") if e.get("task_id") == task.id]
+    assert len(submits) == 1
+
+
+def test_upload_good_image_returns_a_url(local_gateway: Any) -> None:
+    url = make_client(local_gateway).upload_image(png_bytes(), "frame.png")
+    assert url.startswith("http")
+    assert requests.get(url, timeout=10).status_code == 200
+
+
+def test_upload_wrong_type_is_rejected_with_the_gateways_words(local_gateway: Any) -> None:
+    with pytest.raises(UploadRejected) as info:
+        make_client(local_gateway).upload_image(b"%PDF-1.4 definitely not an image", "doc.pdf")
+    assert "Unsupported" in info.value.message and info.value.status == 400
+
+
+def test_upload_over_10_mb_is_rejected(local_gateway: Any) -> None:
+    big = b"\xff\xd8\xff\xe0" + b"\x00" * (10 * 1024 * 1024 + 16)
+    with pytest.raises(UploadRejected) as info:
+        make_client(local_gateway).upload_image(big, "huge.jpg")
+    assert "too large" in info.value.message.lower()
+
+
+def test_balance(local_gateway: Any) -> None:
+    bal = make_client(local_gateway).balance()
+    assert isinstance(bal, Balance) and isinstance(bal.remain_usd, float)
+
+
+# ---------------------------------------------------------------------------------- errors by status
+
+
+def test_empty_key_is_unauthorized(local_gateway: Any, task_id: str) -> None:
+    client = make_client(local_gateway, key="")
+    with pytest.raises(Unauthorized) as info:
+        client.get_task(task_id)
+    assert info.value.status == 401 and info.value.message
+    with pytest.raises(Unauthorized):
+        client.submit(PAYLOAD)
+
+
+def test_unknown_task_is_not_found(local_gateway: Any) -> None:
+    with pytest.raises(NotFound) as info:
+        make_client(local_gateway).get_task("video_does-not-exist/../x?y")
+    assert info.value.status == 404
+    # the odd characters were quoted into the one id segment (the log shows the decoded path): the "?y"
+    # did not become a query string and the "/../" was not resolved
+    entry = local_gateway.requests("query")[-1]
+    assert entry["path"] == "/v1/videos/generations/video_does-not-exist/../x?y"
+
+
+# ---------------------------------------------------------------------------------- retries on GET
+
+
+def test_429_with_retry_after_is_retried_no_sooner_than_asked(local_gateway: Any, task_id: str) -> None:
+    client = make_client(local_gateway)
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=1, count=1)
+    task = client.get_task(task_id)
+    assert task.id == task_id
+    hits = log_since(local_gateway, mark, "query")
+    assert [e["status"] for e in hits] == [429, 200]
+    assert hits[1]["t"] - hits[0]["t"] >= 1.0 - SLACK
+
+
+def test_retry_after_pauses_every_thread_of_the_process(local_gateway: Any, task_id: str) -> None:
+    limiter = RateLimiter()
+    client = make_client(local_gateway, limiter=limiter)
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=2, count=1)
+    first = threading.Thread(target=client.get_task, args=(task_id,))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not log_since(local_gateway, mark, "query") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # the 429 is in; a second caller (another thread, other endpoint of the same bucket) must wait it out
+    time.sleep(0.1)
+    bal = client.balance()
+    first.join(timeout=10)
+    assert bal is not None
+    hits = [e for e in log_since(local_gateway, mark) if e["category"] != "control"]
+    rejected = next(e for e in hits if e["status"] == 429)
+    later = [e for e in hits if e is not rejected]
+    assert later and all(e["t"] - rejected["t"] >= 2.0 - SLACK for e in later)
+
+
+def test_500_then_success(local_gateway: Any, task_id: str) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=1)
+    assert make_client(local_gateway).get_task(task_id).id == task_id
+    assert [e["status"] for e in log_since(local_gateway, mark, "query")] == [500, 200]
+
+
+def test_500_forever_raises_server_error_after_bounded_retries(local_gateway: Any, task_id: str) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=3)
+    started = time.monotonic()
+    with pytest.raises(ServerError) as info:
+        make_client(local_gateway, total=2).get_task(task_id)
+    assert info.value.status == 500
+    assert [e["status"] for e in log_since(local_gateway, mark, "query")] == [500, 500, 500]  # 1 + 2 retries
+    assert time.monotonic() - started < 5
+
+
+def test_dropped_connection_on_get_is_retried(local_gateway: Any, task_id: str) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="drop", count=1)
+    assert make_client(local_gateway).get_task(task_id).id == task_id
+    hits = settled_log(local_gateway, mark, "query", 2)
+    # the dropped exchange (status 0, logged when the server notices, often after the retry) and the retry
+    assert sorted(e["status"] for e in hits) == [0, 200]
+    assert local_gateway.control("info")["faults"] == []  # the drop fault was used up
+
+
+def test_plain_retry_total_0_makes_exactly_one_attempt(local_gateway: Any, task_id: str) -> None:
+    """The worker's client (services.worker_client) passes Retry(total=0): it schedules its own retries."""
+    limiter = RateLimiter()
+    client = GatewayClient(local_gateway.url, local_gateway.key, limiter=limiter, retry=Retry(total=0))
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=1)
+    with pytest.raises(ServerError):
+        client.get_task(task_id)
+    local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=2, count=1)
+    with pytest.raises(RateLimited) as info:
+        client.get_task(task_id)
+    assert info.value.retry_after == 2.0 and limiter.paused_for("query") > 1.5  # still paused for all
+    assert [e["status"] for e in settled_log(local_gateway, mark, "query", 2)] == [500, 429]
+
+
+def test_malformed_json_is_a_protocol_error(local_gateway: Any, task_id: str) -> None:
+    local_gateway.control("faults", endpoint="query", mode="malformed", count=1)
+    with pytest.raises(ProtocolError) as info:
+        make_client(local_gateway).get_task(task_id)
+    assert "malformed JSON" in info.value.message
+
+
+def test_unknown_status_is_a_protocol_error(local_gateway: Any, task_id: str) -> None:
+    local_gateway.control("faults", endpoint="query", mode="unknown_status", count=1)
+    with pytest.raises(ProtocolError, match="unknown status"):
+        make_client(local_gateway).get_task(task_id)
+
+
+def test_refused_connection_is_unavailable_and_bounded(local_gateway: Any) -> None:
+    client = GatewayClient(f"http://127.0.0.1:{closed_port()}", "k",
+                           retry=default_retry(total=2, backoff_factor=0.01), timeout=(1, 1))
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable):
+        client.get_task("t1")
+    with pytest.raises(GatewayUnavailable) as info:
+        client.submit(PAYLOAD)
+    assert not info.value.outcome_unknown  # nothing was sent: safe to submit again
+    assert time.monotonic() - started < 5
+
+
+# ---------------------------------------------------------------------------------- the submit POST
+
+
+def test_submit_with_a_500_is_not_retried(local_gateway: Any) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="submit", mode="status", status=500, count=1)
+    with pytest.raises(ServerError):
+        make_client(local_gateway).submit(PAYLOAD)
+    assert len(settled_log(local_gateway, mark, "submit", 1)) == 1
+
+
+def test_submit_with_a_dropped_connection_is_not_retried_and_outcome_unknown(local_gateway: Any) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="submit", mode="drop", count=1)
+    with pytest.raises(GatewayTimeout) as info:
+        make_client(local_gateway).submit(PAYLOAD)
+    assert info.value.outcome_unknown
+    assert len(settled_log(local_gateway, mark, "submit", 1)) == 1
+
+
+def test_submit_slower_than_the_read_timeout_is_gateway_timeout(local_gateway: Any) -> None:
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="submit", mode="delay", delay=1.5, count=1)
+    client = make_client(local_gateway, timeout=(5, 0.5))
+    started = time.monotonic()
+    with pytest.raises(GatewayTimeout) as info:
+        client.submit(PAYLOAD)
+    assert time.monotonic() - started < 1.4  # gave up at the read timeout, did not wait for the answer
+    assert info.value.outcome_unknown and info.value.operation == "submit"
+    # the delayed request finishes on the server about 1 s later; then the log must hold just that one
+    assert len(settled_log(local_gateway, mark, "submit", 1)) == 1
+
+
+def test_submit_429_pauses_the_submit_bucket(local_gateway: Any) -> None:
+    limiter = RateLimiter()
+    client = make_client(local_gateway, limiter=limiter)
+    mark = log_mark(local_gateway)
+    local_gateway.control("faults", endpoint="submit", mode="status", status=429, retry_after=1, count=1)
+    with pytest.raises(RateLimited) as info:
+        client.submit(PAYLOAD)
+    assert info.value.retry_after == 1.0
+    assert 0.5 < limiter.paused_for("submit") <= 1.0 and limiter.paused_for("query") == 0.0
+    client.submit(PAYLOAD)  # waits out the pause, then goes
+    hits = log_since(local_gateway, mark, "submit")
+    assert [e["status"] for e in hits] == [429, 200]
+    assert hits[1]["t"] - hits[0]["t"] >= 1.0 - SLACK
+
+
+def test_key_never_reaches_logs_or_errors(local_gateway: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_client(local_gateway)
+    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=4)
+    with pytest.raises(ServerError) as info:
+        client.get_task("video_whatever")
+    with pytest.raises(NotFound) as nf:
+        client.get_task("video_missing")
+    texts = [caplog.text, repr(client), str(info.value), repr(info.value), info.value.body or "",
+             str(nf.value)]
+    assert all(local_gateway.key not in t for t in texts)
