@@ -1,0 +1,326 @@
+"""The gateway's behaviour behind the HTTP routes: accept tasks, report them, render their videos.
+
+Routes stay thin (server.py); this is where the clock, the store, the render queue, the balance and the
+task-level faults meet. Renders run one at a time in a background thread (x264 already fills the cores),
+started when a task is accepted so the file is normally ready before the clock says completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+from . import clock
+from .faults import Faults
+from .limits import SlidingWindow
+from .render import RenderCancelled, render_clip
+from .store import Store, TaskRow
+from .validation import ClipRequest
+
+log = logging.getLogger(__name__)
+
+PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (api-contract §8); 1 USD = 200 credits
+CREDITS_PER_USD = 200
+EXPIRY_SECONDS = 86400
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+UPLOAD_NAME = re.compile(r"^upload_[A-Za-z0-9]+\.(jpg|png|webp|gif)$")
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_task_id(now: float) -> str:
+    """ULID-like: time-ordered and unguessable (ids are opaque to clients anyway)."""
+    value = (int(now * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_B32[value & 31])
+        value >>= 5
+    return "video_" + "".join(reversed(chars))
+
+
+class RenderQueue:
+    """A single background render thread fed in acceptance order; waiters can block on one task."""
+
+    def __init__(self, job: Callable[[str, threading.Event], None]) -> None:
+        self._job = job
+        self._cond = threading.Condition()
+        self._queue: deque[str] = deque()
+        self._pending: set[str] = set()
+        self._current: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-gateway-render", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, task_id: str, *, urgent: bool = False) -> None:
+        with self._cond:
+            if task_id in self._pending or task_id == self._current:
+                if urgent and task_id in self._queue:
+                    self._queue.remove(task_id)
+                    self._queue.appendleft(task_id)
+                return
+            self._pending.add(task_id)
+            (self._queue.appendleft if urgent else self._queue.append)(task_id)
+            self._cond.notify_all()
+
+    def wait(self, task_id: str, timeout: float) -> bool:
+        """Block until `task_id` is neither queued nor rendering; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while task_id in self._pending or task_id == self._current:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._queue) + (1 if self._current else 0)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait(0.5)
+                if self._stop.is_set():
+                    return
+                task_id = self._queue.popleft()
+                self._pending.discard(task_id)
+                self._current = task_id
+            try:
+                self._job(task_id, self._stop)
+            except Exception:
+                log.exception("render of %s failed", task_id)
+            finally:
+                with self._cond:
+                    self._current = None
+                    self._cond.notify_all()
+
+
+class Engine:
+    def __init__(self, data_dir: Path, speed: float = 1.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.videos = self.data_dir / "videos"
+        self.posters = self.data_dir / "posters"
+        self.uploads = self.data_dir / "uploads"
+        for d in (self.videos, self.posters, self.uploads):
+            d.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.data_dir / "local_gateway.db")
+        self.speed = float(speed)
+        self.allow_pro_15 = True
+        self.faults = Faults()
+        self.limiter = SlidingWindow()
+        self.renders = RenderQueue(self._render)
+        for task in self.store.unrendered_tasks():  # accepted before a restart, never finished
+            self.renders.enqueue(task.id)
+
+    def close(self) -> None:
+        self.renders.stop()
+        self.store.close()
+
+    # -- tasks ----------------------------------------------------------------------------------------------
+    def accept(self, req: ClipRequest, raw: dict) -> TaskRow | None:
+        """Charge and store a new task; None if the balance cannot pay for it."""
+        now = time.time()
+        task = TaskRow(
+            id=new_task_id(now),
+            created_at=now,
+            model="kling-v3",
+            mode=req.mode,
+            duration=req.duration,
+            aspect=req.aspect,
+            prompt=req.prompt,
+            request=raw,
+            first_image=req.first_image,
+            last_image=req.last_image,
+            speed=self.speed,
+            cost=round(PRICES[req.mode] * req.duration, 6),
+            fail_code=None,
+            fail_message=None,
+            refunded=False,
+            rendered_at=None,
+            expired=False,
+        )
+        if not self.store.charge(task):
+            return None
+        failure = self.faults.take_failure()
+        if failure is not None:
+            self.store.set_failure(task.id, failure.code, failure.message)
+            return self.store.get_task(task.id)
+        self.renders.enqueue(task.id)
+        return task
+
+    def video_path(self, task_id: str) -> Path:
+        return self.videos / f"{task_id}.mp4"
+
+    def poster_path(self, task_id: str) -> Path:
+        return self.posters / f"{task_id}.jpg"
+
+    def read(self, task: TaskRow, now: float | None = None) -> clock.Reading:
+        """The task's state now; queues a render when the file is missing (after a restart or a wipe)."""
+        now = time.time() if now is None else now
+        rendered_at = task.rendered_at
+        if task.fail_code is None and (rendered_at is None or not self.video_path(task.id).exists()):
+            rendered_at = None
+            self.renders.enqueue(task.id)
+        timeline = clock.Timeline.for_task(task.mode, task.duration, task.speed)
+        reading = clock.read(
+            task.id, task.created_at, now, timeline, rendered_at=rendered_at, fail=task.fail_code is not None
+        )
+        if reading.status == "failed" and not task.refunded:
+            self.store.refund(task)
+        return reading
+
+    def body(self, task: TaskRow, base_url: str, now: float | None = None) -> dict:
+        """The GET /v1/videos/generations/{id} body for the task's current state (api-contract §4.1)."""
+        reading = self.read(task, now)
+        out: dict = {
+            "id": task.id,
+            "object": "generation.task",
+            "model": task.model,
+            "status": reading.status,
+            "progress": reading.progress,
+            "created_at": int(task.created_at),
+        }
+        if reading.status == "completed":
+            done = int(reading.finished_at or task.created_at)
+            out["completed_at"] = done
+            out["expires_at"] = done + EXPIRY_SECONDS
+            out["result"] = {
+                "type": "video",
+                "data": [
+                    {
+                        "url": f"{base_url}/files/videos/{task.id}.mp4",
+                        "format": "mp4",
+                        "thumbnail_url": f"{base_url}/files/posters/{task.id}.jpg",
+                    }
+                ],
+            }
+        elif reading.status == "failed":
+            out["error"] = {"code": task.fail_code, "message": task.fail_message}
+        return out
+
+    def settle(self) -> None:
+        """Refund failed tasks whose failure time has passed (balance reads are then exact)."""
+        now = time.time()
+        for task in self.store.unrefunded_failures():
+            self.read(task, now)
+
+    def wait_rendered(self, task_id: str, timeout: float = 120.0) -> bool:
+        self.renders.enqueue(task_id, urgent=True)
+        return self.renders.wait(task_id, timeout) and self.video_path(task_id).exists()
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def _render(self, task_id: str, stop: threading.Event) -> None:
+        task = self.store.get_task(task_id)
+        if task is None or task.fail_code is not None:
+            return
+        video, poster = self.video_path(task_id), self.poster_path(task_id)
+        if video.exists() and poster.exists() and task.rendered_at is not None:
+            return
+        try:
+            first = self._image(task.first_image, "first frame") if task.first_image else None
+            last = self._image(task.last_image, "last frame") if task.last_image else None
+        except ValueError as exc:
+            self.store.set_failure(task_id, "generation_failed", f"Generation failed: {exc}")
+            return
+        try:
+            render_clip(
+                video,
+                prompt=task.prompt,
+                mode=task.mode,
+                duration=task.duration,
+                aspect=task.aspect,
+                first_image=first,
+                last_image=last,
+                poster_path=poster,
+                cancel=stop,
+            )
+        except RenderCancelled:
+            return
+        except Exception:  # a bad input image or a disk problem: fail the task rather than retry forever
+            log.exception("render of %s failed", task_id)
+            self.store.set_failure(
+                task_id,
+                "generation_failed",
+                "Generation failed: the video could not be produced from these inputs",
+            )
+            return
+        self.store.mark_rendered(task_id, time.time())
+
+    def _image(self, url: str, what: str) -> bytes | Path:
+        """An input image: our own uploads are read from disk (any host/port), other URLs are fetched."""
+        parsed = urlparse(url)
+        name = parsed.path.rsplit("/", 1)[-1]
+        if (
+            parsed.path.startswith("/files/uploads/")
+            and UPLOAD_NAME.match(name)
+            and self.store.get_upload(name) is not None
+        ):
+            return self.uploads / name
+        try:
+            resp = requests.get(url, timeout=(3, 10), stream=True)
+            resp.raise_for_status()
+            data = resp.raw.read(MAX_IMAGE_BYTES + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise ValueError(f"could not download the {what} image ({type(exc).__name__})") from None
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ValueError(f"the {what} image is larger than 10 MB")
+        if sniff_image(data) is None:
+            raise ValueError(f"the {what} URL did not return a JPEG, PNG, WebP or GIF image")
+        return data
+
+    # -- uploads --------------------------------------------------------------------------------------------
+    def save_upload(self, data: bytes, filename: str | None, mime: str, ext: str) -> dict:
+        upload_id = "upload_" + secrets.token_hex(8)
+        name = f"{upload_id}.{ext}"
+        path = self.uploads / name
+        tmp = path.with_name(name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        self.store.add_upload(
+            upload_id, time.time(), name, filename, mime, len(data), hashlib.sha256(data).hexdigest()
+        )
+        return {"id": upload_id, "name": name, "mime_type": mime, "size": len(data)}
+
+    # -- balance --------------------------------------------------------------------------------------------
+    def balance_body(self) -> dict:
+        self.settle()
+        remain, used = self.store.balance()
+        return {
+            "success": True,
+            "remain_balance": round(remain, 4),
+            "used_balance": round(used, 4),
+            "remain_credits": round(remain * CREDITS_PER_USD),
+            "used_credits": round(used * CREDITS_PER_USD),
+            "credits_per_usd": CREDITS_PER_USD,
+            "unlimited_quota": False,
+        }
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """(mime type, extension) by content, not by name or header."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg", "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png", "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif", "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return None
