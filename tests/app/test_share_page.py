@@ -170,7 +170,8 @@ def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     assert "std 720p · 5 s · 16:9" in text and "pro 1080p · 10 s · 16:9" in text
     assert "3 runs · 2 finished" in text
     assert "SECRET OTHER RUN" not in text
-    assert at.get_by_key("share_prompt").code[0].value == "a paper boat in rain"  # one shared prompt, shown once
+    # one shared prompt, shown once above the grid
+    assert at.get_by_key("share_prompt").code[0].value == "a paper boat in rain"
     assert [p.value for p in at.get("progress")] == [55]
     grid_button = at.button(key="share_rerun_grid")
     assert grid_button.label == "Re-run this grid"

@@ -1,0 +1,231 @@
+"""The History page: every run in the ledger, filtered and paged in the database, with a detail panel.
+
+Why paged in SQL and nothing cached per session: the ledger may hold 100,000 runs; the page reads one
+page of rows (LIMIT/OFFSET) and one COUNT, so it costs the same at any size. The heavier spend/stats
+queries run only while their tab is open, and at most once per ledger change.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lib import contract, history, playground
+from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
+from lib.ui import card, player, share_view, state
+from lib.ui.text import escape_md
+
+TABLE_KEY = "hist_table"
+PAGE_KEY = "hist_page"
+TEXT_KEY = "hist_text"
+STATES_KEY = "hist_states"
+MODES_KEY = "hist_modes"
+DURATIONS_KEY = "hist_durations"
+DATES_KEY = "hist_dates"
+TABS_KEY = "hist_tabs"
+RECOVER_KEY = "hist_recover_id"
+RECOVERED_KEY = "hist_recovered"
+RECOVER_ERROR_KEY = "hist_recover_error"
+TAB_RUNS = "Runs"
+TAB_STATS = "Spend and stats"
+TAB_RECOVER = "Recover by task id"
+ROW_HEIGHT = 46
+# what people scan first (the poster and prompt), then state and settings, then numbers; run_id stays hidden
+COLUMN_ORDER = ("poster", "prompt", "state", "mode", "duration", "aspect", "est_cost", "time_to_finish",
+                "created", "video")
+
+
+def _reset_view() -> None:
+    """Filters changed: back to page 1 and no selected row (its index would point at another run)."""
+    st.session_state[PAGE_KEY] = 1
+    if TABLE_KEY in st.session_state:
+        del st.session_state[TABLE_KEY]
+
+
+def _filters() -> RunFilter:
+    text = st.text_input("Search runs", key=TEXT_KEY, on_change=_reset_view,
+                         placeholder="Words from the prompt, a run id or a task id")
+    # a wrapping row: side by side on a desktop, two to a line on a phone instead of one tall column
+    with st.container(horizontal=True, gap="small", key="hist_filters"):
+        states = st.multiselect("State", STATES, key=STATES_KEY, on_change=_reset_view, width=230,
+                                format_func=lambda s: history.STATE_LABELS.get(s, s), placeholder="Any")
+        modes = st.pills("Mode", contract.MODES, selection_mode="multi", key=MODES_KEY,
+                         on_change=_reset_view)
+        durations = st.pills("Duration", contract.DURATIONS, selection_mode="multi", key=DURATIONS_KEY,
+                             format_func=lambda d: f"{d} s", on_change=_reset_view)
+        dates = st.date_input("Created between", value=[], key=DATES_KEY, on_change=_reset_view,
+                              format="YYYY-MM-DD", width=250)
+    return history.parse_filter(text, states or (), modes or (), durations or (), dates,
+                                share_view.viewer_tz())
+
+
+def _poster(services: Any) -> Any:
+    def url(run: Any) -> str | None:
+        if not run.poster_path:
+            return None
+        try:
+            return player.archive_url(services, run.poster_path)
+        except ValueError:
+            return None
+    return url
+
+
+def _column_config() -> dict[str, Any]:
+    cc = st.column_config
+    try:
+        tz = st.context.timezone
+    except Exception:  # noqa: BLE001 - no browser context
+        tz = None
+    return {
+        "poster": cc.ImageColumn("Poster", width="small"),
+        "state": cc.TextColumn("State", width="small"),
+        "mode": cc.TextColumn("Mode", width="small"),
+        "duration": cc.TextColumn("Duration", width="small"),
+        "aspect": cc.TextColumn("Aspect", width="small"),
+        "prompt": cc.TextColumn("Prompt", width="medium"),
+        "est_cost": cc.NumberColumn("Est. cost", format="$%.2f", width="small",
+                                    help="Estimated from the per-second price; not what the gateway bills."),
+        "time_to_finish": cc.TextColumn("Time to finish", width="small"),
+        "created": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", timezone=tz or "UTC"),
+        "video": cc.TextColumn("Video", help="'archived' (kept here for good) or how long the gateway's "
+                                             "link still works (24 h)."),
+        "run_id": None,
+    }
+
+
+def _table(services: Any, flt: RunFilter) -> Any:
+    """One page of runs; returns the selected run (or None)."""
+    ledger = services.ledger
+    total = ledger.count_runs(flt)
+    pages = history.page_count(total)
+    page = history.clamp_page(st.session_state.get(PAGE_KEY), total)
+    if st.session_state.get(PAGE_KEY) not in (None, page):
+        st.session_state[PAGE_KEY] = page
+    runs = ledger.list_runs(flt, limit=history.PAGE_SIZE, offset=history.page_offset(page))
+    frame = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
+                         columns=list(history.TABLE_COLUMNS))
+    with st.container(horizontal=True, vertical_alignment="center", key="hist_toolbar"):
+        st.caption(history.page_caption(page, total))
+        st.space("stretch")
+        st.download_button(
+            "Export CSV",
+            data=lambda: history.export_csv(ledger, flt),
+            file_name=history.csv_file_name(time.time()),
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+            key="hist_export",
+            disabled=total == 0,
+            help="Every run that matches the filters (not just this page), as CSV.",
+        )
+    event = st.dataframe(
+        frame, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
+        column_config=_column_config(), row_height=ROW_HEIGHT, column_order=COLUMN_ORDER,
+        placeholder="—",
+    )
+    if pages > 1:
+        st.pagination(pages, key=PAGE_KEY, max_visible_pages=5)
+    rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    if total == 0:
+        st.info("No runs match these filters." if flt != RunFilter() else
+                "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
+    if rows and 0 <= rows[0] < len(runs):
+        return runs[rows[0]]
+    return None
+
+
+def _detail(services: Any, run: Any) -> None:
+    with st.container(key="hist_detail"):
+        st.subheader("Selected run")
+        media, info = share_view.media_columns(run)
+        with media:
+            card.run_card(services, run, key="hist", show_prompt=False)
+        with info:
+            share_view.prompt_block(run, key="hist_prompt")
+            share_view.run_facts(run, key="hist_facts", stacked=True)
+        ids = history.identity_items(run)
+        st.caption(escape_md(" · ".join(f"{k}: {v}" for k, v in ids)))
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=8)
+def _stats(ledger_key: str, version: tuple, utc_offset: float) -> tuple[dict, list]:
+    """stats() and spend_by_day() read every finished run: once per ledger change, not per rerun."""
+    del ledger_key, version  # cache keys only
+    ledger = state.services().ledger
+    return ledger.stats(), ledger.spend_by_day(history.SPEND_DAYS, utc_offset=utc_offset)
+
+
+def _spend_and_stats(services: Any) -> None:
+    ledger = services.ledger
+    offset = history.utc_offset_seconds(share_view.viewer_tz(), time.time())
+    stats, by_day = _stats(repr(ledger), ledger.version(), offset)
+    with st.container(horizontal=True, key="hist_stats"):
+        for label, value in history.stats_summary(stats):
+            st.metric(label, value, border=True)
+    st.markdown(f"**Estimated spend per day** (last {history.SPEND_DAYS} days; failed runs are not billed)")
+    st.bar_chart(history.spend_frame(by_day), x="day", y="estimated USD", height=220, sort=False,
+                 x_label="", y_label="USD (estimate)")
+    st.markdown("**Median time to finish** (completed runs, from sending to finished)")
+    medians = history.median_rows(stats)
+    if medians:
+        with st.container(key="hist_medians"):
+            st.dataframe(pd.DataFrame(medians), hide_index=True)
+    else:
+        st.caption("No completed runs yet.")
+
+
+def _on_recover() -> None:
+    """Callback: join the task to the ledger; the worker follows it from here (pages never poll)."""
+    services = state.services()
+    st.session_state.pop(RECOVER_ERROR_KEY, None)
+    task_id = (st.session_state.get(RECOVER_KEY) or "").strip()
+    try:
+        run = playground.recover(services, task_id)
+    except (ValueError, LedgerError) as exc:
+        st.session_state[RECOVER_ERROR_KEY] = str(exc)
+        return
+    st.session_state[RECOVERED_KEY] = run.run_id
+    st.session_state[RECOVER_KEY] = ""
+
+
+def _recover(services: Any) -> None:
+    st.caption("Paste the id of a task made elsewhere (for example with curl). It joins this history and "
+               "is followed like any other run; nothing is submitted again.")
+    with st.form("hist_recover_form", border=False, enter_to_submit=True):
+        st.text_input("Task id", key=RECOVER_KEY, placeholder="task_01…")
+        st.form_submit_button("Recover", on_click=_on_recover, icon=":material/sync:")
+    error = st.session_state.get(RECOVER_ERROR_KEY)
+    if error:
+        st.error(escape_md(error), icon=":material/error:")
+    run_id = st.session_state.get(RECOVERED_KEY)
+    run = services.ledger.get(run_id) if run_id else None
+    if run is not None:
+        if run.state in (FAILED, UNKNOWN):
+            st.error(escape_md(f"Task {run.task_id} could not be followed: {playground.explain(run)}"),
+                     icon=":material/error:")
+        elif run.state in ACTIVE and run.error_message:
+            # e.g. the gateway answered 404: the worker keeps looking (backing off) and says so here
+            st.warning(escape_md(f"Task {run.task_id}: {run.error_message}"), icon=":material/help:")
+        else:
+            st.success(escape_md(f"Task {run.task_id} is in the history; the worker follows it."),
+                       icon=":material/check_circle:")
+        card.run_card(services, run, key="hist_rec", show_prompt=False,
+                      actions=("download", "share") if history.has_settings(run) else ("download",))
+
+
+def render(services: Any) -> None:
+    st.title("History")
+    runs_tab, stats_tab, recover_tab = st.tabs([TAB_RUNS, TAB_STATS, TAB_RECOVER], key=TABS_KEY,
+                                               on_change="rerun")
+    with runs_tab:  # always drawn: its filters keep their values while another tab is open
+        flt = _filters()
+        selected = _table(services, flt)
+        if selected is not None:
+            _detail(services, selected)
+    if stats_tab.open:  # the only costly queries: run them only while someone looks
+        with stats_tab:
+            _spend_and_stats(services)
+    with recover_tab:
+        _recover(services)

@@ -1,0 +1,248 @@
+"""The read-only share view (`/run?id=…` and `/run?group=…`) and the run facts History reuses.
+
+Why its own module: a share link is a capability handed to anyone, so this view shows exactly one run (or
+one comparison group) and nothing else — no history, no key, no other run — and must work as the first
+request a freshly started server sees. User text (prompts, labels, URLs) is drawn only with elements that
+never interpret Markdown or HTML (st.text, st.code, dataframes).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lib import history, links
+from lib.ledger import ACTIVE, COMPLETED
+from lib.ui import card, player, state
+from lib.ui.text import escape_md
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPARE_PAGE = "pages/compare.py"
+COMPOSE_PAGE = "app.py"
+
+
+def viewer_tz() -> Any:
+    """The viewer's time zone from the browser (UTC when the browser did not say)."""
+    try:
+        name = st.context.timezone
+    except Exception:  # noqa: BLE001 - no browser context (bare script run)
+        name = None
+    return history.tz_from_name(name)
+
+
+def facts_frame(items: Sequence[tuple[str, str]], what: str = "Setting") -> pd.DataFrame:
+    """(label, value) pairs as a two-column table: a dataframe shows text as text, whatever it contains."""
+    return pd.DataFrame({what: [k for k, _ in items], "Value": [str(v) for _, v in items]})
+
+
+def _facts(items: Sequence[tuple[str, str]], key: str, what: str) -> None:
+    with st.container(key=key):
+        st.dataframe(facts_frame(items, what), hide_index=True, width="stretch",
+                     column_config={what: st.column_config.TextColumn(width=140),
+                                    "Value": st.column_config.TextColumn(width="large")})
+
+
+def run_facts(run: Any, *, key: str, now: float | None = None, stacked: bool = False) -> None:
+    """Every parameter, the timings, the cost and the ids of one run (no actions, no other runs).
+
+    stacked=True puts the two tables one under the other (for a narrow column beside the player).
+    """
+    now = time.time() if now is None else now
+    tz = viewer_tz()
+    settings_col, timing_col = (st.container(), st.container()) if stacked else st.columns(2, gap="medium")
+    with settings_col:
+        st.markdown("**Settings**")
+        _facts(history.parameter_items(run), key=f"{key}_settings", what="Setting")
+    with timing_col:
+        st.markdown("**Timings and cost**")
+        items = [*history.timing_items(run, now, tz), ("Cost", history.cost_text(run))]
+        _facts(items, key=f"{key}_timings", what="Timing")
+    error = history.error_text(run)
+    if error:
+        st.caption("Gateway message:")
+        st.text(error)
+
+
+def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:
+    """The prompt exactly as typed (st.code: no Markdown/HTML, and a copy button)."""
+    with st.container(key=key):
+        st.markdown(f"**{label}**")
+        if history.has_settings(run):
+            st.code(run.request.prompt, language=None, wrap_lines=True)
+        else:
+            st.text("Unknown: this run was recovered by its task id, so its settings were not recorded here.")
+
+
+def _on_rerun(run_id: str) -> None:
+    """Open Compose with every setting of the run (images included) carried in its URL.
+
+    The settings travel as Compose's own query params (links.rerun_query), which app.py reads and then
+    drops, so this works in a brand-new session opened from a share link, and survives a reload.
+    """
+    services = state.services()
+    run = services.ledger.get(run_id)
+    if run is None or not history.has_settings(run):
+        return
+    state.navigate(COMPOSE_PAGE, links.rerun_query(run.request))
+
+
+def _on_rerun_grid(group_id: str) -> None:
+    services = state.services()
+    runs = services.ledger.group(group_id)
+    query = history.grid_query(runs)
+    if query:
+        state.navigate(COMPARE_PAGE, query)
+
+
+def compare_page_exists() -> bool:
+    return (ROOT / COMPARE_PAGE).is_file()
+
+
+def _status_line(run: Any) -> None:
+    card.state_badge(run)
+    if run.state in ACTIVE:
+        progress = max(0, min(100, int(run.progress or 0)))
+        st.progress(progress / 100, text=f"{progress}% · {card.timing(run)}")
+    elif run.state == COMPLETED:
+        st.caption(escape_md(card.timing(run)))
+
+
+def media_columns(run: Any) -> tuple[Any, Any]:
+    """(player column, facts column) sized by the video's shape, so a 9:16 clip is not 2,000 px tall.
+
+    On a phone Streamlit stacks the columns, so the player simply comes first.
+    """
+    aspect = (run.aspect_ratio or run.request.effective_aspect) if history.has_settings(run) else "16:9"
+    spec = {"9:16": [2, 3], "1:1": [1, 1]}.get(aspect, [3, 2])
+    return tuple(st.columns(spec, gap="medium"))
+
+
+def show_run(services: Any, run: Any) -> None:
+    """One shared run: the video from our archive, the prompt as text, every setting, and Re-run."""
+    st.title("Shared run")
+    with st.container(key="share_run"):
+        media, info = media_columns(run)
+        with media:
+            _status_line(run)
+            if run.state == COMPLETED:
+                if not player.video(services, run):
+                    st.info("The video is being archived…" if not run.archive_failed
+                            else "The video could not be archived.")
+            elif run.state in ACTIVE:
+                st.info("This run is still being generated; the video appears here when it is ready.")
+            else:
+                st.warning("This run has no video.")
+        with info:
+            prompt_block(run, key="share_prompt")
+            with st.container(horizontal=True, gap="small"):
+                st.button("Re-run this config", key="share_rerun", type="primary", icon=":material/replay:",
+                          disabled=not history.has_settings(run), on_click=_on_rerun, args=(run.run_id,),
+                          help="Open Compose with every setting of this run filled in, images included.")
+                if run.group_id:
+                    st.page_link("pages/run.py", label="See its comparison", icon=":material/grid_view:",
+                                 query_params={"group": run.group_id})
+            run_facts(run, key="share", stacked=True)
+        if history.has_settings(run):
+            _snippets(services, run)
+
+
+def snippet_base(services: Any) -> str:
+    """The gateway a copied snippet should call: ToAPIs itself when this app runs on the local one."""
+    from lib.config import DEFAULT_BASE_URL
+
+    settings = services.settings
+    if settings.uses_local_gateway or not settings.base_url:
+        return DEFAULT_BASE_URL
+    return settings.base_url
+
+
+def _snippets(services: Any, run: Any) -> None:
+    with st.expander("Run it yourself (curl / Python)", icon=":material/code:"):
+        base = snippet_base(services)
+        st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; the key is never shown here.")
+        st.code(links.curl_snippet(run.request, base), language="bash")
+        st.code(links.python_snippet(run.request, base), language="python")
+
+
+def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str) -> None:
+    """One cell of a shared comparison: label, state, player, settings and cost."""
+    with st.container(border=True, key=f"{key}_{run.run_id}"):
+        st.markdown(f"**{escape_md(history.grid_cell_label(run))}**")
+        _status_line(run)
+        if run.state == COMPLETED:
+            player.video(services, run)
+        if show_prompt:
+            st.text(run.request.prompt)
+        st.caption(escape_md(f"{history.cost_text(run)} · time to finish "
+                             f"{history.format_seconds(history.time_to_finish(run))}"))
+        error = history.error_text(run)
+        if error:
+            st.text(error)
+
+
+def group_grid(
+    services: Any,
+    runs: Sequence[Any],
+    *,
+    key: str = "share_cell",
+    cell: Callable[..., None] = grid_cell,
+) -> None:
+    """The cells of a comparison group in grid order (prompt variant, std→pro, duration).
+
+    A clean seam for the compare page: pass another `cell` to draw each run differently (e.g. with
+    synced playback), the layout and the order stay the same.
+    """
+    ordered = history.sort_grid(runs)
+    varied = len({r.request.prompt for r in ordered}) > 1
+    with st.grid(columns="auto", min_column_width=300, gap="medium", key=f"{key}_grid"):
+        for run in ordered:
+            cell(services, run, show_prompt=varied, key=key)
+
+
+def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
+    """A shared comparison: every cell with its player and settings, plus Re-run this grid."""
+    st.title("Shared comparison")
+    ordered = history.sort_grid(runs)
+    total, billed = history.group_cost(ordered)
+    done = sum(1 for r in ordered if r.state == COMPLETED)
+    cost = f"≈ ${total:,.2f} (estimate)"
+    if total - billed > 0.005:
+        cost += f", of which ≈ ${total - billed:,.2f} not billed (failed)"
+    st.caption(escape_md(f"{len(ordered)} runs · {done} finished · {cost}"))
+    prompts = list(dict.fromkeys(r.request.prompt for r in ordered))
+    if len(prompts) == 1:
+        prompt_block(ordered[0], key="share_prompt")
+    with st.container(key="share_group"):
+        group_grid(services, ordered)
+    exists = compare_page_exists()
+    st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
+              disabled=not exists or not history.grid_query(ordered), on_click=_on_rerun_grid,
+              args=(group_id,),
+              help="Open Compare with this grid's prompts, modes, durations and frames filled in."
+              if exists else "The compare page is not available in this version.")
+
+
+def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:
+    st.title("Shared run")
+    st.warning(message, icon=":material/link_off:")
+    st.page_link(COMPOSE_PAGE, label="Make your own video", icon=":material/edit_note:")
+
+
+def render(services: Any) -> None:
+    """Route /run?id=… and /run?group=…; an unknown or malformed id gets the same plain message."""
+    target = history.parse_share_query(st.query_params.to_dict())
+    if target.kind == "run":
+        run = services.ledger.get(target.ident)
+        if run is not None:
+            show_run(services, run)
+            return
+    elif target.kind == "group":
+        runs = services.ledger.group(target.ident)
+        if runs:
+            show_group(services, target.ident, runs)
+            return
+    not_found(target.message or history.NOT_FOUND_MESSAGE)
