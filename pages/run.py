@@ -3,5 +3,5 @@ from __future__ import annotations
 
 from lib.ui import frame, share_view
 
-services = frame.render("Shared run", icon=":material/link:")
+services = frame.render("Shared run", icon=":material/link:", public=True)
 share_view.render(services)

@@ -38,11 +38,16 @@ _UNLOCKED_KEY = "_passcode_ok"
 _full_run: contextvars.ContextVar[bool] = contextvars.ContextVar("frame_full_run", default=False)
 
 
-def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide") -> Any:
-    """Set up the page and return the process-wide Services. Call it first on every page."""
+def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", public: bool = False) -> Any:
+    """Set up the page and return the process-wide Services. Call it first on every page.
+
+    `public=True` is for the share view: anyone holding a link may see it, so it skips the passcode and
+    shows nothing about the owner's account (balance, spend) or other people's runs (toasts).
+    """
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=icon, layout=layout)
     services = state.services()
-    _gate(services.settings.passcode)
+    if not public:
+        _gate(services.settings.passcode)
     pending = state.take_navigation()
     if pending is not None:
         page, params = pending
@@ -50,7 +55,7 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide") 
     for text, toast_icon in st.session_state.pop(_TOASTS_KEY, []):
         st.toast(text, icon=toast_icon)
     with st.sidebar:
-        _sidebar(services)
+        _sidebar(services, public=public)
     return services
 
 
@@ -86,7 +91,7 @@ def _balance(cache_token: str) -> float | None:
     return None if balance is None else balance.remain_usd
 
 
-def _sidebar(services: Any) -> None:
+def _sidebar(services: Any, *, public: bool) -> None:
     settings = services.settings
     st.markdown(f"### {APP_NAME}")
     with st.container(key="frame_nav"):
@@ -102,9 +107,23 @@ def _sidebar(services: Any) -> None:
         else:
             st.markdown(":orange-badge[:material/payments: Real gateway — billed]")
             st.caption(f"Runs go to {settings.base_url} and are billed to your ToAPIs account.")
-        remain = _balance(settings.base_url or "embedded")
+        remain = None if public else _balance(settings.base_url or "embedded")
         if remain is not None:
             st.caption(f"Balance: ${remain:,.2f}")
+    if public:
+        st.caption("You are viewing a shared link: read-only, no account details are shown.")
+    else:
+        _spend(services)
+    in_flight = services.ledger.in_flight()
+    token = _full_run.set(True)
+    try:
+        st.fragment(_live, run_every=LIVE_EVERY if in_flight else None)(public)
+    finally:
+        _full_run.reset(token)
+
+
+def _spend(services: Any) -> None:
+    settings = services.settings
     with st.container(key="frame_spend"):
         spent = services.ledger.spend()
         budget = settings.budget_usd
@@ -113,12 +132,6 @@ def _sidebar(services: Any) -> None:
                         text=f"Spent ≈ ${spent:,.2f} of the ${budget:,.2f} budget (estimates)")
         else:
             st.caption(f"Spent ≈ ${spent:,.2f} so far (estimate; no budget set)")
-    in_flight = services.ledger.in_flight()
-    token = _full_run.set(True)
-    try:
-        st.fragment(_live, run_every=LIVE_EVERY if in_flight else None)()
-    finally:
-        _full_run.reset(token)
 
 
 def _watch(ledger: Any, previous: dict[str, str]) -> dict[str, str]:
@@ -141,17 +154,21 @@ def _finished_toast(run: Any) -> tuple[str, str]:
     return f"Run outcome unknown: {short}", ":material/help:"
 
 
-def _live() -> None:
-    """One tick: cheap change token; on a change, toast finished runs and rerun the page once."""
+def _live(public: bool = False) -> None:
+    """One tick: cheap change token; on a change, toast finished runs and rerun the page once.
+
+    On a public page the in-flight count and toasts are left out: they would describe other people's runs.
+    """
     services = state.services()
     ledger = services.ledger
     in_flight = ledger.in_flight()
-    with st.container(key="frame_live"):
-        if in_flight:
-            st.caption(f":material/progress_activity: {in_flight} run{'s' if in_flight != 1 else ''} "
-                       f"in flight · updated {time.strftime('%H:%M:%S')}")
-        else:
-            st.caption("No runs in flight")
+    if not public:
+        with st.container(key="frame_live"):
+            if in_flight:
+                st.caption(f":material/progress_activity: {in_flight} run{'s' if in_flight != 1 else ''} "
+                           f"in flight · updated {time.strftime('%H:%M:%S')}")
+            else:
+                st.caption("No runs in flight")
     ss = st.session_state
     version = ledger.version()
     if ss.get(_VERSION_KEY) == version:
@@ -163,7 +180,7 @@ def _live() -> None:
     if previous is None:
         return  # first look in this session: nothing has changed yet from its point of view
     toasts = []
-    for run_id, old in previous.items():
+    for run_id, old in ({} if public else previous).items():
         new = current.get(run_id, old)
         if new != old and new in (COMPLETED, FAILED, UNKNOWN):
             run = ledger.get(run_id)

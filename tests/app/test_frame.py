@@ -93,3 +93,20 @@ def test_toast_when_a_run_finishes_on_another_page(isolated):
         at.run()
         seen += [t.value for t in at.toast]
     assert any("Video ready" in t and "kite" in t for t in seen), seen
+
+
+def test_share_view_stays_open_behind_a_passcode_and_hides_the_account(monkeypatch, isolated):
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", "open sesame")
+    monkeypatch.setenv("PLAYGROUND_BUDGET_USD", "25")
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    ledger.create_run("shared-run-0001", VideoRequest("A lighthouse in fog", duration=5), 0.18)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert [w.label for w in at.text_input] == ["Passcode"]
+    at.switch_page("pages/run.py")
+    at.query_params["id"] = "shared-run-0001"
+    at.run()
+    assert "Passcode" not in [w.label for w in at.text_input]
+    assert at.get_by_key("share_prompt").code[0].value == "A lighthouse in fog"
+    side = sidebar_text(at)
+    assert "Spent" not in side and "Balance" not in side and "budget" not in side
+    assert "in flight" not in side
