@@ -1,0 +1,284 @@
+"""When to look at a task next: a pure plan from the progress samples seen so far.
+
+Why a pure function: the polling plan decides both how fast a finished video shows up and how many GETs
+we spend, so it must be tested as a table, tuned offline, and be the same after a restart (the worker
+re-seeds the samples from the ledger). The docs' fixed schedule (first look at 5 s, then every 10 s)
+notices a finish 5 s late on average; here we estimate the finish from the progress slope and look just
+after it, back off while progress stalls, and never wait longer than `cap` or less than `floor`.
+
+`samples` are (time, progress) pairs, oldest first; the first one is the submit itself, (submitted_at, 0).
+Times are Unix seconds like the ledger's.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FIRST_LOOK = 5.0   # api-contract §7.2 "Initial wait: 5 seconds"
+FLOOR = 0.5        # never look at one task more often than this
+CAP = 30.0         # never leave a task unlooked-at longer than this
+MARGIN = 0.25      # look this long after the estimated finish (integer progress and clock jitter)
+STALL_POINTS = 3.0  # progress "stalls" when it should have risen this many points and did not
+_FIT_SAMPLES = 6   # the slope is fitted over this many recent samples
+_QUEUE_GROWTH = 1.0  # while unsure, the next gap may be as long as the time waited so far (doubling)
+_TRUSTED_SPREAD = 0.5  # a prior this sure (from observed tasks) is trusted to skip the queued looks
+_TIGHT_SPREAD = 0.1   # a prior this sure predicts the finish better than a wobbling progress slope
+_AIM_WITHIN = 3.0     # when the slope says the finish is this close, look just after it
+_APPROACH = 0.7       # otherwise look this far along the way and re-aim
+_HOLD_AT = 99         # a task at 99 % waits for its file: hold, not stall
+_HOLD_GROWTH = 0.3    # while held, the next gap is this fraction of the hold so far…
+_HOLD_CAP = 3.0       # …but at most this: a finished video should show within seconds
+_TIGHT_CAP_FACTOR = 2.0  # with sharp experience of this kind of task, gaps may be this many caps long
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Expected seconds in the queue and while rendering, and how far off that may be (0.6 = ±60 %)."""
+
+    queue: float
+    run: float
+    spread: float = 0.6
+
+    @property
+    def total(self) -> float:
+        return self.queue + self.run
+
+    @property
+    def tight(self) -> bool:
+        return self.spread <= _TIGHT_SPREAD
+
+
+def default_prior(mode: str, duration: int) -> Prior:
+    """What the real gateway is documented to take ("typical 1-5 minutes"), before we have seen anything.
+
+    pro renders 1080p (about 2.25x the pixels of 720p) and longer clips render longer; the numbers are a
+    starting point only: `Calibration` replaces them with what this process has observed.
+    """
+    run = 60.0 * (max(duration, 1) / 5.0) ** 0.8 * (1.6 if mode == "pro" else 1.0)
+    return Prior(queue=10.0, run=run, spread=0.6)
+
+
+def _rising(samples: Sequence[tuple[float, int]]) -> list[tuple[float, int]]:
+    """The samples of the current rise: after the last drop in progress (a gateway-side retry restarts it)."""
+    start = 0
+    for i in range(1, len(samples)):
+        if samples[i][1] < samples[i - 1][1]:
+            start = i
+    return [(t, p) for t, p in samples[start:] if p > 0]
+
+
+def _fit(rising: Sequence[tuple[float, int]]) -> tuple[float, float] | None:
+    """Least-squares line (rate, value at the mean time) through the recent rising samples.
+
+    A reported integer p means the true progress lies in [p, p+1), so p + 0.5 is the unbiased value.
+    Only the last few samples are used: a gateway may speed up or slow down along the way.
+    """
+    recent = list(rising[-_FIT_SAMPLES:])
+    if len({p for _, p in recent}) < 2:
+        return None
+    n = len(recent)
+    mean_t = sum(t for t, _ in recent) / n
+    mean_p = sum(p + 0.5 for _, p in recent) / n
+    var_t = sum((t - mean_t) ** 2 for t, _ in recent)
+    if var_t <= 0:
+        return None
+    rate = sum((t - mean_t) * (p + 0.5 - mean_p) for t, p in recent) / var_t
+    if rate <= 0:
+        return None
+    return rate, mean_p - rate * mean_t
+
+
+def slope(samples: Sequence[tuple[float, int]]) -> float | None:
+    """Progress points per second over the current rise, or None until two distinct values are seen."""
+    fit = _fit(_rising(samples))
+    return fit[0] if fit else None
+
+
+def estimate_finish(samples: Sequence[tuple[float, int]], prior: Prior) -> float | None:
+    """Best guess of when progress reaches 100, or None while nothing has risen yet."""
+    rising = _rising(samples)
+    if not rising:
+        return None
+    last_t = samples[-1][0]
+    fit = _fit(rising)
+    if fit is not None:
+        rate, intercept = fit
+        return max(last_t, (100 - intercept) / rate)
+    # One value seen so far: the rise began after the last zero sample, so the finish lies between now
+    # and the slowest slope consistent with that; the prior's render time picks a point inside.
+    first_t, first_p = rising[0]
+    zeros = [t for t, p in samples if p <= 0 and t < first_t]
+    from_prior = first_t + prior.run * (100 - first_p) / 100
+    if zeros:
+        slowest = zeros[-1] + (first_t - zeros[-1]) * 100 / max(first_p, 1)
+        return min(max(from_prior, last_t), max(slowest, last_t))
+    return max(from_prior, last_t)
+
+
+def _stalled_for(samples: Sequence[tuple[float, int]]) -> float:
+    """Seconds since progress last changed."""
+    last_t, last_p = samples[-1]
+    changed_t = last_t
+    for t, p in reversed(samples):
+        if p != last_p:
+            break
+        changed_t = t
+    return last_t - changed_t
+
+
+def next_look(
+    samples: Sequence[tuple[float, int]],
+    now: float,
+    *,
+    mode: str,
+    duration: int,
+    prior: Prior | None = None,
+    first_look: float = FIRST_LOOK,
+    floor: float = FLOOR,
+    cap: float = CAP,
+) -> float:
+    """Unix time of the next status look for a task, from its (time, progress) samples (oldest first)."""
+    if not samples:
+        return now + first_look
+    prior = prior or default_prior(mode, duration)
+    submitted = samples[0][0]
+    last_t = samples[-1][0]
+    if len(samples) == 1:
+        # Nothing looked at yet: the documented first look (or at once, if that time has passed).
+        return max(now, min(submitted + first_look, now + cap))
+    earliest = max(now, last_t + floor)
+    latest = max(now, last_t) + (cap * _TIGHT_CAP_FACTOR if prior and prior.tight else cap)
+
+    finish = estimate_finish(samples, prior)
+    if finish is None:
+        # Still queued (progress 0). Without experience, widen the gaps geometrically (a 15 s task and a
+        # 5 min task both cost few looks); with it, go straight to the earliest plausible finish.
+        waited = last_t - submitted
+        plausible = submitted + prior.total * (1 - prior.spread)
+        if prior.spread >= _TRUSTED_SPREAD or plausible <= last_t:
+            target = last_t + max(floor, _QUEUE_GROWTH * waited)
+            if plausible > last_t:
+                target = min(target, plausible)
+        else:
+            target = plausible
+        return min(max(target, earliest), latest)
+
+    rate = slope(samples) or 100 / max(prior.run, floor)
+    if samples[-1][1] >= _HOLD_AT:
+        # Rendering is done on the gateway's side but the file is not ready: nothing predicts the end of
+        # this hold, so look often at first and then a little less often (latency stays a fraction of it).
+        return min(max(last_t + min(_HOLD_CAP, _HOLD_GROWTH * _stalled_for(samples)), earliest), latest)
+    if _stalled_for(samples) * rate >= STALL_POINTS:
+        # Progress should have moved by now and did not: back off, doubling with the stall's length.
+        return min(max(last_t + _stalled_for(samples), earliest), latest)
+    if slope(samples) is None:
+        # One value only: the finish guess is rough, so look part of the way there to measure the slope
+        # (without experience, no further than the geometric queued-phase step).
+        target = last_t + (finish - last_t) * (1 - prior.spread)
+        if prior.spread >= _TRUSTED_SPREAD:
+            target = min(target, last_t + max(floor, _QUEUE_GROWTH * (last_t - submitted)))
+        return min(max(target, earliest), latest)
+    if prior.tight:
+        # Experience says how long this kind of task takes; trust it unless the progress clearly disagrees
+        # (progress is rarely linear: a wobbling slope misjudges the finish by several seconds).
+        expected = submitted + prior.total
+        if abs(expected - finish) <= max(2.0, 0.5 * (finish - last_t)):
+            finish = max(expected, last_t)
+        target = finish + MARGIN
+    else:
+        remaining = finish - last_t
+        # Far from the end the slope may still change: go part of the way, then aim with a fresh slope.
+        target = last_t + _APPROACH * remaining if remaining > _AIM_WITHIN else finish + MARGIN
+        # A young slope may be far off (progress wobbles): never jump further than the time waited so far.
+        target = min(target, last_t + max(floor, _QUEUE_GROWTH * (last_t - submitted)))
+    return min(max(target, earliest), latest)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one finished task took: seconds in total and rendering (run None when unmeasured).
+
+    `exact` when the total came from the gateway's own created/completed times rather than our looks.
+    """
+
+    mode: str
+    duration: int
+    total: float
+    run: float | None
+    exact: bool = False
+
+
+def observe(
+    samples: Sequence[tuple[float, int]],
+    finished_at: float,
+    mode: str,
+    duration: int,
+    *,
+    gateway_total: float | None = None,
+) -> Observation:
+    """Durations of a task that completed at `finished_at` (the look that saw it).
+
+    `gateway_total` (completed_at - created_at as the gateway reports them) is preferred: our looks only
+    bound the finish, the gateway knows it.
+    """
+    submitted = samples[0][0]
+    fit = _fit(_rising(samples))
+    end = finished_at
+    run = None
+    if fit is not None:
+        rate, intercept = fit
+        end = min(finished_at, max(samples[-1][0], (100 - intercept) / rate))
+        run = 100 / rate
+    looked = (samples[-1][0] - submitted, finished_at - submitted)  # the finish lies between these looks
+    if gateway_total is not None and gateway_total > 0:
+        # Whole-second timestamps (as ToAPIs sends them) put the true total within ±1 s of the difference.
+        slack = 1.0 if float(gateway_total).is_integer() else 0.0
+        lo, hi = max(looked[0], gateway_total - slack), min(looked[1], gateway_total + slack)
+        total = (lo + hi) / 2 if lo <= hi else gateway_total
+        return Observation(mode, duration, total, min(run, total) if run else None, True)
+    return Observation(mode, duration, max(end - submitted, 0.0), run)
+
+
+class Calibration:
+    """Learns how long tasks really take in this process, so the queued-phase guess gets sharp.
+
+    Per (mode, duration) it keeps the last few observations; for a combination not seen yet it scales
+    the default prior by the median ratio observed/default over every combination. Thread-safe.
+    """
+
+    def __init__(self, keep: int = 20) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple[str, int], deque[Observation]] = {}
+        self._ratios: deque[float] = deque(maxlen=4 * keep)
+
+    def add(self, obs: Observation) -> None:
+        if obs.total <= 0:
+            return
+        with self._lock:
+            self._by_key.setdefault((obs.mode, obs.duration), deque(maxlen=self._keep)).append(obs)
+            self._ratios.append(obs.total / default_prior(obs.mode, obs.duration).total)
+
+    def prior(self, mode: str, duration: int) -> Prior:
+        base = default_prior(mode, duration)
+        with self._lock:
+            seen = list(self._by_key.get((mode, duration), ()))
+            ratios = list(self._ratios)
+        if seen:
+            totals = [o.total for o in seen]
+            runs = [o.run for o in seen if o.run]
+            total = statistics.median(totals)
+            run = statistics.median(runs) if runs else total * base.run / base.total
+            run = min(run, total)
+            if len(seen) == 1:
+                spread = 0.08 if seen[0].exact else 0.2
+            else:
+                spread = max(0.03, min(0.6, (max(totals) - min(totals)) / total))
+            return Prior(queue=total - run, run=run, spread=spread)
+        if ratios:
+            k = statistics.median(ratios)
+            return Prior(queue=base.queue * k, run=base.run * k, spread=0.35)
+        return base

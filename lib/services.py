@@ -1,0 +1,112 @@
+"""The long-lived parts of one server process, built once (lib/ui/state.py wraps this in st.cache_resource).
+
+Why a container: the ledger, the gateway client, the rate limiter and the worker must exist exactly once
+per process (one limiter for all requests, one worker polling), and tests and benches need the same wiring
+without Streamlit. Which gateway is used follows the settings:
+- no API key and no base URL: the embedded local gateway, started here on a free port;
+- a base URL and no key: a local gateway run separately (`python -m lib.local_gateway`);
+- a key: the real gateway (TOAPIS_BASE_URL, default https://toapis.com).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from urllib3.util.retry import Retry
+
+from lib.archive import Archive
+from lib.config import LOCAL_API_KEY, Settings
+from lib.gateway import GatewayClient, GatewayError
+from lib.ledger import Ledger
+from lib.ratelimit import RateLimiter
+from lib.worker import Worker
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = (2.0, 3.0)
+
+
+@dataclass
+class Services:
+    """Everything a page or a bench needs; `stop()` ends the worker and the embedded gateway."""
+
+    settings: Settings
+    ledger: Ledger
+    client: GatewayClient          # for pages: uploads, balance (GETs retried by urllib3)
+    archive: Archive
+    worker: Worker                 # owns its own client (no transport retries: it schedules retries itself)
+    local_gateway: Any | None      # lib.local_gateway.LocalGateway when embedded
+    limiter: RateLimiter
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.worker.stop()
+        if self.local_gateway is not None:
+            self.local_gateway.stop()
+        self.ledger.close()
+
+    def gateway_reachable(self) -> bool:
+        """A quick probe for the UI's "the gateway is down" message (short timeouts, no retries)."""
+        return gateway_reachable(self.base_url, self.settings.bearer_key)
+
+
+def gateway_reachable(base_url: str, api_key: str, timeout: tuple[float, float] = PROBE_TIMEOUT) -> bool:
+    """True when the gateway answers at all (any HTTP status counts: a 401 still means it is up)."""
+    probe = GatewayClient(base_url, api_key, timeout=timeout, retry=Retry(total=0),
+                          session=requests.Session())
+    try:
+        probe.balance()
+    except GatewayError as err:
+        return err.status is not None
+    finally:
+        probe.session.close()
+    return True
+
+
+def worker_client(base_url: str, api_key: str, limiter: RateLimiter) -> GatewayClient:
+    """The worker's client: no transport retries, so every 429/5xx/drop reaches the worker, which notes it
+    on the run in words and schedules the next look itself (honouring Retry-After) instead of blocking a
+    pool thread inside urllib3."""
+    return GatewayClient(base_url, api_key, limiter=limiter, retry=Retry(total=0))
+
+
+def start_services(settings: Settings, *, start_worker: bool = True, worker_threads: int = 4) -> Services:
+    """Build and start everything for one process; the embedded gateway when there is no key and no URL."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.archive_dir.mkdir(parents=True, exist_ok=True)
+    local = None
+    if settings.api_key:
+        base_url = settings.base_url or "https://toapis.com"
+        key = settings.api_key
+    elif settings.base_url:
+        base_url, key = settings.base_url, LOCAL_API_KEY
+    else:
+        from lib.local_gateway import LocalGateway  # only needed (and importable cost paid) when embedded
+
+        local = LocalGateway(settings.data_dir / "local_gateway", port=0, speed=settings.local_speed).start()
+        base_url, key = local.url, LOCAL_API_KEY
+        log.info("embedded local gateway at %s (speed %s)", base_url, settings.local_speed)
+    try:
+        limiter = RateLimiter()
+        ledger = Ledger(settings.db_url)
+        client = GatewayClient(base_url, key, limiter=limiter)
+        archive = Archive(settings.archive_dir)
+        worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
+                        first_look=settings.first_look, threads=worker_threads)
+    except Exception:
+        if local is not None:
+            local.stop()
+        raise
+    services = Services(settings, ledger, client, archive, worker, local, limiter)
+    if start_worker:
+        worker.start()
+    return services

@@ -1,0 +1,435 @@
+"""The per-process background worker: submits drafts, polls due runs, archives finished videos.
+
+Why one worker per server process: pages never talk to the gateway for status, so a hundred open tabs
+cost the gateway nothing, and one rate limiter (inside the client) covers every request the process makes.
+The ledger is the only shared state: the worker leases due runs (`claim_due`), works on each in a small
+thread pool, and releases it with the time of its next look. A new worker on the same ledger (after a
+restart) therefore carries on with every unfinished run, and nothing is ever re-submitted by itself:
+only a draft is submitted, and a submit that may have reached the gateway becomes "unknown", never a draft.
+
+No streamlit imports here: the worker runs the same under `streamlit run`, pytest and the benches.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from lib import ledger as L
+from lib.archive import EXPIRED_MESSAGE, Archive, ArchiveError
+from lib.gateway import (
+    GatewayClient,
+    GatewayError,
+    GatewayTimeout,
+    GatewayUnavailable,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    user_message,
+)
+from lib.schedule import CAP, FIRST_LOOK, FLOOR, Calibration, next_look, observe
+
+log = logging.getLogger(__name__)
+
+LEASE = 60.0          # a claim outlives the slowest single step (35 s submit/poll timeouts) with margin
+IDLE = 1.0            # longest sleep: runs made by other processes are noticed within this
+ERROR_BACKOFF_MAX = 120.0    # api-contract §7.2: back off up to 120 s after errors
+ARCHIVE_BACKOFF_MAX = 600.0  # disk full: try again every few minutes, not in a tight loop
+HANDLER_ERROR_RETRY = 30.0   # an unexpected bug in one run's handling: look again later, keep the run
+_KEEP_SAMPLES = 12    # samples kept per run (plus the submit sample): the fit uses the last few
+_ARCHIVE_NOW = -1.0   # a step's answer meaning "it just completed: archive it now, in the archive pool"
+
+__all__ = ["Worker", "next_look"]  # next_look lives in lib/schedule.py; re-exported per docs
+
+
+def _backoff(failures: int, base: float, cap: float) -> float:
+    """base, 2·base, 4·base … capped: the n-th consecutive failure waits base·2^(n-1)."""
+    return min(cap, base * 2 ** max(0, failures - 1))
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def _poll_note(err: GatewayError, wait: float) -> str:
+    """What the card says while a status check is failing: what happened and what happens next."""
+    when = _secs(wait)
+    if isinstance(err, RateLimited):
+        return f"The gateway asked us to slow down (HTTP 429); the next status check is in {when}."
+    if isinstance(err, ServerError):
+        return f"The gateway answered HTTP {err.status} (a server error); checking again in {when}."
+    if isinstance(err, GatewayTimeout):
+        return f"The gateway did not answer the status check in time; checking again in {when}."
+    if isinstance(err, GatewayUnavailable):
+        return f"Could not reach the gateway (connection refused or dropped); checking again in {when}."
+    if isinstance(err, ProtocolError):
+        return (f"The gateway sent a status we cannot read ({err.message}); the run is kept and "
+                f"checked again in {when}.")
+    if isinstance(err, NotFound):
+        return f"The gateway does not know this task right now (HTTP 404); checking again in {when}."
+    return f"The status check failed: {user_message(err)} Checking again in {when}."
+
+
+class Worker:
+    """Leases due runs from the ledger and moves each one step: submit, poll, or archive."""
+
+    def __init__(
+        self,
+        ledger: L.Ledger,
+        client: GatewayClient,
+        archive: Archive,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        threads: int = 4,
+        archive_threads: int = 2,
+        first_look: float = FIRST_LOOK,
+        lease: float = LEASE,
+        idle: float = IDLE,
+        archive_retry: float = 5.0,
+        calibration: Calibration | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.archive = archive
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.clock = clock
+        self.threads = max(1, threads)
+        self.first_look = first_look
+        self.lease = lease
+        self.idle = idle
+        self.archive_retry = archive_retry
+        self.calibration = calibration or Calibration()
+        self._gateway_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker-gw")
+        self._archive_pool = ThreadPoolExecutor(max(1, archive_threads), thread_name_prefix="worker-archive")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future[Any]] = {}
+        self._samples: dict[str, list[tuple[float, int]]] = {}
+        self._failures: dict[str, int] = {}
+        self._noted: set[str] = set()
+        self._due: list[float] = []  # min-heap of next looks this worker scheduled
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"submits": 0, "polls": 0, "archived": 0, "errors": 0}
+
+    def __repr__(self) -> str:
+        return f"Worker(owner={self.owner!r}, threads={self.threads})"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="playground-worker", daemon=True)
+        self._thread.start()
+        log.info("worker %s started", self.owner)
+
+    def stop(self, timeout: float = 40.0) -> None:
+        """Stop claiming, let running steps finish (each is bounded by HTTP timeouts), release leases."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._gateway_pool.shutdown(wait=True)
+        self._archive_pool.shutdown(wait=True)
+        log.info("worker %s stopped", self.owner)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """A page made a draft: look now instead of at the next scheduled time."""
+        self._wake.set()
+
+    def tick(self) -> int:
+        """One synchronous pass (tests, benches): claim what is due, finish every step, return the count."""
+        claimed = self._dispatch()
+        self._drain()
+        return claimed
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                pending = list(self._inflight.values())
+            if not pending:
+                return
+            for fut in pending:
+                fut.result()
+
+    # ------------------------------------------------------------------ loop
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._dispatch()
+            except Exception:  # the ledger may be briefly unavailable: keep the thread alive
+                log.exception("worker pass failed; trying again shortly")
+                self._stopping.wait(self.idle)
+            self._wake.wait(self._sleep_for())
+            self._wake.clear()
+
+    def _sleep_for(self) -> float:
+        now = self.clock()
+        with self._lock:
+            while self._due and self._due[0] <= now - self.lease:
+                heapq.heappop(self._due)  # stale entries
+            soonest = self._due[0] if self._due else now + self.idle
+        return max(0.01, min(self.idle, soonest - now))
+
+    def _dispatch(self) -> int:
+        """Lease due runs (up to the free slots) and hand each to a pool; returns how many were claimed."""
+        if self._stopping.is_set() and self._thread is not None:
+            return 0
+        now = self.clock()
+        with self._lock:
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+            free = 2 * self.threads - len(self._inflight)
+        if free <= 0:
+            return 0
+        runs = self.ledger.claim_due(now, self.owner, limit=free, lease=self.lease)
+        count = 0
+        for run in runs:
+            with self._lock:
+                if run.run_id in self._inflight:
+                    continue  # our own step outlived its lease; it will release when done
+                pool = self._archive_pool if run.state == L.COMPLETED else self._gateway_pool
+                self._inflight[run.run_id] = pool.submit(self._step, run)
+            count += 1
+        return count
+
+    def _step(self, run: L.Run) -> None:
+        """One step of one run; always ends with the run released (or handed on to the archive pool)."""
+        next_at: float | None = None
+        handed_on = False
+        try:
+            if run.state == L.DRAFT:
+                next_at = self._submit(run)
+            elif run.state in (L.QUEUED, L.IN_PROGRESS):
+                next_at = self._poll(run)
+            elif run.state == L.COMPLETED:
+                next_at = self._archive(run)
+            if next_at == _ARCHIVE_NOW:
+                fresh = self.ledger.get(run.run_id)
+                if fresh is not None:
+                    with self._lock:
+                        self._inflight[run.run_id] = self._archive_pool.submit(self._step, fresh)
+                    handed_on = True
+                next_at = None
+        except Exception:
+            self.stats["errors"] += 1
+            log.exception("worker step for run %s failed; keeping the run", run.run_id)
+            next_at = self.clock() + HANDLER_ERROR_RETRY
+        finally:
+            if not handed_on:
+                self._release(run.run_id, next_at)
+
+    def _release(self, run_id: str, next_at: float | None) -> None:
+        try:
+            # None: "whatever the run needs now"; never sooner than FLOOR, so a confused run cannot spin.
+            self.ledger.release(run_id, self.owner, next_at if next_at is not None else self.clock() + FLOOR)
+        finally:
+            with self._lock:
+                self._inflight.pop(run_id, None)
+                if next_at is not None:
+                    heapq.heappush(self._due, next_at)
+            self._wake.set()
+
+    def _forget(self, run_id: str) -> None:
+        with self._lock:
+            self._samples.pop(run_id, None)
+            self._failures.pop(run_id, None)
+
+    def _fail_count(self, run_id: str) -> int:
+        with self._lock:
+            self._failures[run_id] = self._failures.get(run_id, 0) + 1
+            return self._failures[run_id]
+
+    def _note(self, run_id: str, text: str | None) -> None:
+        """A transient sentence for the run card ("retrying in 4 s"); cleared once things work again."""
+        with self._lock:
+            if text is None and run_id not in self._noted:
+                return
+            if text is None:
+                self._noted.discard(run_id)
+            else:
+                self._noted.add(run_id)
+        self.ledger.set_note(run_id, text)
+
+    # ------------------------------------------------------------------ submit
+    def _submit(self, run: L.Run) -> float | None:
+        if not self.ledger.claim_for_submit(run.run_id, self.owner):
+            return None  # someone else moved it on; the ledger knows what it needs now
+        try:
+            task = self.client.submit(run.request)
+        except GatewayError as err:
+            return self._submit_failed(run, err)
+        self.stats["submits"] += 1
+        now = self.clock()
+        samples = [(now, 0)]
+        with self._lock:
+            self._samples[run.run_id] = samples
+            self._failures.pop(run.run_id, None)
+        nxt = self._plan(run, samples, now)
+        self.ledger.mark_submitted(run.run_id, task, nxt)
+        self._note(run.run_id, None)
+        if task.status == "completed":
+            return _ARCHIVE_NOW
+        return None if task.terminal else nxt
+
+    def _submit_failed(self, run: L.Run, err: GatewayError) -> float | None:
+        """Decide what a failed submit means for billing: refused, not sent, or unknown."""
+        now = self.clock()
+        if isinstance(err, RateLimited) or (isinstance(err, ServerError) and err.status == 503) or (
+            isinstance(err, GatewayUnavailable)
+        ):
+            # The gateway did not take it (429 / limiter down) or the request never left: safe to send again.
+            fails = self._fail_count(run.run_id)
+            wait = _backoff(fails, 2.0, ERROR_BACKOFF_MAX)
+            if isinstance(err, RateLimited) and err.retry_after is not None:
+                wait = max(wait, err.retry_after)
+            retry_at = now + wait
+            self.ledger.unclaim_submit(run.run_id, retry_at)
+            if isinstance(err, GatewayUnavailable):
+                text = f"Could not reach the gateway, so nothing was sent; trying again in {_secs(wait)}."
+            elif isinstance(err, RateLimited):
+                text = f"The gateway asked us to slow down (HTTP 429); sending in {_secs(wait)}."
+            else:
+                text = f"The gateway is busy (HTTP 503) and did not take the run; sending in {_secs(wait)}."
+            self._note(run.run_id, text)
+            return retry_at
+        self._forget(run.run_id)
+        if err.outcome_unknown or isinstance(err, ProtocolError) or (
+            isinstance(err, ServerError) and err.status in (502, 504)
+        ):
+            # It may have reached the gateway (and been billed): never send it again by ourselves.
+            self.ledger.mark_unknown(run.run_id, user_message(err) if err.outcome_unknown else (
+                f"The gateway's answer to the submit was unreadable or came from a failing proxy "
+                f"({err}); a task may have been created (and billed). Recover it by its task id if "
+                "you have one, or re-submit knowingly."
+            ))
+            return None
+        code = err.code if isinstance(err.code, str) else (err.type or f"http_{err.status}")
+        self.ledger.mark_submit_failed(run.run_id, code, user_message(err))
+        return None
+
+    # ------------------------------------------------------------------ poll
+    def _seed(self, run: L.Run) -> list[tuple[float, int]]:
+        """Samples for a run this process has not seen (after a restart): submit time and last progress."""
+        with self._lock:
+            samples = self._samples.get(run.run_id)
+            if samples is not None:
+                return samples
+        start = run.submitted_at or run.created_at
+        samples = [(start, 0)]
+        if run.polls > 0 and run.updated_at > start:
+            samples.append((min(run.updated_at, self.clock()), run.progress))
+        with self._lock:
+            self._samples[run.run_id] = samples
+        return samples
+
+    def _plan(self, run: L.Run, samples: list[tuple[float, int]], now: float) -> float:
+        mode = run.mode or "std"
+        duration = run.duration or 5
+        return next_look(samples, now, mode=mode, duration=duration,
+                         prior=self.calibration.prior(mode, duration), first_look=self.first_look)
+
+    def _poll(self, run: L.Run) -> float | None:
+        if not run.task_id:
+            log.error("run %s is %s without a task id; looking again later", run.run_id, run.state)
+            return self.clock() + CAP
+        samples = self._seed(run)
+        try:
+            task = self.client.get_task(run.task_id)
+        except GatewayError as err:
+            return self._poll_failed(run, err)
+        self.stats["polls"] += 1
+        now = self.clock()
+        with self._lock:
+            self._failures.pop(run.run_id, None)
+        if task.status == "completed":
+            if len(samples) > 1 and run.mode and run.duration:
+                total = (task.completed_at - task.created_at
+                         if task.completed_at is not None and task.created_at is not None else None)
+                self.calibration.add(observe(samples, now, run.mode, run.duration, gateway_total=total))
+            self.ledger.apply_task(run.run_id, task, now)
+            self._note(run.run_id, None)
+            self._forget(run.run_id)
+            return _ARCHIVE_NOW
+        if task.status == "failed":
+            self.ledger.apply_task(run.run_id, task, None)
+            self._note(run.run_id, None)
+            self._forget(run.run_id)
+            return None
+        samples.append((now, task.progress))
+        del samples[1:-_KEEP_SAMPLES]  # keep the submit sample and the recent ones
+        nxt = self._plan(run, samples, now)
+        self.ledger.apply_task(run.run_id, task, nxt)
+        self._note(run.run_id, None)
+        return nxt
+
+    def _poll_failed(self, run: L.Run, err: GatewayError) -> float:
+        now = self.clock()
+        fails = self._fail_count(run.run_id)
+        wait = _backoff(fails, 1.0, ERROR_BACKOFF_MAX)
+        if isinstance(err, RateLimited):
+            wait = max(FLOOR, err.retry_after if err.retry_after is not None else 1.0)
+        elif isinstance(err, ProtocolError):
+            wait = _backoff(fails, 4.0, ERROR_BACKOFF_MAX)
+        elif not isinstance(err, (ServerError, GatewayUnavailable, GatewayTimeout, NotFound)):
+            wait = _backoff(fails, CAP, ERROR_BACKOFF_MAX)  # 401 and the like: a person has to act
+        log.info("status check for run %s failed (%s); next in %.1f s", run.run_id, err, wait)
+        self._note(run.run_id, _poll_note(err, wait))
+        return now + wait
+
+    # ------------------------------------------------------------------ archive
+    def _archive(self, run: L.Run) -> float | None:
+        if run.video_path is not None:
+            return None  # archived videos are never touched again
+        if not run.video_url:
+            self.ledger.mark_archive_error(
+                run.run_id, "bad_url",
+                "The gateway said the run completed but gave no video link, so there is nothing to archive.",
+            )
+            return None
+        try:
+            video = self.archive.store_video(run.run_id, run.video_url)
+            poster: str | None
+            try:
+                poster = self.archive.relative(
+                    self.archive.store_poster(run.run_id, video, run.thumbnail_url)
+                )
+            except ArchiveError as exc:
+                if exc.retryable:
+                    raise
+                log.warning("no poster for run %s: %s", run.run_id, exc.message)
+                poster = None
+            self.ledger.mark_archived(run.run_id, self.archive.relative(video), poster)
+        except ArchiveError as exc:
+            now = self.clock()
+            expired = run.expires_at is not None and run.expires_at <= now
+            if exc.retryable and not expired:
+                wait = _backoff(self._fail_count(run.run_id), self.archive_retry, ARCHIVE_BACKOFF_MAX)
+                self._note(run.run_id, f"{exc.message} Next try in {_secs(wait)}.")
+                return now + wait
+            code, message = (exc.code, exc.message) if not (exc.retryable and expired) else (
+                "expired", EXPIRED_MESSAGE)
+            self.ledger.mark_archive_error(run.run_id, code, message)
+            self._note(run.run_id, None)
+            self._forget(run.run_id)
+            return None
+        self.stats["archived"] += 1
+        self._note(run.run_id, None)
+        self._forget(run.run_id)
+        return None
+

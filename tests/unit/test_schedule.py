@@ -1,0 +1,164 @@
+"""The polling plan (lib/schedule.py): a pure function, so its promises are checked as a table."""
+from __future__ import annotations
+
+import pytest
+
+from lib.schedule import (
+    CAP,
+    FLOOR,
+    Calibration,
+    Observation,
+    Prior,
+    default_prior,
+    estimate_finish,
+    next_look,
+    observe,
+    slope,
+)
+
+T0 = 1_000_000.0
+UNSURE = Prior(queue=10.0, run=60.0, spread=0.6)      # the untrained default shape
+SURE = Prior(queue=3.0, run=27.0, spread=0.05)         # learned: tasks of this kind take 30 s
+
+
+def look(samples, now=None, prior=UNSURE, **kw):
+    now = samples[-1][0] if now is None else now
+    return next_look(samples, now, mode="std", duration=5, prior=prior, **kw) - T0
+
+
+class TestFirstLook:
+    def test_first_look_is_five_seconds_after_submit(self):
+        assert look([(T0, 0)]) == pytest.approx(5.0)
+
+    def test_first_look_is_configurable(self):
+        assert look([(T0, 0)], first_look=0.3) == pytest.approx(0.3)
+
+    def test_overdue_first_look_after_a_restart_is_now(self):
+        assert look([(T0, 0)], now=T0 + 40) == pytest.approx(40.0)
+
+    def test_no_samples_means_first_look_from_now(self):
+        assert next_look([], T0, mode="pro", duration=10) == pytest.approx(T0 + 5.0)
+
+
+class TestQueued:
+    def test_untrained_queue_gaps_double(self):
+        # waited 5 s -> next gap 5 s; waited 10 s -> next gap 10 s
+        assert look([(T0, 0), (T0 + 5, 0)]) == pytest.approx(10.0)
+        assert look([(T0, 0), (T0 + 5, 0), (T0 + 10, 0)]) == pytest.approx(20.0)
+
+    def test_long_queue_is_capped(self):
+        samples = [(T0, 0), (T0 + 5, 0), (T0 + 60, 0)]
+        assert look(samples) == pytest.approx(60.0 + CAP)
+
+    def test_trained_prior_goes_to_the_earliest_plausible_finish(self):
+        # 30 s expected, ±5 %: look at 28.5 s instead of doubling from 5 s
+        assert look([(T0, 0), (T0 + 5, 0)], prior=SURE) == pytest.approx(28.5)
+
+    def test_prior_from_mode_and_duration_is_longer_for_pro_and_longer_clips(self):
+        assert default_prior("pro", 5).total > default_prior("std", 5).total
+        assert default_prior("std", 15).total > default_prior("std", 5).total
+
+
+class TestRising:
+    def test_linear_progress_looks_just_after_the_finish(self):
+        # 10 points per second from t=5 (p=0.5 at 5 s) -> 100 at ~14.95 s
+        samples = [(T0, 0), (T0 + 6, 10), (T0 + 7, 20), (T0 + 8, 30), (T0 + 10.5, 55), (T0 + 12, 70)]
+        assert slope(samples) == pytest.approx(10.0, rel=0.02)
+        finish = estimate_finish(samples, UNSURE) - T0
+        assert finish == pytest.approx(15.0, abs=0.2)
+        assert look(samples) == pytest.approx(finish + 0.25, abs=0.01)
+
+    def test_far_finish_is_approached_in_steps(self):
+        # 1 point per second, 19.5 points to go (p=80 means 80..81): look 70 % of the way, then re-aim
+        samples = [(T0, 0), (T0 + 10, 50), (T0 + 40, 80)]
+        assert look(samples) == pytest.approx(40 + 0.7 * 19.5, abs=0.05)
+
+    def test_interval_never_exceeds_cap(self):
+        samples = [(T0, 0), (T0 + 10, 1), (T0 + 110, 2)]
+        assert look(samples) <= 110 + CAP + 1e-9
+
+    def test_interval_never_below_floor(self):
+        samples = [(T0, 0), (T0 + 5, 97), (T0 + 6, 99)]
+        assert look(samples) >= 6 + FLOOR - 1e-9
+
+    def test_trained_prior_wins_over_a_wobbling_slope(self):
+        # the slope says ~27.6 s, experience says 30 s: within tolerance, trust experience
+        samples = [(T0, 0), (T0 + 10, 35), (T0 + 20, 72)]
+        assert look(samples, prior=SURE) == pytest.approx(30.25, abs=0.01)
+
+    def test_slope_wins_when_it_clearly_disagrees_with_experience(self):
+        # 8 points/s: done by ~22.5 s, far from the 30 s experience says
+        samples = [(T0, 0), (T0 + 10, 0), (T0 + 15, 40), (T0 + 20, 80)]
+        assert look(samples, prior=SURE) == pytest.approx(22.6, abs=0.2)
+
+    def test_one_value_untrained_measures_slope_soon(self):
+        samples = [(T0, 0), (T0 + 5, 2)]
+        assert look(samples) <= 10.0 + 1e-9
+
+    def test_a_young_slope_never_jumps_further_than_the_time_waited(self):
+        # slope 0.5 pt/s says ~190 s to go, but only 10 s have passed: look again within 10 s
+        samples = [(T0, 0), (T0 + 5, 2), (T0 + 10, 4)]
+        assert look(samples) == pytest.approx(20.0)
+
+    def test_held_at_99_looks_often_then_less_often(self):
+        # the gateway holds a task at 99 % until its file exists: gaps of 0.3x the hold, at most 3 s
+        assert look([(T0, 0), (T0 + 10, 60), (T0 + 14, 99)]) == pytest.approx(14 + FLOOR)
+        held = [(T0, 0), (T0 + 10, 60), (T0 + 14, 99), (T0 + 19, 99)]
+        assert look(held) == pytest.approx(19 + 1.5)
+        long_held = [(T0, 0), (T0 + 10, 60), (T0 + 14, 99), (T0 + 44, 99)]
+        assert look(long_held) == pytest.approx(44 + 3.0)
+
+    def test_sharp_experience_allows_longer_gaps(self):
+        sure_long = Prior(queue=20.0, run=280.0, spread=0.05)
+        samples = [(T0, 0), (T0 + 5, 0)]
+        assert look(samples, prior=sure_long) == pytest.approx(5 + 2 * CAP)
+
+    def test_stall_backs_off(self):
+        # 5 points/s until 50, then stuck for 4 s (expected 20 more points): wait as long as the stall
+        samples = [(T0, 0), (T0 + 6, 20), (T0 + 8, 30), (T0 + 12, 50), (T0 + 14, 50), (T0 + 16, 50)]
+        assert look(samples) == pytest.approx(16 + 4)
+        longer = [*samples, (T0 + 20, 50)]
+        assert look(longer) == pytest.approx(20 + 8)
+
+    def test_progress_drop_restarts_the_fit(self):
+        samples = [(T0, 0), (T0 + 5, 40), (T0 + 10, 80), (T0 + 15, 10), (T0 + 20, 20)]
+        assert slope(samples) == pytest.approx(2.0)
+
+    @pytest.mark.parametrize("now_offset", [0.0, 3.0, 100.0])
+    def test_result_is_never_in_the_past(self, now_offset):
+        samples = [(T0, 0), (T0 + 5, 10), (T0 + 10, 20)]
+        now = T0 + 10 + now_offset
+        assert next_look(samples, now, mode="std", duration=5) >= now
+
+
+class TestCalibration:
+    def test_observe_prefers_the_gateway_total(self):
+        obs = observe([(T0, 0), (T0 + 5, 10), (T0 + 15, 60)], T0 + 25, "std", 5, gateway_total=22.0)
+        assert obs.total == 22.0 and obs.exact
+        assert obs.run == pytest.approx(20.0, rel=0.05)
+
+    def test_observe_from_looks_bounds_the_finish(self):
+        obs = observe([(T0, 0), (T0 + 5, 10), (T0 + 15, 60)], T0 + 40, "std", 5)
+        assert obs.total == pytest.approx(23.0, abs=0.5)
+
+    def test_seen_kind_gives_a_tight_prior(self):
+        cal = Calibration()
+        cal.add(Observation("std", 5, 30.0, 25.0, exact=True))
+        prior = cal.prior("std", 5)
+        assert prior.total == pytest.approx(30.0) and prior.tight
+
+    def test_unseen_kind_is_scaled_from_what_was_seen(self):
+        cal = Calibration()
+        base = default_prior("std", 5)
+        cal.add(Observation("std", 5, base.total / 4, None, exact=True))
+        scaled = cal.prior("pro", 10)
+        assert scaled.total == pytest.approx(default_prior("pro", 10).total / 4)
+        assert not scaled.tight
+
+    def test_varied_observations_widen_the_spread(self):
+        cal = Calibration()
+        for total in (20.0, 40.0, 30.0):
+            cal.add(Observation("pro", 15, total, None))
+        prior = cal.prior("pro", 15)
+        assert prior.total == pytest.approx(30.0)
+        assert prior.spread == pytest.approx(0.6)

@@ -1,0 +1,53 @@
+"""lib/services.py: the process wiring, started the way the app starts it (no key -> embedded gateway)."""
+from __future__ import annotations
+
+import time
+
+from lib import ledger as L
+from lib.config import load_settings
+from lib.contract import VideoRequest
+from lib.ledger import Ledger
+from lib.services import gateway_reachable, start_services
+
+
+def test_no_key_starts_the_embedded_gateway_and_a_worker_that_finishes_runs(tmp_path):
+    settings = load_settings(env={
+        "PLAYGROUND_DATA": str(tmp_path), "LOCAL_GATEWAY_SPEED": "40", "PLAYGROUND_FIRST_LOOK": "0.2",
+    })
+    services = start_services(settings)
+    try:
+        assert services.local_gateway is not None
+        assert services.base_url.startswith("http://127.0.0.1:")
+        assert services.worker.running
+        assert services.worker.client.limiter is services.client.limiter is services.limiter
+        assert services.gateway_reachable()
+        run_id = Ledger.new_id()
+        services.ledger.create_run(run_id, VideoRequest(prompt="a paper boat", aspect_ratio="1:1"), 0.18)
+        services.worker.wake()
+        deadline = time.monotonic() + 30
+        run = services.ledger.get(run_id)
+        while run.video_path is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            run = services.ledger.get(run_id)
+        assert run.state == L.COMPLETED and run.video_path == f"videos/{run_id}.mp4"
+        assert (settings.archive_dir / run.video_path).stat().st_size > 1000
+        url = services.base_url
+    finally:
+        services.stop()
+    assert not services.worker.running
+    assert not gateway_reachable(url, "local-playground", timeout=(0.5, 0.5))
+
+
+def test_base_url_without_key_uses_that_gateway(local_gateway, tmp_path):
+    settings = load_settings(env={"PLAYGROUND_DATA": str(tmp_path), "TOAPIS_BASE_URL": local_gateway.url})
+    services = start_services(settings, start_worker=False)
+    try:
+        assert services.local_gateway is None
+        assert services.base_url == local_gateway.url
+        assert services.gateway_reachable()
+    finally:
+        services.stop()
+
+
+def test_unreachable_gateway_is_reported_not_raised(tmp_path):
+    assert gateway_reachable("http://127.0.0.1:9", "k", timeout=(0.5, 0.5)) is False
