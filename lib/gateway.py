@@ -709,9 +709,12 @@ class GatewayClient:
                      else "the connection dropped before the gateway answered")
             raise GatewayUnavailable(words, operation=operation) from _scrub(exc, self._api_key)
         except requests.exceptions.RequestException as exc:
-            raise GatewayUnavailable(
-                f"request to the gateway failed: {type(exc).__name__}", operation=operation,
-            ) from _scrub(exc, self._api_key)
+            words = f"request to the gateway failed: {type(exc).__name__}"
+            if operation == "submit":
+                # We cannot tell whether the gateway accepted it, so the run must become "unknown",
+                # never a draft that would be sent again (a possible double charge).
+                raise GatewayTimeout(words, operation=operation) from _scrub(exc, self._api_key)
+            raise GatewayUnavailable(words, operation=operation) from _scrub(exc, self._api_key)
         log.debug("%s %s -> %s in %.3f s", method, path, resp.status_code, time.monotonic() - started)
         if not 200 <= resp.status_code < 300:
             err = error_from_response(resp, operation)

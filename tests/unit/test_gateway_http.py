@@ -17,6 +17,7 @@ import requests
 from PIL import Image
 from urllib3.util.retry import Retry
 
+from lib.contract import VideoRequest
 from lib.gateway import (
     Balance,
     GatewayClient,
@@ -330,3 +331,21 @@ def test_key_never_reaches_logs_or_errors(local_gateway: Any, caplog: pytest.Log
     texts = [caplog.text, repr(client), str(info.value), repr(info.value), info.value.body or "",
              str(nf.value)]
     assert all(local_gateway.key not in t for t in texts)
+
+
+class _BrokenMidAnswer(requests.adapters.HTTPAdapter):
+    """A transport failure requests does not classify (the body broke off after the request went out)."""
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        raise requests.exceptions.ChunkedEncodingError("connection broken mid-answer")
+
+
+def test_an_unclassified_transport_failure_on_submit_is_outcome_unknown(local_gateway: Any) -> None:
+    client = GatewayClient(local_gateway.url, local_gateway.key)
+    client.session.mount(local_gateway.url + "/", _BrokenMidAnswer())
+    with pytest.raises(GatewayTimeout) as caught:
+        client.submit(VideoRequest("A quiet harbour at dawn"))
+    assert caught.value.outcome_unknown
+    with pytest.raises(GatewayUnavailable) as polled:
+        client.get_task("video_anything")
+    assert not polled.value.outcome_unknown
