@@ -44,6 +44,7 @@ IDLE = 1.0            # longest sleep: runs made by other processes are noticed 
 ERROR_BACKOFF_MAX = 120.0    # api-contract §7.2: back off up to 120 s after errors
 ARCHIVE_BACKOFF_MAX = 600.0  # disk full: try again every few minutes, not in a tight loop
 HANDLER_ERROR_RETRY = 30.0   # an unexpected bug in one run's handling: look again later, keep the run
+RECOVERED_404_LIMIT = 3      # a pasted task id the gateway keeps denying is a typo or another account's
 _KEEP_SAMPLES = 12    # samples kept per run (plus the submit sample): the fit uses the last few
 _ARCHIVE_NOW = -1.0   # a step's answer meaning "it just completed: archive it now, in the archive pool"
 
@@ -378,9 +379,17 @@ class Worker:
         self._note(run.run_id, None)
         return nxt
 
-    def _poll_failed(self, run: L.Run, err: GatewayError) -> float:
+    def _poll_failed(self, run: L.Run, err: GatewayError) -> float | None:
         now = self.clock()
         fails = self._fail_count(run.run_id)
+        if isinstance(err, NotFound) and run.source == "recovered" and fails >= RECOVERED_404_LIMIT:
+            self.ledger.mark_submit_failed(
+                run.run_id, "task_not_found",
+                f"The gateway has no task {run.task_id} (HTTP 404, {fails} times). Check the id was copied "
+                "whole and belongs to this API key's account; nothing was billed here.",
+            )
+            self._forget(run.run_id)
+            return None
         wait = _backoff(fails, 1.0, ERROR_BACKOFF_MAX)
         if isinstance(err, RateLimited):
             wait = max(FLOOR, err.retry_after if err.retry_after is not None else 1.0)
