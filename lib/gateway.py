@@ -17,6 +17,7 @@ import mimetypes
 import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -682,12 +683,12 @@ class GatewayClient:
         self, method: str, path: str, *, bucket: str, operation: str, **kwargs: Any,
     ) -> requests.Response:
         """One call: limiter, timeouts, transport errors mapped; a non-2xx raises its GatewayError."""
-        if self.limiter is not None:
-            self.limiter.acquire(bucket)
         url = self.base_url + path
         started = time.monotonic()
         try:
-            resp = self.session.request(method, url, headers=self._headers(), timeout=self.timeout, **kwargs)
+            with self.limiter.slot(bucket) if self.limiter is not None else nullcontext():
+                resp = self.session.request(method, url, headers=self._headers(), timeout=self.timeout,
+                                            **kwargs)
         except requests.exceptions.ReadTimeout as exc:
             log.warning("%s %s: no answer within %.1f s", method, path, self.timeout[1])
             raise GatewayTimeout(

@@ -7,17 +7,19 @@ credit: a log guarantees that no window of the configured length ever holds more
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
-# The submit window is 1.1 s rather than 1.0 s: the time between our acquisition and the gateway
-# receiving the request varies by a few milliseconds, so a small margin keeps the gateway from ever
-# seeing 6 submits inside one of its own 1 s windows.
+# The submit window is 1.1 s rather than 1.0 s as a margin; the guarantee itself comes from slot(): a call
+# made through it counts from the moment its answer arrives (no later than the gateway received it), so
+# the gateway can never see n + 1 calls inside one of its own windows, however late a request travels.
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"submit": (5, 1.1), "query": (50, 1.0)}
 
 # Upper bound on one sleep inside acquire(): a pause() set by another thread is then seen promptly.
@@ -46,6 +48,7 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._log: dict[str, deque[float]] = {bucket: deque() for bucket in chosen}
+        self._in_flight: dict[str, int] = dict.fromkeys(chosen, 0)
         self._paused_until: dict[str, float] = {}
         self._all_paused_until = float("-inf")
 
@@ -65,12 +68,18 @@ class RateLimiter:
             stamps = self._log[bucket]
             while stamps and stamps[0] <= now - window:
                 stamps.popleft()
-            if len(stamps) >= count:
-                ready = max(ready, stamps[-count] + window)
+            in_flight = self._in_flight[bucket]  # calls still on the wire count as "now, and later"
+            if in_flight >= count:
+                ready = float("inf")
+            elif len(stamps) + in_flight >= count:
+                ready = max(ready, stamps[-(count - in_flight)] + window)
         return ready
 
     def acquire(self, bucket: str, timeout: float | None = None) -> bool:
         """Block until a call in `bucket` is allowed and record it; False if `timeout` s pass first."""
+        return self._acquire(bucket, timeout, in_flight=False)
+
+    def _acquire(self, bucket: str, timeout: float | None, *, in_flight: bool) -> bool:
         deadline = None if timeout is None else self._clock() + timeout
         while True:
             with self._lock:
@@ -78,7 +87,10 @@ class RateLimiter:
                 ready = self._ready_at(bucket, now)
                 if ready <= now:
                     if bucket in self._log:
-                        self._log[bucket].append(now)
+                        if in_flight:
+                            self._in_flight[bucket] += 1
+                        else:
+                            self._log[bucket].append(now)
                     return True
             if deadline is not None and ready > deadline:
                 # Waiting cannot help: the slot opens only after the caller's deadline.
@@ -86,6 +98,25 @@ class RateLimiter:
                     self._sleep(deadline - now)
                 return False
             self._sleep(min(ready - now, _MAX_NAP))
+
+    @contextmanager
+    def slot(self, bucket: str) -> Iterator[None]:
+        """Acquire, then count the call from when it finished (answer, error or timeout), not started.
+
+        The gateway counts a request when it arrives, which is somewhere between our start and our
+        answer; stamping the answer time makes the window hold on the gateway's clock too.
+        """
+        self._acquire(bucket, None, in_flight=True)
+        counted = bucket in self._log
+        try:
+            yield
+        finally:
+            if counted:
+                with self._lock:
+                    self._in_flight[bucket] -= 1
+                    stamps, done = self._log[bucket], self._clock()
+                    # Answers can come back out of order: keep the log sorted.
+                    stamps.insert(bisect.bisect_right(stamps, done), done)
 
     def pause(self, seconds: float, bucket: str | None = None) -> None:
         """No acquisition in `bucket` (all buckets when None) before now + seconds; never shortens a pause."""

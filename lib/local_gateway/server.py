@@ -378,6 +378,7 @@ class Front:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        arrived = time.time()  # rate limits count arrivals, so the log does too
         method, path = scope["method"], scope["path"]
         category = categorize(method, path)
         note: dict[str, Any] = {"status": 0, "task_id": _task_id_in_path(path)}
@@ -398,7 +399,7 @@ class Front:
             log.exception("error while serving %s %s", method, path)
         finally:
             self.engine.store.log_request(
-                time.time(), method, path, category, note["status"], note["task_id"]
+                arrived, method, path, category, note["status"], note["task_id"]
             )
 
     async def _fault(self, fault: Fault, category: str, scope: Scope, receive: Receive, send: Send) -> None:

@@ -268,3 +268,92 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     # the cell now shows the new take
     assert any("take 2" in c.value for c in at.get_by_key("cmp_cell_0").caption)
     assert not at.exception, at.exception
+
+
+def test_rerun_this_grid_makes_a_new_group_with_the_same_settings(isolated: Path) -> None:
+    at = open_compare()
+    at.segmented_control(key="cmp_n").set_value(2).run()
+    at.text_area(key="cmp_prompt_0").set_value("first variant").run()
+    at.text_area(key="cmp_prompt_1").set_value("second variant").run()
+    at.pills(key="cmp_modes").set_value(["std"]).run()
+    submit_button(at).click().run()
+    first = ledger(isolated).list_runs(limit=1)[0].group_id
+    again = [b for b in at.button if b.key and b.key.startswith("cmp_rerun_grid_")]
+    assert len(again) == 1 and again[0].label == "Re-run this grid · ≈ $0.37"
+    again[0].click().run()
+    assert not at.exception, at.exception
+    runs = ledger(isolated).list_runs(limit=10)
+    groups = {r.group_id for r in runs}
+    assert len(runs) == 4 and len(groups) == 2 and first in groups
+    second = (groups - {first}).pop()
+    assert at.query_params.get("group") in (second, [second])
+    key = lambda r: (r.label, r.request.to_dict())  # noqa: E731
+    assert sorted(map(key, ledger(isolated).group(first))) == sorted(map(key, ledger(isolated).group(second)))
+
+
+def test_run_link_fills_the_form_for_std_vs_pro(isolated: Path) -> None:
+    from lib.contract import VideoRequest
+
+    run_id = "run-for-compare-test"
+    req = VideoRequest("a lighthouse at dusk", mode="pro", duration=10, aspect_ratio="1:1")
+    ledger(isolated).create_run(run_id, req, 0.5)
+    at = open_compare({"run": run_id})
+    assert at.text_area(key="cmp_prompt_0").value == "a lighthouse at dusk"
+    assert at.pills(key="cmp_modes").value == ["std", "pro"]
+    assert at.pills(key="cmp_durations").value == [10]
+    assert at.pills(key="cmp_aspects").value == ["1:1"]
+    assert [c.split(" | ")[0] for c in preview_cells(at)] == [
+        "**std · 10 s** · 720×720", "**pro · 10 s** · 1080×1080"]
+
+
+# ------------------------------------------------------------------ the synced player's HTML (pure)
+def test_player_html_escapes_labels_and_keeps_its_script_intact() -> None:
+    from lib.ui import sync_player
+
+    evil = '</script><img src=x onerror=alert(1)> & "quotes"'
+    items = [sync_player.SyncItem("r1", evil, "/app/static/videos/r1.mp4"),
+             sync_player.SyncItem("r2", "pro · 5 s", "/app/static/videos/r2.mp4")]
+    body = sync_player.build_html(items, "grid one")
+    assert "<img" not in body and "</script><img" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    script = body[body.index("<script>") + len("<script>"):body.rindex("</script>")]
+    # Streamlit's DOMPurify (SAFE_FOR_XML) drops a script whose text has '<' + letter, '/' or '!'
+    assert re.search(r"<[/\w!]", script) is None
+    assert body.count("<script>") == 1
+    assert 'data-sync-player="grid-one"' in body and 'data-count="2"' in body
+    assert body.count('data-sp-video="cell"') == 2 and body.count('data-sp-video="wipe"') == 2
+    assert all(f'src="/app/static/videos/{r}.mp4"' in body for r in ("r1", "r2"))
+    assert "muted loop playsinline" in body
+
+
+def test_player_keeps_slots_and_needs_two_videos_for_a_wipe() -> None:
+    from lib.ui import sync_player
+
+    items = [sync_player.SyncItem("r1", "std · 15 s", "/app/static/videos/r1.mp4"),
+             sync_player.SyncItem("", "pro · 15 s: crossed out", "")]
+    body = sync_player.build_html(items, "k", columns=2)
+    assert 'data-count="1"' in body and 'data-cols="2"' in body
+    assert "pro · 15 s: crossed out" in body and 'data-sp="wipe"' not in body
+    assert body.count("<video") == 1
+
+
+def test_uploaded_first_frame_goes_to_every_cell_and_crosses_out_15s(isolated: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 360), (40, 90, 160)).save(buf, format="PNG")
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    at.pills(key="cmp_durations").set_value([10, 15]).run()
+    at.file_uploader(key="cmp_first_frame_file").upload("frame.png", buf.getvalue(), "image/png").run()
+    assert not at.exception, at.exception
+    url = at.text_input(key="cmp_first_frame_url").value
+    assert url.startswith("http"), url
+    cells = preview_cells(at)
+    assert [c.startswith("~~") for c in cells] == [False, False, True, True]
+    submit_button(at).click().run()
+    runs = ledger(isolated).list_runs(limit=10)
+    assert len(runs) == 2 and all(r.request.image_urls == (url,) for r in runs)
+    assert {r.request.effective_duration for r in runs} == {10}

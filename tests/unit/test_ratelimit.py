@@ -200,3 +200,51 @@ def test_real_pause_from_another_thread_holds_a_waiting_caller() -> None:
     limiter.pause(0.8, "query")  # arrives while the caller waits for the 0.2 s window
     t.join(timeout=5)
     assert got and got[0] >= 0.75
+
+
+def test_a_slot_counts_from_when_its_answer_came_back() -> None:
+    """Five submits answered 0.3 s after they start: the sixth waits a window from the answers."""
+    limiter, clock = fake_limiter({"submit": (5, 1.1)})
+    slots = [limiter.slot("submit") for _ in range(5)]
+    for s in slots:
+        s.__enter__()
+    clock.now += 0.3  # the requests travel; the gateway may count them as late as now
+    for s in slots:
+        s.__exit__(None, None, None)
+    with limiter.slot("submit"):
+        started_sixth = clock.now
+    assert started_sixth == pytest.approx(1000.0 + 0.3 + 1.1)  # not 1001.1: the window starts at the answers
+
+
+def test_calls_still_on_the_wire_hold_their_place_in_the_window() -> None:
+    limiter, _ = fake_limiter({"submit": (2, 1.0)})
+    first = limiter.slot("submit")
+    second = limiter.slot("submit")
+    first.__enter__()
+    second.__enter__()
+    # Two calls in flight fill the window: a third cannot go, however long we wait, until one answers.
+    assert limiter.acquire("submit", timeout=5.0) is False
+    second.__exit__(None, None, None)
+    first.__exit__(None, None, None)
+    assert limiter.acquire("submit", timeout=5.0) is True
+
+
+def test_slot_threads_keep_the_gateway_window_even_when_answers_are_slow() -> None:
+    """Real clock, 6 threads, 15 slow calls: arrivals (the start of each call) never exceed 5 per 1 s."""
+    limiter = RateLimiter({"submit": (5, 1.1)})
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        with limiter.slot("submit"):
+            with lock:
+                arrivals.append(time.monotonic())
+            time.sleep(0.15)
+
+    threads = [threading.Thread(target=lambda: [call() for _ in range(3)]) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(arrivals) == 15
+    assert max_in_window(arrivals, 1.0) <= 5

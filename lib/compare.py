@@ -1,0 +1,469 @@
+"""The settings grid: one model across prompt variants × modes × durations × aspects, priced before sending.
+
+Pure and local (no streamlit, no I/O; only submit_grid writes, through lib.playground), so every decision
+the Compare page shows — which cells exist, which the gateway forbids and why, what each costs, whether
+the budget allows it, how a saved group maps back to its settings — is tested without a browser.
+Forbidden cells stay in the plan (shown crossed out with the reason) but are never submittable, so
+nothing is spent on a request the gateway would refuse.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lib.contract import (
+    ASPECTS,
+    DEFAULT_PRICES,
+    DURATIONS,
+    MODES,
+    Prices,
+    Problem,
+    VideoRequest,
+    estimate_cost,
+    forbidden_reason,
+    validate,
+)
+
+MAX_VARIANTS = 4
+MAX_CELLS = 36
+DEFAULT_MODES: tuple[str, ...] = ("std", "pro")
+DEFAULT_DURATIONS: tuple[int, ...] = (5,)
+DEFAULT_ASPECTS: tuple[str, ...] = ("16:9",)
+
+_LABEL_VARIANT = re.compile(r"^P(\d+)\b")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """What the user chose on the Compare page; every dimension keeps the order it is shown in."""
+
+    prompts: tuple[str, ...]
+    modes: tuple[str, ...] = DEFAULT_MODES
+    durations: tuple[int, ...] = DEFAULT_DURATIONS
+    aspects: tuple[str, ...] = DEFAULT_ASPECTS
+    image_urls: tuple[str, ...] = ()
+    negative_prompt: str | None = None
+    watermark: bool | None = None
+
+    def __post_init__(self) -> None:
+        # Widgets hand over lists; tuples keep the spec hashable and comparable. Modes, durations and
+        # aspects are put in canonical order so the same choice always gives the same grid.
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        object.__setattr__(self, "image_urls", tuple(self.image_urls or ()))
+        object.__setattr__(self, "modes", _canonical(self.modes, MODES))
+        object.__setattr__(self, "durations", _canonical(self.durations, DURATIONS))
+        object.__setattr__(self, "aspects", _canonical(self.aspects, ASPECTS))
+
+    @property
+    def size(self) -> int:
+        return len(self.prompts) * len(self.modes) * len(self.durations) * len(self.aspects)
+
+
+def _canonical(values: Iterable[Any], order: Sequence[Any]) -> tuple[Any, ...]:
+    """Known values in contract order (deduplicated); unknown ones after, so validation still sees them."""
+    seen = list(dict.fromkeys(values or ()))
+    known = [v for v in order if v in seen]
+    return tuple(known + [v for v in seen if v not in order])
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One request of the grid; `forbidden` says in words why it will not be sent, or is None."""
+
+    index: int
+    variant: int                 # 0-based prompt variant
+    request: VideoRequest
+    label: str                   # what the page shows: 'P2 · pro · 10 s'
+    run_label: str               # what the ledger keeps: 'P2' (several prompts) or the mode, see run_label()
+    est_cost: float              # 0.0 for forbidden cells (never sent, never billed) and unknown aspects
+    forbidden: str | None = None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, str, int, str]:
+        return (self.variant, self.request.effective_mode, self.request.effective_duration,
+                self.request.effective_aspect)
+
+    @property
+    def submittable(self) -> bool:
+        return self.forbidden is None and not any(p.level == "error" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """The expanded grid: every cell in display order, plus problems that block the whole grid."""
+
+    spec: GridSpec
+    cells: tuple[Cell, ...]
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def submittable(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.submittable)
+
+    @property
+    def forbidden(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.forbidden is not None)
+
+    @property
+    def sendable(self) -> tuple[Cell, ...]:
+        """Cells that go out once the grid is valid: everything not crossed out."""
+        return tuple(c for c in self.cells if c.forbidden is None)
+
+    @property
+    def total(self) -> float:
+        """Estimated USD of the cells that will be sent (crossed-out cells cost nothing)."""
+        return round(sum(c.est_cost for c in self.sendable), 6)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.submittable)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """Problems that stop the whole grid: spec-level ones and any cell problem that is not 'forbidden'."""
+        cell_errors = [p for c in self.cells if c.forbidden is None for p in c.problems if p.level == "error"]
+        seen: dict[tuple[str, str], Problem] = {}
+        for p in [*self.problems, *cell_errors]:
+            if p.level == "error":
+                seen.setdefault((p.field, p.message), p)
+        return tuple(seen.values())
+
+
+def cell_label(variant: int, mode: str, duration: int | str, aspect: str, *, n_variants: int = 1,
+               n_aspects: int = 1) -> str:
+    """Short, stable label ('P2 · pro · 10 s'); the variant prefix maps a saved group's runs to rows."""
+    parts = [f"P{variant + 1}"] if n_variants > 1 else []
+    parts += [mode, f"{duration} s"]
+    if n_aspects > 1:
+        parts.append(aspect)
+    return " · ".join(parts)
+
+
+def run_label(variant: int, mode: str, *, n_variants: int = 1) -> str:
+    """The label stored on the run: 'P2' for a prompt variant, else the mode ('std'/'pro').
+
+    Short on purpose: the other views (history, share view) already print mode, duration and aspect next
+    to a run's label, and Compose's "Compare std vs pro" pair uses the same 'std'/'pro' labels, so a
+    pair and a one-prompt grid restore the same way.
+    """
+    return f"P{variant + 1}" if n_variants > 1 else mode
+
+
+def variant_from_label(label: str | None) -> int | None:
+    """0-based variant index written by cell_label, or None for a single-prompt grid or a foreign label."""
+    m = _LABEL_VARIANT.match(label or "")
+    return int(m.group(1)) - 1 if m else None
+
+
+def _spec_problems(spec: GridSpec) -> list[Problem]:
+    problems: list[Problem] = []
+    if not spec.prompts:
+        problems.append(Problem("prompts", "Add a prompt: the grid needs at least one."))
+    if len(spec.prompts) > MAX_VARIANTS:
+        problems.append(Problem("prompts", f"{len(spec.prompts)} prompt variants; the grid takes at most "
+                                           f"{MAX_VARIANTS} — remove {len(spec.prompts) - MAX_VARIANTS}."))
+    for name, values, what in (("modes", spec.modes, "mode"), ("durations", spec.durations, "duration"),
+                               ("aspects", spec.aspects, "aspect ratio")):
+        if not values:
+            problems.append(Problem(name, f"Pick at least one {what}."))
+    if spec.size > MAX_CELLS:
+        problems.append(Problem("grid", f"The grid has {spec.size} cells; at most {MAX_CELLS} go in one "
+                                        "grid — remove a prompt variant, a mode, a duration or an aspect."))
+    return problems
+
+
+def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES) -> GridPlan:
+    """Every cell of the grid in display order: variant, then duration, then aspect, then mode (columns)."""
+    cells: list[Cell] = []
+    n_images = len(spec.image_urls)
+    for v, prompt in enumerate(spec.prompts):
+        for duration in spec.durations:
+            for aspect in spec.aspects:
+                for mode in spec.modes:
+                    req = VideoRequest(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect,
+                                       image_urls=spec.image_urls, negative_prompt=spec.negative_prompt,
+                                       watermark=spec.watermark)
+                    reason = forbidden_reason(mode, duration, n_images)
+                    problems = tuple(_relabel(p, v, len(spec.prompts)) for p in validate(req))
+                    cost = 0.0
+                    if reason is None and (req.aspect_ratio in ASPECTS):
+                        cost = estimate_cost(req, prices)  # priced even while a prompt is still empty
+                    label = cell_label(v, mode, duration, aspect, n_variants=len(spec.prompts),
+                                       n_aspects=len(spec.aspects))
+                    cells.append(Cell(index=len(cells), variant=v, request=req, label=label,
+                                      run_label=run_label(v, mode, n_variants=len(spec.prompts)),
+                                      est_cost=cost, forbidden=reason, problems=problems))
+    return GridPlan(spec=spec, cells=tuple(cells), problems=tuple(_spec_problems(spec)))
+
+
+def _relabel(p: Problem, variant: int, n_variants: int) -> Problem:
+    """Say which prompt variant a prompt problem is about, when there are several."""
+    if p.field == "prompt" and n_variants > 1:
+        return Problem(f"prompt_{variant + 1}", f"Prompt {variant + 1}: {p.message}", p.level)
+    return p
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    """Whether the grid fits the budget, with the numbers the refusal shows."""
+
+    ok: bool
+    grid_total: float
+    spent: float
+    budget: float | None
+    message: str = ""
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.budget is None else round(self.budget - self.spent, 6)
+
+
+def check_budget(grid_total: float, spent: float, budget: float | None) -> BudgetVerdict:
+    """Refuse the whole grid up front when it would push estimated spend past the budget."""
+    if budget is None:
+        return BudgetVerdict(True, grid_total, spent, None)
+    after = spent + grid_total
+    if after <= budget + 1e-9:
+        return BudgetVerdict(True, grid_total, spent, budget)
+    left = max(0.0, budget - spent)
+    message = (f"Refused: this grid costs ≈ ${grid_total:,.2f} (estimate), but ${spent:,.2f} of the "
+               f"${budget:,.2f} budget is already spent, leaving ${left:,.2f}; it would end at "
+               f"${after:,.2f}, ${after - budget:,.2f} over. Remove cells (a mode, a duration, a prompt) "
+               "or raise PLAYGROUND_BUDGET_USD.")
+    return BudgetVerdict(False, grid_total, spent, budget, message)
+
+
+class RunLike(Protocol):
+    """What restoring needs from a ledger Run (kept structural so this module stays free of the ledger)."""
+
+    run_id: str
+    created_at: float
+    params: dict
+    label: str | None
+    source: str
+
+
+def _request_of(run: RunLike) -> VideoRequest:
+    return VideoRequest.from_dict(run.params or {})
+
+
+def spec_from_runs(runs: Sequence[RunLike]) -> GridSpec | None:
+    """The settings a saved group was made with, so a reload or 'Re-run this grid' shows the same grid.
+
+    Prompt variants come back in their original order (from the 'P<n>' label prefix, else by first
+    appearance); modes/durations/aspects are the set the runs used. Re-runs of a cell add nothing new.
+    """
+    ordered = sorted(runs, key=lambda r: (r.created_at, r.run_id))
+    if not ordered:
+        return None
+    prompts: dict[int, str] = {}
+    unlabeled: list[str] = []
+    for run in ordered:
+        req = _request_of(run)
+        v = variant_from_label(run.label)
+        if v is not None:
+            prompts.setdefault(v, req.prompt)
+        elif req.prompt not in unlabeled:
+            unlabeled.append(req.prompt)
+    variants = [prompts[k] for k in sorted(prompts)] + [p for p in unlabeled if p not in prompts.values()]
+    reqs = [_request_of(r) for r in ordered]
+    first = reqs[0]
+    return GridSpec(
+        prompts=tuple(variants),
+        modes=tuple(r.effective_mode for r in reqs),
+        durations=tuple(r.effective_duration for r in reqs),
+        aspects=tuple(r.effective_aspect for r in reqs),
+        image_urls=first.image_urls,
+        negative_prompt=first.negative_prompt,
+        watermark=first.watermark,
+    )
+
+
+def run_key(run: RunLike, spec: GridSpec) -> tuple[int, str, int, str]:
+    """The cell a run belongs to in `spec` (see Cell.key)."""
+    req = _request_of(run)
+    v = variant_from_label(run.label)
+    if v is None:
+        v = spec.prompts.index(req.prompt) if req.prompt in spec.prompts else 0
+    return (v, req.effective_mode, req.effective_duration, req.effective_aspect)
+
+
+@dataclass(frozen=True)
+class CellView:
+    """A cell of a saved grid with its newest run (re-runs of a cell are newer takes) and how many takes."""
+
+    cell: Cell
+    run: Any | None = None
+    takes: int = 0
+    older: tuple[Any, ...] = field(default=())
+
+
+def attach_runs(plan: GridPlan, runs: Sequence[RunLike]) -> list[CellView]:
+    """Pair each planned cell with the runs made for it; the newest take is the one shown."""
+    by_key: dict[tuple[int, str, int, str], list[RunLike]] = {}
+    for run in sorted(runs, key=lambda r: (r.created_at, r.run_id)):
+        by_key.setdefault(run_key(run, plan.spec), []).append(run)
+    views = []
+    for cell in plan.cells:
+        takes = by_key.get(cell.key, [])
+        views.append(CellView(cell, takes[-1] if takes else None, len(takes), tuple(takes[:-1])))
+    return views
+
+
+def spec_to_params(spec: GridSpec) -> dict[str, Any]:
+    """Flat, JSON-safe settings (for session state / query params of 'Re-run this grid')."""
+    return {"prompts": list(spec.prompts), "modes": list(spec.modes), "durations": list(spec.durations),
+            "aspects": list(spec.aspects), "image_urls": list(spec.image_urls),
+            "negative_prompt": spec.negative_prompt, "watermark": spec.watermark}
+
+
+def spec_from_params(d: Mapping[str, Any]) -> GridSpec:
+    """Inverse of spec_to_params, tolerant of missing keys (defaults apply)."""
+    durations = tuple(int(x) for x in d.get("durations") or DEFAULT_DURATIONS if str(x).isdigit())
+    return GridSpec(prompts=tuple(d.get("prompts") or ()), modes=tuple(d.get("modes") or DEFAULT_MODES),
+                    durations=durations, aspects=tuple(d.get("aspects") or DEFAULT_ASPECTS),
+                    image_urls=tuple(d.get("image_urls") or ()), negative_prompt=d.get("negative_prompt"),
+                    watermark=d.get("watermark"))
+
+
+_QUERY_PROMPTS = ("prompt", "prompt2", "prompt3", "prompt4")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _split(value: Any) -> list[str]:
+    return [p.strip() for p in str(value or "").split(",") if p.strip()]
+
+
+def spec_from_query(q: Mapping[str, Any]) -> GridSpec | None:
+    """A grid from share-view style query params (history.grid_query): prompt, prompt2…prompt4, modes
+    ("std,pro"), durations ("5,10"), aspect_ratio or aspects ("16:9,1:1"), negative_prompt, first_frame,
+    last_frame, watermark. None when there is no prompt; unknown values are kept so validation names them.
+    """
+    prompts = tuple(str(q[k]) for k in _QUERY_PROMPTS if q.get(k))
+    if not prompts:
+        return None
+    durations = tuple(int(d) if d.isdigit() else d for d in _split(q.get("durations")))
+    aspects = _split(q.get("aspects")) or _split(q.get("aspect_ratio"))
+    images = tuple(str(q[k]) for k in ("first_frame", "last_frame") if q.get(k))
+    watermark = q.get("watermark")
+    return GridSpec(
+        prompts=prompts,
+        modes=tuple(_split(q.get("modes"))) or DEFAULT_MODES,
+        durations=durations or DEFAULT_DURATIONS,
+        aspects=tuple(aspects) or DEFAULT_ASPECTS,
+        image_urls=images,
+        negative_prompt=str(q["negative_prompt"]) if q.get("negative_prompt") else None,
+        watermark=None if watermark in (None, "") else str(watermark).lower() in _TRUE,
+    )
+
+
+def spec_to_query(spec: GridSpec) -> dict[str, str]:
+    """Inverse of spec_from_query (the 'Re-run this grid' link)."""
+    q = {k: p for k, p in zip(_QUERY_PROMPTS, spec.prompts, strict=False)}
+    q["modes"] = ",".join(str(m) for m in spec.modes)
+    q["durations"] = ",".join(str(d) for d in spec.durations)
+    if len(spec.aspects) == 1:
+        q["aspect_ratio"] = str(spec.aspects[0])
+    else:
+        q["aspects"] = ",".join(str(a) for a in spec.aspects)
+    if spec.negative_prompt:
+        q["negative_prompt"] = spec.negative_prompt
+    q.update({k: u for k, u in zip(("first_frame", "last_frame"), spec.image_urls, strict=False)})
+    if spec.watermark is not None:
+        q["watermark"] = "true" if spec.watermark else "false"
+    return q
+
+
+@dataclass(frozen=True)
+class GridSubmit:
+    """What one press of "Submit grid" did: the runs written (or found) and any refusal in words."""
+
+    group_id: str
+    runs: tuple[Any, ...] = ()
+    created: int = 0
+    refused: str | None = None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None and not self.problems and bool(self.runs)
+
+
+def submit_grid(services: Any, plan: GridPlan, group_id: str) -> GridSubmit:
+    """Write every submittable cell as a draft run of one group; the worker sends them under its limiter.
+
+    The one function here with side effects (ledger writes through lib.playground.submit), kept beside
+    the plan it executes. All or nothing: validation and the budget are checked for the whole grid
+    before the first row is written. Run ids derive from the group id, so a second press for the same
+    group (a double click) writes nothing new. Forbidden cells are never written.
+    """
+    from lib import playground  # the pure part of this module must not need the ledger to load
+
+    if plan.errors:
+        return GridSubmit(group_id, problems=plan.errors)
+    cells = plan.submittable
+    if not cells:
+        return GridSubmit(group_id, refused="Nothing to send: every cell of this grid is unavailable.")
+    ledger = services.ledger
+    existing = {c.index: ledger.get(cell_run_id(group_id, c)) for c in cells}
+    new_cost = round(sum(c.est_cost for c in cells if existing[c.index] is None), 6)
+    spent = ledger.spend(include_drafts=True)
+    verdict = check_budget(new_cost, spent, services.settings.budget_usd)
+    if not verdict.ok:
+        return GridSubmit(group_id, refused=verdict.message)
+    runs: list[Any] = []
+    created = 0
+    for cell in cells:
+        if existing[cell.index] is not None:
+            runs.append(existing[cell.index])
+            continue
+        outcome = playground.submit(services, cell.request, run_id=cell_run_id(group_id, cell),
+                                    group_id=group_id, label=cell.run_label, source="compare")
+        if outcome.refused or not outcome.ok:
+            # only a budget changed by another session in between can get here; say what was written
+            words = outcome.refused or "; ".join(p.message for p in outcome.errors)
+            return GridSubmit(group_id, tuple(runs), created,
+                              refused=f"Stopped after {len(runs)} of {len(cells)} cells: {words}")
+        runs.append(outcome.run)
+        created += int(outcome.created)
+    return GridSubmit(group_id, tuple(runs), created)
+
+
+def cell_run_id(group_id: str, cell: Cell) -> str:
+    """Run id of a cell in a group: derived, so pressing Submit twice for one group is a ledger no-op.
+
+    The group id is unguessable (Ledger.new_id), so the run ids made from it are too.
+    """
+    return f"{group_id}-{cell.index}"
+
+
+__all__ = [
+    "DEFAULT_ASPECTS",
+    "DEFAULT_DURATIONS",
+    "DEFAULT_MODES",
+    "MAX_CELLS",
+    "MAX_VARIANTS",
+    "BudgetVerdict",
+    "Cell",
+    "CellView",
+    "GridPlan",
+    "GridSpec",
+    "GridSubmit",
+    "attach_runs",
+    "cell_label",
+    "cell_run_id",
+    "check_budget",
+    "expand",
+    "run_key",
+    "run_label",
+    "spec_from_params",
+    "spec_from_query",
+    "spec_from_runs",
+    "spec_to_params",
+    "spec_to_query",
+    "submit_grid",
+    "variant_from_label",
+]
