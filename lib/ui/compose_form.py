@@ -254,29 +254,31 @@ def render(services: Any) -> None:
     problems = _problems(request)
 
     with st.container(key="compose_prompt_box"):
-        st.text_area("Prompt", key=PROMPT, height=130, max_chars=MAX_PROMPT,
+        st.text_area("Prompt", key=PROMPT, height=130, max_chars=MAX_PROMPT, persist_state="session",
                      placeholder="Describe the scene, the action, the camera and the style…")
         n = len(ss.get(PROMPT) or "")
         st.caption(f"{n} / {MAX_PROMPT} · Ctrl+Enter generates", text_alignment="right")
         _show(problems, "prompt")
         st.pills("Start from an example", list(EXAMPLES), key=EXAMPLE, on_change=_on_example)
         st.text_area("Negative prompt", key=NEGATIVE, height=68, max_chars=MAX_PROMPT,
-                     placeholder="What to avoid, e.g. blur, text, watermark")
+                     persist_state="session", placeholder="What to avoid, e.g. blur, text, watermark")
         _show(problems, "negative_prompt")
 
     n_images = len(request.image_urls)
     with st.container(key="compose_settings", horizontal=True, gap="medium"):
-        st.radio("Mode", MODES, key=MODE, format_func=lambda m: MODE_LABELS[m], horizontal=True)
-        st.radio("Duration", DURATIONS, key=DURATION, horizontal=True,
+        st.radio("Mode", MODES, key=MODE, format_func=lambda m: MODE_LABELS[m], horizontal=True,
+                 persist_state="session")
+        st.radio("Duration", DURATIONS, key=DURATION, horizontal=True, persist_state="session",
                  format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
                                                    else ""))
-        st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True)
+        st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True, persist_state="session")
     if n_images and ss.get(DURATION, 5) <= MAX_I2V_DURATION:
         st.caption(f"15 s is unavailable with images: {FIFTEEN_WITH_IMAGES}.")
     _show(problems, "mode")
     _show(problems, "duration")
     _show(problems, "aspect_ratio")
-    st.checkbox("Watermark", key=WATERMARK, help="Ask the gateway to add its watermark to the video.")
+    st.checkbox("Watermark", key=WATERMARK, persist_state="session",
+                help="Ask the gateway to add its watermark to the video.")
 
     frames_disabled = int(ss.get(DURATION, 5)) > MAX_I2V_DURATION and not n_images
     if frames_disabled:
@@ -296,7 +298,7 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
     st.file_uploader(label, type=IMAGE_TYPES, key=file_key(frame), disabled=disabled,
                      on_change=_on_file, args=(frame,), max_upload_size=10,
                      help="JPEG or PNG, at least 300 px a side, aspect between 1:2.5 and 2.5:1, up to 10 MB.")
-    st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled,
+    st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed")
     url = (ss.get(url_key(frame)) or "").strip()
     upload = ss.get(upload_key(frame))

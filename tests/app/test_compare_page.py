@@ -357,3 +357,14 @@ def test_uploaded_first_frame_goes_to_every_cell_and_crosses_out_15s(isolated: P
     runs = ledger(isolated).list_runs(limit=10)
     assert len(runs) == 2 and all(r.request.image_urls == (url,) for r in runs)
     assert {r.request.effective_duration for r in runs} == {10}
+
+
+def test_the_compose_prompt_starts_the_grid_and_survives_the_trip(isolated: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    at.text_area(key="compose_prompt").set_value("A glass whale over a desert, dusk").run()
+    at.radio(key="compose_mode").set_value("pro").run()
+    at.switch_page("pages/compare.py").run()
+    assert at.text_area(key="cmp_prompt_0").value == "A glass whale over a desert, dusk"
+    at.switch_page("app.py").run()
+    assert at.text_area(key="compose_prompt").value == "A glass whale over a desert, dusk"
+    assert at.radio(key="compose_mode").value == "pro"
