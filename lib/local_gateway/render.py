@@ -1,22 +1,29 @@
 """Synthetic clip renderer: a real H.264 MP4 drawn from the prompt, fast enough to keep up with a demo.
 
-Why it is built this way (see ../shared/video-notes.md): every per-clip canvas (gradient, soft shapes,
-caption, labels, input images) is computed once in YUV and each frame is only slices and small uint16
-blends written straight into the encoder's frame planes. Going through RGB per frame would triple the time.
+Why it is built this way (see ../shared/video-notes.md): x264 is the floor, so a frame must cost far less
+than encoding it (goal: render <= 1.3x encoding the same frames, bench/render_bench.py). Everything that
+can be is computed once per clip, in YUV: a drifting gradient canvas (a frame is a slice of it), soft
+light sprites and their position in every frame, and the caption and label panels, which are blended
+once and then stay put. A frame is then a few rectangle copies around the panels and one in-place uint8
+add per light and plane, written into a small pool of reused encoder frames, while a worker thread draws
+frame n+1 as x264 (which releases the GIL) encodes frame n. With first/last images the base cross-fades
+and pans under the panels, so they are blended per frame (still only uint16 ops on their rectangles).
 Everything is seeded by a hash of the request, so the same request gives the same bytes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
 import math
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,9 +47,16 @@ LABEL = "synthetic · local gateway"
 
 # Alpha is kept in 7 bits so that colour*alpha and value*(128-alpha) both fit in uint16.
 _A = 128
+_FADE_LEVELS = 32  # overlays fade in/out around first/last images in this many steps
 _KR, _KB = 0.2126, 0.0722  # BT.709, the colour space players assume for HD
+_PREFETCH = 2  # frames composed ahead of the encoder (pool = this + the one being encoded)
+_WHITE_YUV = (230.7, 128.0, 128.0)  # RGB (250, 250, 250): the caption's text colour
+# FreeType faces are not thread-safe and fonts are cached per process, while two renders may run at once.
+_TEXT_LOCK = threading.Lock()
 
 ImageSource = bytes | str | os.PathLike | Image.Image
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in luma pixels, all even
 
 
 class RenderCancelled(Exception):
@@ -98,13 +112,17 @@ def render_clip(
     tmp = out.with_name(out.name + ".part")
     try:
         with open_encoder(tmp, scene.width, scene.height, fps) as (container, stream):
-            for i, frame in enumerate(scene.frames()):
-                if cancel is not None and cancel.is_set():
-                    raise RenderCancelled(str(out))
-                if i == 0 and poster is not None:
-                    _save_poster(frame, poster)
-                for packet in stream.encode(frame):
-                    container.mux(packet)
+            frames = scene.prefetched()
+            try:
+                for i, frame in enumerate(frames):
+                    if cancel is not None and cancel.is_set():
+                        raise RenderCancelled(str(out))
+                    if i == 0 and poster is not None:
+                        _save_poster(frame, poster)
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+            finally:
+                frames.close()  # stops the composing thread on every exit path
             for packet in stream.encode(None):
                 container.mux(packet)
         os.replace(tmp, out)
@@ -174,11 +192,6 @@ def _half(a: np.ndarray) -> np.ndarray:
     return (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) * 0.25
 
 
-def _upscale(a: np.ndarray, width: int, height: int) -> np.ndarray:
-    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
-    return _u8(np.asarray(img.resize((width, height), Image.Resampling.BILINEAR)))
-
-
 def _u8(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
@@ -191,83 +204,219 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(rgb, dtype=np.float32) * 255
 
 
+def _even(v: float) -> int:
+    return round(v / 2.0) * 2
+
+
+def _evens(a: np.ndarray) -> list[int]:
+    """Round each value to the nearest even integer (chroma is subsampled 2x2, so offsets stay even)."""
+    return (np.rint(a / 2) * 2).astype(int).tolist()
+
+
+def _plane_views(frame: av.VideoFrame) -> Planes:
+    """Writable numpy views of a frame's three planes (rows may be padded: cut to the visible width)."""
+    views = [
+        np.frombuffer(pl, dtype=np.uint8).reshape(pl.height, pl.line_size)[:, : pl.width]
+        for pl in frame.planes
+    ]
+    return views[0], views[1], views[2]
+
+
+def _subtract(box: Box, holes: Sequence[Box]) -> list[Box]:
+    """`box` minus the holes, as disjoint boxes (each hole splits a piece into at most four)."""
+    pieces = [box]
+    for hx0, hy0, hx1, hy1 in holes:
+        out = []
+        for x0, y0, x1, y1 in pieces:
+            if hx0 >= x1 or hx1 <= x0 or hy0 >= y1 or hy1 <= y0:
+                out.append((x0, y0, x1, y1))
+                continue
+            if y0 < hy0:
+                out.append((x0, y0, x1, hy0))
+            if hy1 < y1:
+                out.append((x0, hy1, x1, y1))
+            my0, my1 = max(y0, hy0), min(y1, hy1)
+            if x0 < hx0:
+                out.append((x0, my0, hx0, my1))
+            if hx1 < x1:
+                out.append((hx1, my0, x1, my1))
+        pieces = out
+    return pieces
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Panels: text on a translucent rectangle at a fixed place (caption, label, tag)
+
+
 @dataclass
-class _Layer:
-    """A premultiplied overlay for one plane: out = (v*inv + ca) >> 7, both arrays uint16."""
+class _Panel:
+    """Text on a translucent rectangular panel at a fixed, even (x, y) of the frame.
 
-    inv: np.ndarray
-    ca: np.ndarray
+    Over the gradient (the common case) it is blended once per clip and then left alone (see freeze).
+    Over input images, which cross-fade and pan under it, it is blended per frame instead:
+    out = (v*inv + ca) >> 7 in uint16, with levels for the fades.
+    """
 
-
-@dataclass
-class _Overlay:
-    """An overlay in the three planes; (x, y) is its even top-left corner in luma pixels."""
-
-    planes: tuple[_Layer, _Layer, _Layer]
-    alpha: np.ndarray  # float 0..1 alpha at luma resolution, kept to re-scale for fades
-    color: tuple[np.ndarray, np.ndarray, np.ndarray]  # float colour per plane (chroma at half size)
-
-    @classmethod
-    def build(cls, rgb: np.ndarray, alpha: np.ndarray) -> _Overlay:
-        """rgb: (h, w, 3) float 0..255 (or a broadcastable colour), alpha: (h, w) float 0..1; h, w even."""
-        rgb = np.broadcast_to(np.asarray(rgb, dtype=np.float32), (*alpha.shape, 3))
-        y, u, v = _rgb_to_yuv(rgb)
-        ah = _half(alpha)
-        # Chroma is averaged weighted by alpha so that soft edges do not bleed the panel colour.
-        uc = _half(u * alpha) / np.maximum(ah, 1e-6)
-        vc = _half(v * alpha) / np.maximum(ah, 1e-6)
-        ov = cls(planes=(None, None, None), alpha=alpha, color=(y, uc, vc))  # type: ignore[arg-type]
-        ov.planes = ov.scaled(1.0)
-        return ov
-
-    def scaled(self, e: float) -> tuple[_Layer, _Layer, _Layer]:
-        a_full = np.rint(self.alpha * (_A * e)).astype(np.uint16)
-        a_half = np.rint(_half(self.alpha) * (_A * e)).astype(np.uint16)
-        layers = []
-        for col, a in zip(self.color, (a_full, a_half, a_half), strict=True):
-            ca = (np.rint(col).astype(np.uint16) * a).astype(np.uint16)
-            layers.append(_Layer(inv=(_A - a).astype(np.uint16), ca=ca))
-        return layers[0], layers[1], layers[2]
+    text: np.ndarray  # float 0..1 text coverage at luma resolution, times the text opacity
+    panel_yuv: tuple[float, float, float]
+    panel_alpha: float
+    x: int = 0
+    y: int = 0
+    _slices: list[tuple[slice, slice]] = field(default_factory=list)
+    _scratch: list[np.ndarray] = field(default_factory=list)
+    _levels: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    _frozen: list[np.ndarray] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.alpha.shape  # type: ignore[return-value]
+        return self.text.shape  # type: ignore[return-value]
+
+    def box(self) -> Box:
+        return self.x, self.y, self.x + self.shape[1], self.y + self.shape[0]
+
+    def place(self, x: int, y: int, width: int, height: int) -> None:
+        """Fix the panel's even top-left corner, kept inside the frame."""
+        h, w = self.shape
+        self.x = max(0, min(x, width - w)) // 2 * 2
+        self.y = max(0, min(y, height - h)) // 2 * 2
+        x, y = self.x, self.y
+        self._slices = [
+            (slice(y, y + h), slice(x, x + w)),
+            (slice(y // 2, (y + h) // 2), slice(x // 2, (x + w) // 2)),
+            (slice(y // 2, (y + h) // 2), slice(x // 2, (x + w) // 2)),
+        ]
+
+    # -- frozen, over the drifting gradient ---------------------------------------------------------------
+    def freeze(self, canvas: Planes, ox: int, oy: int) -> None:
+        """Blend the panel once over the canvas as seen at pan offset (ox, oy) and keep the result.
+
+        Over the gradient the panel is then opaque and static: it is painted once into each reused frame
+        and the per-frame work leaves its rectangle alone (a frosted pane in front of a drifting scene).
+        """
+        self._frozen = []
+        for k, (inv, ca) in enumerate(self.layers(_FADE_LEVELS)):
+            f = 1 if k == 0 else 2
+            y0, x0 = (oy + self.y) // f, (ox + self.x) // f
+            under = canvas[k][y0 : y0 + inv.shape[0], x0 : x0 + inv.shape[1]]
+            self._frozen.append(((under * inv + ca) >> 7).astype(np.uint8))
+
+    def paint(self, planes: Planes) -> None:
+        """Copy the frozen panel into a frame (once per reused frame)."""
+        for dst, s, frozen in zip(planes, self._slices, self._frozen, strict=True):
+            np.copyto(dst[s], frozen)
+
+    # -- blended, over input images ---------------------------------------------------------------------
+    def layers(self, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(inv, ca) per plane at opacity level/_FADE_LEVELS, made on first use."""
+        if level not in self._levels:
+            e = level / _FADE_LEVELS
+            w_text = self.text * e
+            w_panel = self.panel_alpha * e * (1 - w_text)
+            out = []
+            for k, (white, panel) in enumerate(zip(_WHITE_YUV, self.panel_yuv, strict=True)):
+                wt, wp = (w_text, w_panel) if k == 0 else (_half(w_text), _half(w_panel))
+                alpha = wt + wp
+                a = np.rint(alpha * _A).astype(np.uint16)
+                # YUV is affine in RGB, so the premultiplied colour is a weighted sum of the two colours.
+                col = np.rint(np.clip((white * wt + panel * wp) / np.maximum(alpha, 1e-6), 0, 255))
+                out.append(((_A - a).astype(np.uint16), col.astype(np.uint16) * a))
+            self._levels[level] = out
+        return self._levels[level]
+
+    def draw(self, k: int, dst: np.ndarray, level: int = _FADE_LEVELS) -> None:
+        """Plane k of the panel blended at opacity level/_FADE_LEVELS."""
+        inv, ca = self.layers(level)[k]
+        if not self._scratch:
+            self._scratch = [np.empty(layer[0].shape, np.uint16) for layer in self.layers(level)]
+        tmp, region = self._scratch[k], dst[self._slices[k]]
+        np.multiply(region, inv, out=tmp)
+        tmp += ca
+        np.right_shift(tmp, 7, out=region, casting="unsafe")
 
 
-def _blend(dst: np.ndarray, layer: _Layer, x: int, y: int) -> None:
-    """Blend `layer` into plane `dst` with its top-left at (x, y), clipped to the plane."""
-    h, w = layer.inv.shape
-    x0, y0 = max(x, 0), max(y, 0)
-    x1, y1 = min(x + w, dst.shape[1]), min(y + h, dst.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return
-    sx, sy = x0 - x, y0 - y
-    region = dst[y0:y1, x0:x1]
-    tmp = region.astype(np.uint16)
-    tmp *= layer.inv[sy : sy + (y1 - y0), sx : sx + (x1 - x0)]
-    tmp += layer.ca[sy : sy + (y1 - y0), sx : sx + (x1 - x0)]
-    tmp >>= 7
-    np.copyto(region, tmp, casting="unsafe")
+# ---------------------------------------------------------------------------------------------------------
+# Lights: soft additive sprites drifting over the scene
 
 
-def _blend_overlay(
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray], layers: tuple[_Layer, _Layer, _Layer], x: int, y: int
-) -> None:
-    _blend(planes[0], layers[0], x, y)
-    _blend(planes[1], layers[1], x // 2, y // 2)
-    _blend(planes[2], layers[2], x // 2, y // 2)
+@dataclass
+class _Light:
+    """A soft light added to the picture: a Gaussian in Y plus a fixed-sign tint in U and V.
 
+    Adding light is one in-place uint8 add per plane (no blending, no temporaries). The scene works out
+    once, for every frame, whether a pixel under this light could pass 0..255 (it overlaps another light,
+    or sits on a bright image); only those frames pay for a clamp before the add.
+    """
 
-def _even(v: float) -> int:
-    return round(v / 2.0) * 2
+    y: np.ndarray  # uint8 luma delta, (d, d)
+    u: np.ndarray  # uint8 |chroma delta|, (d/2, d/2)
+    v: np.ndarray
+    u_sign: int
+    v_sign: int
+    xs: list[int]  # even top-left corner per frame
+    ys: list[int]
+    clamp: list[tuple[bool, bool, bool]] = field(default_factory=list)  # per frame, set by the scene
+    _levels: dict[int, list[tuple[np.ndarray, np.ndarray, int] | None]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.y.shape[0]
+
+    def peaks(self) -> tuple[int, int, int]:
+        """Largest signed delta per plane (for the overflow check)."""
+        return int(self.y.max()), self.u_sign * int(self.u.max()), self.v_sign * int(self.v.max())
+
+    def sprites(self, level: int) -> list[tuple[np.ndarray, np.ndarray, int] | None]:
+        """(delta, clamp limit, sign) per plane at opacity level/_FADE_LEVELS (None: nothing to add)."""
+        if level not in self._levels:
+            out: list[tuple[np.ndarray, np.ndarray, int] | None] = []
+            for s, sign in ((self.y, 1), (self.u, self.u_sign), (self.v, self.v_sign)):
+                if level < _FADE_LEVELS:
+                    s = np.rint(s.astype(np.float32) * (level / _FADE_LEVELS)).astype(np.uint8)
+                # Clamp first so that the add cannot wrap: v <= 255 - d before +d, v >= d before -d.
+                limit = (255 - s) if sign > 0 else s.copy()
+                out.append((s, limit, sign) if s.any() else None)
+            self._levels[level] = out
+        return self._levels[level]
+
+    def pieces(self, i: int, frame: Box, holes: Sequence[Box]) -> list[Box]:
+        """Frame i's sprite square clipped to the frame, minus the panels (lights pass behind them)."""
+        x, y, d = self.xs[i], self.ys[i], self.size
+        box = (max(x, frame[0]), max(y, frame[1]), min(x + d, frame[2]), min(y + d, frame[3]))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return []
+        return _subtract(box, holes)
+
+    def draw(self, k: int, dst: np.ndarray, box: Box, i: int, level: int) -> None:
+        """Add plane k of the light over `box` in frame i (clamping first only where the scene said so)."""
+        sprite = self.sprites(level)[k]
+        if sprite is None:
+            return
+        s, limit, sign = sprite
+        x0, y0, x1, y1 = box
+        sx, sy = x0 - self.xs[i], y0 - self.ys[i]
+        f = 1 if k == 0 else 2
+        region = dst[y0 // f : y1 // f, x0 // f : x1 // f]
+        src = (slice(sy // f, (sy + y1 - y0) // f), slice(sx // f, (sx + x1 - x0) // f))
+        if sign > 0:
+            if self.clamp[i][k]:
+                np.minimum(region, limit[src], out=region)
+            np.add(region, s[src], out=region)
+        else:
+            if self.clamp[i][k]:
+                np.maximum(region, limit[src], out=region)
+            np.subtract(region, s[src], out=region)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Text
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's bundled font: the same glyphs on every machine, so renders stay deterministic."""
+    """Pillow's bundled font: the same glyphs on every machine, so renders stay deterministic.
+
+    Cached: loading it decodes the embedded font file, a few ms that every clip would otherwise pay.
+    """
     return ImageFont.load_default(size=max(8, size))
 
 
@@ -309,30 +458,21 @@ def _text_panel(
     panel_rgb: np.ndarray,
     panel_alpha: float,
     text_alpha: float = 1.0,
-) -> _Overlay:
-    """White text on a rounded translucent panel, as one premultiplied overlay."""
+) -> _Panel:
+    """White text centred on a translucent rectangle (square, so a frozen panel is one rectangle)."""
     asc, desc = font.getmetrics() if hasattr(font, "getmetrics") else (font.size, 0)
     line_h = int((asc + desc) * 1.18)
     text_w = max(math.ceil(font.getlength(line)) for line in lines)
     w = _even(text_w + 2 * pad + 1)
     h = _even(line_h * len(lines) + 2 * pad - (line_h - asc - desc) + 1)
-    panel = Image.new("L", (w, h), 0)
-    ImageDraw.Draw(panel).rounded_rectangle(
-        (0, 0, w - 1, h - 1), radius=min(pad * 2, h // 2), fill=int(255 * panel_alpha)
-    )
     text = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(text)
     for i, line in enumerate(lines):
         lw = font.getlength(line)
-        draw.text(((w - lw) / 2, pad + i * line_h), line, font=font, fill=int(255 * text_alpha))
-    ap = np.asarray(panel, dtype=np.float32) / 255
-    at = np.asarray(text, dtype=np.float32) / 255
-    alpha = at + ap * (1 - at)
-    white = np.full(3, 250, dtype=np.float32)
-    rgb = (white * at[..., None] + panel_rgb * (ap * (1 - at))[..., None]) / np.maximum(alpha, 1e-6)[
-        ..., None
-    ]
-    return _Overlay.build(rgb, alpha)
+        draw.text(((w - lw) / 2, pad + i * line_h), line, font=font, fill=255)
+    coverage = np.asarray(text, dtype=np.float32) * (text_alpha / 255)
+    y, u, v = _rgb_to_yuv(panel_rgb)
+    return _Panel(text=coverage, panel_yuv=(float(y), float(u), float(v)), panel_alpha=panel_alpha)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -367,7 +507,7 @@ class _Still:
         y, u, v = _rgb_to_yuv(np.asarray(img, dtype=np.float32))
         return cls(_u8(y), _u8(_half(u)), _u8(_half(v)), mx, my)
 
-    def window(self, ox: int, oy: int, width: int, height: int) -> tuple[np.ndarray, ...]:
+    def window(self, ox: int, oy: int, width: int, height: int) -> Planes:
         """Planes of the (width x height) view whose top-left is (mx+ox, my+oy); ox, oy even."""
         x, y = self.mx + ox, self.my + oy
         return (
@@ -381,21 +521,8 @@ class _Still:
 # The scene
 
 
-@dataclass
-class _Blob:
-    overlay: _Overlay
-    cx: float
-    cy: float
-    ax: float
-    ay: float
-    fx: float
-    fy: float
-    px: float
-    py: float
-
-
 class Scene:
-    """Everything computed once per clip; `frames()` then yields encoder-ready frames cheaply."""
+    """Everything computed once per clip; `compose(i, planes)` then draws frame i with slices and adds."""
 
     def __init__(
         self,
@@ -420,8 +547,20 @@ class Scene:
         self.last = _Still.build(last_image, self.width, self.height) if last_image is not None else None
         self._palette()
         self._background()
-        self._blobs()
+        self._lights()
         self._captions(prompt, mode)
+        self._timeline()
+        self._canvas()
+        self.frame_box: Box = (0, 0, self.width, self.height)
+        self.holes = [panel.box() for panel in self.panels]
+        # Over the gradient alone, panels are frozen and the per-frame copy skips their rectangles.
+        self.frozen = self.first is None and self.last is None
+        if self.frozen:
+            for panel in self.panels:
+                panel.freeze(self.bg, self.pan_x[self.n_frames // 2], self.pan_y[self.n_frames // 2])
+        self.base_boxes = _subtract(self.frame_box, self.holes)
+        self._plan_clamps()
+        self._fade_scratch: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     # -- once per clip ------------------------------------------------------------------------------------
     def _palette(self) -> None:
@@ -436,15 +575,16 @@ class Scene:
         self.accent = _hsv((base + 0.5) % 1.0, 0.45, 0.95)
 
     def _background(self) -> None:
-        """A drifting soft gradient canvas, larger than the frame so each frame is just a slice.
+        """A soft gradient canvas, larger than the frame so that each frame is just a slice of it.
 
-        It is smooth, so it is computed at a quarter of the size and scaled up: full-size float math here
-        used to cost more than encoding a 5 s clip.
+        It is smooth, so it is computed at an eighth of the size in float, rounded to uint8 there and
+        scaled up by Pillow (see _canvas): full-size float math here used to cost more than encoding a
+        5 s clip.
         """
         w, h, rng = self.width, self.height, self.rng
         self.mx, self.my = _even(w / 8), _even(h / 8)
         cw, ch = w + 2 * self.mx, h + 2 * self.my
-        lw, lh = cw // 4, ch // 4
+        lw, lh = max(cw // 8, 16), max(ch // 8, 16)
         xs = np.linspace(0.0, 1.0, lw, dtype=np.float32)[None, :]
         ys = np.linspace(0.0, 1.0, lh, dtype=np.float32)[:, None]
         ang = rng.random() * 2 * math.pi
@@ -464,7 +604,10 @@ class Scene:
         vig = 1 - 0.35 * (((xs - 0.5) * 1.6) ** 2 + ((ys - 0.5) * 1.6) ** 2)
         rgb = rgb * np.clip(vig, 0.55, 1)[..., None]
         y, u, v = _rgb_to_yuv(rgb)
-        self.bg = (_upscale(y, cw, ch), _upscale(u, cw // 2, ch // 2), _upscale(v, cw // 2, ch // 2))
+        self._small = [Image.fromarray(_u8(p)) for p in (y, u, v)]
+        self._canvas_size = (cw, ch)
+        # Bilinear upscaling stays within the small canvas' range: the overflow check needs no full pass.
+        self.bg_range = [(int(_u8(p).min()), int(_u8(p).max())) for p in (y, u, v)]
         self.pan = (
             6 + 6 * rng.random(),
             7 + 7 * rng.random(),
@@ -472,36 +615,73 @@ class Scene:
             rng.random() * 2 * math.pi,
         )
 
-    def _blobs(self) -> None:
+    def _canvas(self) -> None:
+        """Scale up only the part of the canvas that this clip's pan visits, and pan relative to it.
+
+        Pillow's uint8 bilinear resize of a box gives the same pixels as cropping the whole canvas; a 5 s
+        clip visits well under the whole margin, and this is the biggest part of the per-clip setup.
+        """
+        w, h = self.width, self.height
+        x0, x1 = min(self.pan_x), max(self.pan_x) + w
+        y0, y1 = min(self.pan_y), max(self.pan_y) + h
+        cw, ch = self._canvas_size
+        planes = []
+        for k, small in enumerate(self._small):
+            f = 1 if k == 0 else 2
+            sx, sy = small.width / (cw // f), small.height / (ch // f)
+            box = (x0 // f * sx, y0 // f * sy, x1 // f * sx, y1 // f * sy)
+            size = ((x1 - x0) // f, (y1 - y0) // f)
+            planes.append(np.asarray(small.resize(size, Image.Resampling.BILINEAR, box=box)))
+        self.bg = (planes[0], planes[1], planes[2])
+        self.pan_x = [x - x0 for x in self.pan_x]
+        self.pan_y = [y - y0 for y in self.pan_y]
+
+    def _lights(self) -> None:
+        """Four soft lights drifting on slow Lissajous paths, with every frame's position computed now.
+
+        A sprite ends at 3.2 sigma, where the light has rounded down to zero: no square edge, no waste.
+        """
         rng, w, h = self.rng, self.width, self.height
         m = min(w, h)
-        self.blobs: list[_Blob] = []
+        t = np.arange(self.n_frames, dtype=np.float64) / self.fps
+        self.lights: list[_Light] = []
         for _ in range(4):
-            r = _even(m * (0.10 + 0.12 * rng.random()))
-            d = np.linspace(-1, 1, 2 * r, dtype=np.float32)
-            dist2 = d[None, :] ** 2 + d[:, None] ** 2
-            alpha = np.clip(1 - dist2, 0, 1) ** 1.6 * (0.30 + 0.25 * rng.random())
+            d = _even(m * (0.18 + 0.16 * rng.random()))
+            c = (np.arange(d, dtype=np.float32) - (d - 1) / 2) / (d / 6.4)
+            g = np.exp(-0.5 * c * c)
+            alpha = np.outer(g, g) * (0.30 + 0.25 * rng.random())
             color = (
                 self.colors[2] * 0.5 + self.accent * 0.5
                 if rng.random() < 0.5
                 else self.colors[2] * 0.3 + np.array([255, 255, 255], np.float32) * 0.7
             )
-            ov = _Overlay.build(color, alpha.astype(np.float32))
-            self.blobs.append(
-                _Blob(
-                    ov,
-                    cx=0.2 + 0.6 * rng.random(),
-                    cy=0.2 + 0.6 * rng.random(),
-                    ax=0.12 + 0.2 * rng.random(),
-                    ay=0.10 + 0.18 * rng.random(),
-                    fx=(0.04 + 0.10 * rng.random()) * (1 if rng.random() < 0.5 else -1),
-                    fy=(0.03 + 0.09 * rng.random()) * (1 if rng.random() < 0.5 else -1),
-                    px=rng.random() * 2 * math.pi,
-                    py=rng.random() * 2 * math.pi,
+            # YUV is linear in RGB, so light added in RGB is a fixed YUV delta scaled by alpha.
+            dy, du, dv = (float(p) - o for p, o in zip(_rgb_to_yuv(color), (16, 128, 128), strict=True))
+            ah = _half(alpha)
+            cx, cy = 0.2 + 0.6 * rng.random(), 0.2 + 0.6 * rng.random()
+            ax, ay = 0.12 + 0.2 * rng.random(), 0.10 + 0.18 * rng.random()
+            fx = (0.04 + 0.10 * rng.random()) * (1 if rng.random() < 0.5 else -1)
+            fy = (0.03 + 0.09 * rng.random()) * (1 if rng.random() < 0.5 else -1)
+            px, py = rng.random() * 2 * math.pi, rng.random() * 2 * math.pi
+            xs = _evens(w * (cx + ax * np.sin(2 * math.pi * fx * t + px)) - d / 2)
+            ys = _evens(h * (cy + ay * np.sin(2 * math.pi * fy * t + py)) - d / 2)
+            self.lights.append(
+                _Light(
+                    y=_u8(alpha * max(dy, 0.0)),
+                    u=_u8(ah * abs(du)),
+                    v=_u8(ah * abs(dv)),
+                    u_sign=1 if du >= 0 else -1,
+                    v_sign=1 if dv >= 0 else -1,
+                    xs=xs,
+                    ys=ys,
                 )
             )
 
     def _captions(self, prompt: str, mode: str) -> None:
+        with _TEXT_LOCK:
+            self._captions_locked(prompt, mode)
+
+    def _captions_locked(self, prompt: str, mode: str) -> None:
         w, h = self.width, self.height
         m = min(w, h)
         dark = self.colors[0] * 0.35
@@ -509,125 +689,197 @@ class Scene:
         lines = _wrap(prompt.strip() or "(empty prompt)", cap_font, int(w * 0.78), 3)
         self.caption = _text_panel(lines, cap_font, pad=_even(m * 0.022), panel_rgb=dark, panel_alpha=0.5)
         ch, cw = self.caption.shape
-        self.caption_xy = (_even((w - cw) / 2), _even(h - ch - m * 0.06))
+        self.caption.place(_even((w - cw) / 2), _even(h - ch - m * 0.06), w, h)
         small = _font(int(m * 0.030))
         margin = _even(m * 0.03)
         self.label = _text_panel(
             [LABEL], small, pad=_even(m * 0.012), panel_rgb=dark, panel_alpha=0.45, text_alpha=0.85
         )
-        self.label_xy = (margin, margin)
+        self.label.place(margin, margin, w, h)
         tag = f"kling-v3 · {mode} · {w}x{h}"
         self.tag = _text_panel(
             [tag], small, pad=_even(m * 0.012), panel_rgb=dark, panel_alpha=0.45, text_alpha=0.85
         )
-        self.tag_xy = (_even(w - self.tag.shape[1] - margin), margin)
+        self.tag.place(_even(w - self.tag.shape[1] - margin), margin, w, h)
+        self.panels = (self.caption, self.label, self.tag)
         self.bar_y = h - max(2, _even(h / 240))
         self.bar_color = tuple(int(c) for c in (_u8(np.array(p)) for p in _rgb_to_yuv(self.accent)))
 
-    # -- per frame -----------------------------------------------------------------------------------------
-    def _envelope(self, t: float) -> float:
-        """Overlays fade in from a first frame image and out onto a last frame image."""
-        e = 1.0
-        if self.first is not None:
-            e = min(e, t / 1.0)
-        if self.last is not None:
-            end = (self.n_frames - 1) / self.fps
-            e = min(e, (end - t) / 1.0)
-        return max(0.0, min(1.0, e))
-
-    def _background_view(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        w, h = self.width, self.height
+    def _timeline(self) -> None:
+        """Per-frame numbers (pan offsets, fade levels, cross-fade weight, progress bar) in one go."""
+        n, w = self.n_frames, self.width
+        t = np.arange(n, dtype=np.float64) / self.fps
+        p = np.arange(n, dtype=np.float64) / max(n - 1, 1)
         sx, sy, phx, phy = self.pan
-        ox = _even(self.mx + self.mx * math.sin(2 * math.pi * t / sx + phx))
-        oy = _even(self.my + self.my * math.sin(2 * math.pi * t / sy + phy))
-        return (
-            self.bg[0][oy : oy + h, ox : ox + w],
-            self.bg[1][oy // 2 : (oy + h) // 2, ox // 2 : (ox + w) // 2],
-            self.bg[2][oy // 2 : (oy + h) // 2, ox // 2 : (ox + w) // 2],
-        )
+        self.pan_x = _evens(self.mx * (1 + np.sin(2 * math.pi * t / sx + phx)))
+        self.pan_y = _evens(self.my * (1 + np.sin(2 * math.pi * t / sy + phy)))
+        # Overlays fade in from a first frame image and out onto a last frame image (over one second).
+        e = np.ones(n)
+        if self.first is not None:
+            e = np.minimum(e, t)
+        if self.last is not None:
+            e = np.minimum(e, (n - 1) / self.fps - t)
+        self.levels = np.rint(np.clip(e, 0, 1) * _FADE_LEVELS).astype(int).tolist()
+        # The last image cross-fades in over the middle half of the clip.
+        q = np.clip((p - 0.25) / 0.5, 0, 1)
+        smooth = q * q * (3 - 2 * q) if self.last is not None else 0 * q
+        self.mix = np.rint(smooth * _A).astype(int).tolist()
+        self.progress = [int(w * (i + 1) / n) // 2 * 2 for i in range(n)]
+        self.phase = p.tolist()
 
-    def _base(self, planes: tuple[np.ndarray, ...], p: float, t: float) -> None:
-        """The layer under the overlays: gradient or first image, cross-fading onto the last image.
+    def _plan_clamps(self) -> None:
+        """For every light and frame: can a pixel under it pass 0..255? Only then does drawing clamp.
+
+        A light alone on the canvas is checked against the canvas' range; where lights overlap, their peaks
+        add up. Input images are checked by their range. Lights never touch the panels.
+        """
+        if self.first is None:
+            ranges = list(self.bg_range)
+        else:
+            ranges = [(int(a.min()), int(a.max())) for a in (self.first.y, self.first.u, self.first.v)]
+        if self.last is not None:
+            for k, a in enumerate((self.last.y, self.last.u, self.last.v)):
+                ranges[k] = (min(ranges[k][0], int(a.min())), max(ranges[k][1], int(a.max())))
+        xs = np.array([light.xs for light in self.lights])  # (lights, frames)
+        ys = np.array([light.ys for light in self.lights])
+        ds = np.array([light.size for light in self.lights])[:, None]
+        peaks = np.array([light.peaks() for light in self.lights])  # (lights, planes), signed
+        ups, downs = np.clip(peaks, 0, None), np.clip(-peaks, 0, None)
+        for k, light in enumerate(self.lights):
+            # overlap[j, i]: light j's square meets light k's in frame i (j == k counts: its own peak).
+            overlap = (xs < xs[k] + ds[k]) & (xs[k] < xs + ds) & (ys < ys[k] + ds[k]) & (ys[k] < ys + ds)
+            per_plane = []
+            for p, (lo, hi) in enumerate(ranges):
+                up = (overlap * ups[:, p, None]).sum(axis=0)
+                down = (overlap * downs[:, p, None]).sum(axis=0)
+                per_plane.append(((hi + up > 255) | (lo - down < 0)).tolist())
+            light.clamp = list(zip(*per_plane, strict=True))
+
+    # -- per frame -----------------------------------------------------------------------------------------
+    def _copy_canvas(self, k: int, dst: np.ndarray, i: int) -> None:
+        """Plane k of the panned canvas, around the frozen panels (a few rectangle copies)."""
+        f = 1 if k == 0 else 2
+        ox, oy, canvas = self.pan_x[i] // f, self.pan_y[i] // f, self.bg[k]
+        for x0, y0, x1, y1 in self.base_boxes:
+            x0, y0, x1, y1 = x0 // f, y0 // f, x1 // f, y1 // f
+            np.copyto(dst[y0:y1, x0:x1], canvas[oy + y0 : oy + y1, ox + x0 : ox + x1])
+
+    def _base(self, k: int, dst: np.ndarray, i: int) -> None:
+        """Plane k of the layer under the overlays: gradient or first image, cross-fading onto the last image.
 
         The first image is exact (centred) at p=0 and the last image at p=1; both drift slowly in between.
         """
-        w, h = self.width, self.height
-        if self.first is not None:
-            s = self.first
-            a = s.window(_even(s.mx * p), _even(-s.my * p * 0.5), w, h)
+        w, h, f = self.width, self.height, 1 if k == 0 else 2
+        if self.first is None:
+            ox, oy = self.pan_x[i] // f, self.pan_y[i] // f
+            a = self.bg[k][oy : oy + h // f, ox : ox + w // f]
         else:
-            a = self._background_view(t)
-        k = 0
-        if self.last is not None:
-            s = self.last
-            b = s.window(_even(-s.mx * (1 - p)), _even(s.my * (1 - p) * 0.5), w, h)
-            k = round(_smooth((p - 0.25) / 0.5) * _A)
-        if k <= 0:
-            for dst, src in zip(planes, a, strict=True):
-                np.copyto(dst, src)
-        elif k >= _A:
-            for dst, src in zip(planes, b, strict=True):
-                np.copyto(dst, src)
-        else:
-            for dst, sa, sb in zip(planes, a, b, strict=True):
-                tmp = sa.astype(np.uint16)
-                tmp *= _A - k
-                tmp2 = sb.astype(np.uint16)
-                tmp2 *= k
-                tmp += tmp2
-                tmp >>= 7
-                np.copyto(dst, tmp, casting="unsafe")
+            s, p = self.first, self.phase[i]
+            a = s.window(_even(s.mx * p), _even(-s.my * p * 0.5), w, h)[k]
+        mix = self.mix[i]
+        if mix <= 0:
+            np.copyto(dst, a)
+            return
+        assert self.last is not None
+        s, p = self.last, self.phase[i]
+        b = s.window(_even(-s.mx * (1 - p)), _even(s.my * (1 - p) * 0.5), w, h)[k]
+        if mix >= _A:
+            np.copyto(dst, b)
+            return
+        if self._fade_scratch is None:
+            self._fade_scratch = [
+                (np.empty(shape, np.uint16), np.empty(shape, np.uint16))
+                for shape in ((h, w), (h // 2, w // 2), (h // 2, w // 2))
+            ]
+        t1, t2 = self._fade_scratch[k]
+        np.multiply(a, _A - mix, out=t1, dtype=np.uint16)
+        np.multiply(b, mix, out=t2, dtype=np.uint16)
+        t1 += t2
+        np.right_shift(t1, 7, out=dst, casting="unsafe")
+
+    def compose(self, i: int, planes: Planes) -> None:
+        """Draw frame i into `planes` (yuv420p views): base, panels, lights, progress bar.
+
+        Plane by plane, so that each plane is still in cache while the overlays touch it.
+        """
+        level, bar = self.levels[i], self.progress[i]
+        lights = (
+            [(light, light.pieces(i, self.frame_box, self.holes)) for light in self.lights] if level else []
+        )
+        for k, dst in enumerate(planes):
+            if self.frozen:
+                self._copy_canvas(k, dst, i)
+            else:
+                self._base(k, dst, i)
+                if level > 0:
+                    self.caption.draw(k, dst, level)
+                self.label.draw(k, dst)
+                self.tag.draw(k, dst)
+            for light, pieces in lights:
+                for box in pieces:
+                    light.draw(k, dst, box, i, level)
+            if bar > 0:
+                f = 1 if k == 0 else 2
+                dst[self.bar_y // f :, : bar // f] = self.bar_color[k]
+
+    def _buffer(self) -> tuple[av.VideoFrame, Planes]:
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        frame.time_base = Fraction(1, self.fps)
+        frame.colorspace = av.video.reformatter.Colorspace.ITU709
+        frame.color_range = av.video.reformatter.ColorRange.MPEG
+        planes = _plane_views(frame)
+        if self.frozen:
+            for panel in self.panels:
+                panel.paint(planes)
+        return frame, planes
 
     def frames(self) -> Iterator[av.VideoFrame]:
-        """Yield the clip's frames, composed directly into each frame's yuv420p planes."""
-        w, h = self.width, self.height
-        fade_cache: dict[int, dict[int, tuple[_Layer, _Layer, _Layer]]] = {}
+        """The clip's frames, drawn one after another into ONE reused frame.
+
+        x264 copies a frame when it is sent, so encode (or copy) each frame before asking for the next.
+        """
+        frame, planes = self._buffer()
         for i in range(self.n_frames):
-            t = i / self.fps
-            frame = av.VideoFrame(w, h, "yuv420p")
-            planes = tuple(
-                np.frombuffer(pl, dtype=np.uint8).reshape(pl.height, pl.line_size)[:, : pl.width]
-                for pl in frame.planes
-            )
-            self._base(planes, i / max(self.n_frames - 1, 1), t)
-            e = self._envelope(t)
-            level = round(e * 32)
-            if level > 0:
-                for k, blob in enumerate(self.blobs):
-                    bw = blob.overlay.shape[1]
-                    x = _even(
-                        w * (blob.cx + blob.ax * math.sin(2 * math.pi * blob.fx * t + blob.px)) - bw / 2
-                    )
-                    y = _even(
-                        h * (blob.cy + blob.ay * math.sin(2 * math.pi * blob.fy * t + blob.py)) - bw / 2
-                    )
-                    _blend_overlay(planes, self._faded(fade_cache, k, blob.overlay, level), x, y)
-                _blend_overlay(planes, self._faded(fade_cache, -1, self.caption, level), *self.caption_xy)
-            _blend_overlay(planes, self.label.planes, *self.label_xy)
-            _blend_overlay(planes, self.tag.planes, *self.tag_xy)
-            bar = int(w * (i + 1) / self.n_frames) // 2 * 2
-            if bar > 0:
-                planes[0][self.bar_y :, :bar] = self.bar_color[0]
-                planes[1][self.bar_y // 2 :, : bar // 2] = self.bar_color[1]
-                planes[2][self.bar_y // 2 :, : bar // 2] = self.bar_color[2]
+            self.compose(i, planes)
             frame.pts = i
-            frame.time_base = Fraction(1, self.fps)
-            frame.colorspace = av.video.reformatter.Colorspace.ITU709
-            frame.color_range = av.video.reformatter.ColorRange.MPEG
             yield frame
 
-    @staticmethod
-    def _faded(
-        cache: dict[int, dict[int, tuple[_Layer, _Layer, _Layer]]], key: int, ov: _Overlay, level: int
-    ) -> tuple[_Layer, _Layer, _Layer]:
-        if level >= 32:
-            return ov.planes
-        per = cache.setdefault(key, {})
-        if level not in per:
-            per[level] = ov.scaled(level / 32)
-        return per[level]
+    def prefetched(self, depth: int = _PREFETCH) -> Iterator[av.VideoFrame]:
+        """Like frames(), but a worker thread draws up to `depth` frames ahead into a small pool.
 
+        The encoder releases the GIL, so drawing frame n+1 overlaps encoding frame n. A frame goes back to
+        the pool when the caller asks for the next one, i.e. after it was encoded. Closing the generator
+        stops the worker.
+        """
+        pool = [self._buffer() for _ in range(depth + 1)]
+        free: queue.SimpleQueue[tuple[av.VideoFrame, Planes]] = queue.SimpleQueue()
+        ready: queue.SimpleQueue[tuple[av.VideoFrame, Planes] | BaseException] = queue.SimpleQueue()
+        for item in pool:
+            free.put(item)
+        stop = threading.Event()
 
-def _smooth(p: float) -> float:
-    p = max(0.0, min(1.0, p))
-    return p * p * (3 - 2 * p)
+        def draw() -> None:
+            try:
+                for i in range(self.n_frames):
+                    frame, planes = free.get()
+                    if stop.is_set():
+                        return
+                    self.compose(i, planes)
+                    frame.pts = i
+                    ready.put((frame, planes))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+                ready.put(exc)
+
+        worker = threading.Thread(target=draw, name="render-compose", daemon=True)
+        worker.start()
+        try:
+            for _ in range(self.n_frames):
+                item = ready.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item[0]
+                free.put(item)
+        finally:
+            stop.set()
+            free.put(pool[0])  # wakes the worker if it waits for a free frame; it then sees `stop`
+            worker.join()
