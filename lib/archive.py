@@ -169,6 +169,11 @@ class Archive:
             )
         try:
             resp = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
+        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidURL) as exc:
+            # e.g. a redirect to file:///etc/passwd: nothing was read, and retrying cannot help.
+            raise ArchiveError("bad_url", f"The {what} link led somewhere other than http(s), so it was "
+                               "not fetched.") from exc
         except requests.RequestException as exc:
             raise ArchiveError(
                 "network",

@@ -148,6 +148,9 @@ def _press_id() -> str:
 def _on_submit(group_id: str) -> None:
     ss = st.session_state
     ss.pop(REFUSED, None)
+    if any(ss.get(f"{K}{name}_problems") for name in FRAMES):
+        ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
+        return
     svc = state.services()
     plan = compare.expand(current_spec(), svc.settings.prices)
     result = compare.submit_grid(svc, plan, group_id)
@@ -233,7 +236,7 @@ def draw_form() -> None:
     n = int(ss.get(N_VARIANTS) or 1)
     for i in range(n):
         st.text_area(f"Prompt {i + 1}" if n > 1 else "Prompt", key=prompt_key(i), height=90,
-                     max_chars=MAX_PROMPT, persist_state=PERSIST,
+                     persist_state=PERSIST,
                      placeholder="Describe the scene, the action, the camera and the style…")
     n_images = len([u for u in (ss.get(url_key(f)) for f in FRAMES) if u])
     with st.container(horizontal=True, gap="medium", key=f"{K}dims"):
@@ -259,7 +262,7 @@ def draw_form() -> None:
                     st.image(url, caption=FRAME_LABELS[name], width=200)
         if n_images:
             st.caption(f"With images, 15 s cells are crossed out: {escape_md(FIFTEEN_WITH_IMAGES)}.")
-        st.text_area("Negative prompt", key=NEGATIVE, height=68, max_chars=MAX_PROMPT, persist_state=PERSIST,
+        st.text_area("Negative prompt", key=NEGATIVE, height=68, persist_state=PERSIST,
                      placeholder="What to avoid, e.g. blur, text, watermark")
         st.checkbox("Watermark", key=WATERMARK, persist_state=PERSIST)
 

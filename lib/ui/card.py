@@ -111,9 +111,14 @@ def run_card(
         if show_prompt:
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
         _status(services, run, prefix)
-        if show_video and run.state == COMPLETED and not player.video(services, run):
-            st.info("The video is being archived…" if not run.archive_failed
-                    else "The video could not be archived: " + escape_md(run.error_message or ""))
+        if show_video and run.state == COMPLETED:
+            # Until it is archived, the worker's note or the archive failure is the news on this card.
+            problem = None if run.video_path else run.error_message
+            if problem:
+                (st.error if run.archive_failed else st.warning)(
+                    escape_md(problem), icon=":material/error:" if run.archive_failed else ":material/info:")
+            if not player.video(services, run) and not problem:
+                st.info("The video is being archived…")
         if actions:
             _actions(services, run, prefix, actions)
 

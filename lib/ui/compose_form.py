@@ -206,10 +206,18 @@ def _on_file(frame: str) -> None:
         ss[url_key(frame)] = url
 
 
+def _upload_refused() -> bool:
+    """A chosen file failed its local checks: Generate must not quietly send the run without it."""
+    uploads = [st.session_state.get(upload_key(frame)) or {} for frame in FRAMES]
+    return any(p.get("level") == "error" for upload in uploads for p in upload.get("problems", []))
+
+
 def _on_generate(run_id: str) -> None:
     ss = st.session_state
     ss[TRIED] = True
     ss.pop(REFUSED, None)
+    if _upload_refused():
+        return
     outcome = playground.submit(state.services(), current_request(), run_id=run_id, source="compose")
     if outcome.refused:
         ss[REFUSED] = outcome.refused
@@ -226,6 +234,8 @@ def _on_compare(run_ids: tuple[str, str], group_id: str) -> None:
     ss = st.session_state
     ss[TRIED] = True
     ss.pop(REFUSED, None)
+    if _upload_refused():
+        return
     outcomes = playground.submit_pair(state.services(), current_request(), run_ids=run_ids, group_id=group_id)
     refused = next((o.refused for o in outcomes if o.refused), None)
     if refused:
@@ -254,13 +264,14 @@ def render(services: Any) -> None:
     problems = _problems(request)
 
     with st.container(key="compose_prompt_box"):
-        st.text_area("Prompt", key=PROMPT, height=130, max_chars=MAX_PROMPT, persist_state="session",
+        # No max_chars: a widget limit silently drops a long paste; validate() says what to cut instead.
+        st.text_area("Prompt", key=PROMPT, height=130, persist_state="session",
                      placeholder="Describe the scene, the action, the camera and the style…")
         n = len(ss.get(PROMPT) or "")
         st.caption(f"{n} / {MAX_PROMPT} · Ctrl+Enter generates", text_alignment="right")
         _show(problems, "prompt")
         st.pills("Start from an example", list(EXAMPLES), key=EXAMPLE, on_change=_on_example)
-        st.text_area("Negative prompt", key=NEGATIVE, height=68, max_chars=MAX_PROMPT,
+        st.text_area("Negative prompt", key=NEGATIVE, height=68,
                      persist_state="session", placeholder="What to avoid, e.g. blur, text, watermark")
         _show(problems, "negative_prompt")
 
