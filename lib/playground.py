@@ -240,13 +240,16 @@ def elapsed_seconds(run: Run, now: float) -> float:
     return max(0.0, end - run.created_at)
 
 
+ETA_MIN_PROGRESS = 10
+
+
 def eta_seconds(run: Run, now: float) -> float | None:
     """Seconds left, from the progress slope since submit; None until there is a slope to read."""
     if run.state not in (QUEUED, IN_PROGRESS) or not run.submitted_at:
         return None
     progress = max(0, min(100, int(run.progress or 0)))
-    if progress <= 0 or progress >= 100:
-        return None
+    if progress < ETA_MIN_PROGRESS or progress >= 100:
+        return None  # the first percent after a queue says little about the rate: no wild guesses
     seen = max(run.updated_at, run.submitted_at)
     spent = seen - run.submitted_at
     if spent <= 0:

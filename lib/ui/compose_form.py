@@ -303,11 +303,16 @@ def render(services: Any) -> None:
     _estimate_and_buttons(services, request, problems)
 
 
+UPLOAD_CEILING_MB = 50
+
+
 def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
     ss = st.session_state
     label = FRAME_LABELS[frame]
     st.file_uploader(label, type=IMAGE_TYPES, key=file_key(frame), disabled=disabled,
-                     on_change=_on_file, args=(frame,), max_upload_size=10,
+                     # Above our 10 MB rule on purpose: Streamlit's own refusal happens in the browser,
+                     # where Generate cannot see it; ours explains and blocks Generate.
+                     on_change=_on_file, args=(frame,), max_upload_size=UPLOAD_CEILING_MB,
                      help="JPEG or PNG, at least 300 px a side, aspect between 1:2.5 and 2.5:1, up to 10 MB.")
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed")

@@ -133,6 +133,8 @@ def test_eta_from_the_progress_slope(svc):
     assert playground.eta_seconds(running, now=t0 + 10) == pytest.approx(15.0)   # 4 %/s, 60 % left
     assert playground.eta_seconds(running, now=t0 + 14) == pytest.approx(11.0)
     assert playground.eta_seconds(running, now=t0 + 99) == 0.0
+    barely = dataclasses.replace(running, progress=3)
+    assert playground.eta_seconds(barely, now=t0 + 10) is None  # 3 % after a queue: too early to guess
     done = dataclasses.replace(running, state=COMPLETED, progress=100, completed_at=t0 + 30)
     assert playground.eta_seconds(done, now=t0 + 40) is None
     assert playground.elapsed_seconds(dataclasses.replace(done, created_at=t0 - 1), now=t0 + 99) == 31

@@ -1,0 +1,35 @@
+"""The benchmarks run: every figure on a tiny size through the documented command (not a timing test).
+
+Why a subprocess: `python bench/run.py --tiny` is what the README documents, and it starts its own
+gateway processes, app servers and Chromium; running it as a user would checks the wiring end to end.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(600)
+def test_tiny_bench_suite_runs_and_prints_its_table(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "bench/run.py", "--tiny", "--json", str(out_json)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=580)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:6] == ["figure", "value", "baseline", "ratio", "goal", "met?"]
+    assert "FAILED" not in proc.stdout
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {r["figure"] for r in rows} == {"1", "2", "3", "4", "5"}
+    # every row measured something and printed it
+    for r in rows:
+        assert r["value"] is not None, r
+        assert any(line.startswith(f"{r['figure']} {r['name']}") for line in lines), r["name"]
+    by_name = {r["name"]: r for r in rows}
+    gets = by_name["status GETs per run"]
+    assert gets["baseline"] > 0 and gets["ratio"] == pytest.approx(gets["value"] / gets["baseline"])
