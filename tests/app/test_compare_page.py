@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.ledger import COMPLETED, Ledger
@@ -19,26 +17,6 @@ from lib.ledger import COMPLETED, Ledger
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/compare.py"
 PROMPT = "A paper boat drifting down a rainy street gutter, macro, soft light"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """Fresh ledger, data folder and services per test; nothing leaks between AppTest instances."""
-    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_BUDGET_USD", "PLAYGROUND_ARCHIVE",
-                 "PLAYGROUND_PASSCODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DB_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
-    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
-    from lib.ui import state
-
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    state.stop_all()
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def open_compare(query: dict[str, str] | None = None) -> AppTest:

@@ -4,34 +4,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.contract import VideoRequest
 from lib.ledger import COMPLETED, Ledger
-from lib.ui import state
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 IMG1 = "https://example.com/first.jpg"
 IMG2 = "https://example.com/last.png"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    """Own data dir, a fast embedded gateway, fresh cached services; stopped afterwards."""
-    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_DB_URL", "PLAYGROUND_ARCHIVE",
-                 "PLAYGROUND_BUDGET_USD", "PLAYGROUND_PASSCODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
-    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
-    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    state.stop_all()
 
 
 def ledger_of(tmp_path: Path) -> Ledger:

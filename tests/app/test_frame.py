@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.contract import VideoRequest
@@ -16,22 +15,6 @@ from lib.ui import state
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGE_FILES = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_DB_URL", "PLAYGROUND_ARCHIVE",
-                 "PLAYGROUND_BUDGET_USD", "PLAYGROUND_PASSCODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
-    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
-    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    state.stop_all()
 
 
 def _first_statement(tree: ast.Module) -> ast.stmt:

@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.config import LOCAL_API_KEY
@@ -25,23 +24,6 @@ from lib.ui import state
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 EVIL = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click](https://evil.test) **bold**"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_ARCHIVE", "PLAYGROUND_BUDGET_USD",
-                 "PLAYGROUND_PASSCODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
-    monkeypatch.setenv("PLAYGROUND_DB_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
-    monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    state.stop_all()
 
 
 @pytest.fixture

@@ -6,32 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from lib.contract import VideoRequest
 from lib.ledger import Ledger, bulk_insert, run_row
-from lib.ui import compose_form, state
+from lib.ui import compose_form
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 EVIL = "<script>alert(1)</script> <img src=x onerror=alert(2)> [click me](https://evil.test) **bold** :red[x]"
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for name in ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_ARCHIVE", "PLAYGROUND_BUDGET_USD",
-                 "PLAYGROUND_PASSCODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PLAYGROUND_DATA", str(tmp_path))
-    monkeypatch.setenv("PLAYGROUND_DB_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "40")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    state.stop_all()
 
 
 @pytest.fixture
