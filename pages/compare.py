@@ -303,10 +303,10 @@ def draw_total_and_submit(plan: compare.GridPlan) -> None:
         st.markdown(f"**Total {format_estimate(plan.total)}** for {sent} run{'s' if sent != 1 else ''}"
                     f"{extra}")
         if not verdict.ok:
-            st.error(verdict.message, icon=":material/block:")
+            st.error(escape_md(verdict.message), icon=":material/block:")
         elif verdict.budget is not None:
-            st.caption(f"Budget: ${verdict.remaining:,.2f} of ${verdict.budget:,.2f} left (estimates); "
-                       f"after this grid ${verdict.remaining - plan.total:,.2f}.")
+            st.caption(escape_md(f"Budget: ${verdict.remaining:,.2f} of ${verdict.budget:,.2f} left "
+                                 f"(estimates); after this grid ${verdict.remaining - plan.total:,.2f}."))
     for p in plan.errors:
         if p.field.startswith("prompt") and "is empty" in p.message:
             # not a mistake yet, just the next step
@@ -314,7 +314,7 @@ def draw_total_and_submit(plan: compare.GridPlan) -> None:
         else:
             st.error(escape_md(p.message), icon=":material/error:")
     if ss.get(REFUSED):
-        st.error(ss[REFUSED], icon=":material/block:")
+        st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     blocked = not plan.ok or not verdict.ok
     press = _press_id()
     st.button(f"Submit grid ({sent} run{'s' if sent != 1 else ''})", type="primary",

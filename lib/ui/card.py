@@ -167,12 +167,14 @@ def _on_rerun(run_id: str) -> None:
     state.navigate("app.py")
 
 
-def _on_promote(run_id: str, press_key: str) -> None:
+def _on_promote(run_id: str, press_key: str, press_id: str) -> None:
     services = state.services()
     run = services.ledger.get(run_id)
     if run is None:
         return
-    outcome = playground.promote(services, run, run_id=st.session_state.get(press_key))
+    # The id travels with the button, not through session state: a second click that lands before the
+    # rerun carries the same id, so the ledger writes nothing new and nothing is sent twice.
+    outcome = playground.promote(services, run, run_id=press_id)
     st.session_state.pop(press_key, None)  # the next press is a new take
     if outcome.ok:
         st.toast("Promoted: a pro run is on its way (linked to this one).", icon=":material/upgrade:")
@@ -207,7 +209,7 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
             st.button("Promote to pro", key=f"{_k(prefix, 'promote', run)}_{st.session_state[press_key][:6]}",
                       icon=":material/upgrade:",
                       help="Same prompt and frames as pro 1080p, longer when allowed; linked to this run.",
-                      on_click=_on_promote, args=(run.run_id, press_key))
+                      on_click=_on_promote, args=(run.run_id, press_key, st.session_state[press_key]))
         if "compare" in actions:
             st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
                       on_click=_on_compare, args=(run.run_id,))

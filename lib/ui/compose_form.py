@@ -169,9 +169,9 @@ def _problems(request: VideoRequest) -> dict[str, list[Problem]]:
 def _show(problems: dict[str, list[Problem]], field: str) -> None:
     for p in problems.get(field, []):
         if p.level == "warning":
-            st.warning(p.message, icon=":material/warning:")
+            st.warning(escape_md(p.message), icon=":material/warning:")
         else:
-            st.error(p.message, icon=":material/error:")
+            st.error(escape_md(p.message), icon=":material/error:")
 
 
 def _new_press_id(key: str = RUN_ID) -> str:
@@ -342,13 +342,13 @@ def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[s
         if left is not None and cost is not None:
             budget = services.settings.budget_usd
             if cost > left + 1e-9:
-                st.error(f"Over budget: this run is estimated at ${cost:.2f}, but only "
-                         f"${max(left, 0):.2f} of the ${budget:.2f} budget is left; Generate is refused.",
-                         icon=":material/block:")
+                st.error(escape_md(f"Over budget: this run is estimated at ${cost:.2f}, but only "
+                                   f"${max(left, 0):.2f} of the ${budget:.2f} budget is left; Generate is "
+                                   "refused."), icon=":material/block:")
             else:
-                st.caption(f"Budget: ${left:.2f} of ${budget:.2f} left (estimates).")
+                st.caption(escape_md(f"Budget: ${left:.2f} of ${budget:.2f} left (estimates)."))
     if ss.get(REFUSED):
-        st.error(ss[REFUSED], icon=":material/block:")
+        st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     run_id = ss[RUN_ID]
     std_id, pro_id, group_id = ss[PAIR_IDS]
     with st.container(horizontal=True, key="compose_buttons"):

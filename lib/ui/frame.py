@@ -137,7 +137,7 @@ def _spend(services: Any) -> None:
         budget = settings.budget_usd
         if budget:
             st.progress(min(1.0, spent / budget),
-                        text=f"Spent ≈ ${spent:,.2f} of the ${budget:,.2f} budget (estimates)")
+                        text=escape_md(f"Spent ≈ ${spent:,.2f} of the ${budget:,.2f} budget (estimates)"))
         else:
             st.caption(f"Spent ≈ ${spent:,.2f} so far (estimate; no budget set)")
 

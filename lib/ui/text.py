@@ -6,6 +6,7 @@ backslash-escaped, which CommonMark defines as a literal character.
 """
 from __future__ import annotations
 
+import re
 import string
 
 _PUNCT = set(string.punctuation)
@@ -23,3 +24,8 @@ def shorten(text: str, limit: int = 60) -> str:
     """One line, at most `limit` characters, for titles and toasts."""
     one = " ".join((text or "").split())
     return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def unescape_md(text: str) -> str:
+    """What a reader sees of escape_md's output (tests compare against plain sentences)."""
+    return re.sub(r"\\(.)", r"\1", text or "")

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.contract import VideoRequest
 from lib.ledger import COMPLETED, Ledger
+from lib.ui.text import unescape_md
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 IMG1 = "https://example.com/first.jpg"
@@ -37,7 +38,7 @@ def button(at: AppTest, label: str, key_prefix: str = ""):
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [unescape_md(e.value) for e in getattr(at, kind)]
 
 
 def test_compose_renders_every_field():

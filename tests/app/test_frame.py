@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lib.contract import VideoRequest
 from lib.ledger import Ledger
 from lib.ui import state
+from lib.ui.text import unescape_md
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -38,7 +39,7 @@ def test_pages_exist():
 
 
 def sidebar_text(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption") for e in getattr(at.sidebar, kind)]
+    parts = [unescape_md(e.value) for kind in ("markdown", "caption") for e in getattr(at.sidebar, kind)]
     return " ".join(parts)
 
 
@@ -49,7 +50,7 @@ def test_sidebar_says_gateway_spend_and_in_flight(isolated, monkeypatch):
     assert "Local gateway" in text and "nothing is billed" in text
     assert "No runs in flight" in text
     assert [p.label for p in at.sidebar.get("page_link")][:1] == ["Compose"]
-    assert any("of the $5.00 budget" in (p.proto.text or "") for p in at.sidebar.get("progress"))
+    assert any("of the $5.00 budget" in unescape_md(p.proto.text) for p in at.sidebar.get("progress"))
 
 
 def test_passcode_gate(monkeypatch):

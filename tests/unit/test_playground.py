@@ -114,6 +114,8 @@ def test_promote_makes_a_pro_child(svc, req, mode, duration):
     assert out.created and child.parent_id == "parent" and child.source == "promote"
     assert child.request == req.replace(mode=mode, duration=duration)
     assert [c.run_id for c in svc.ledger.children("parent")] == ["child"]
+    again = playground.promote(svc, parent, run_id="child")  # a second click with the same press id
+    assert not again.created and [c.run_id for c in svc.ledger.children("parent")] == ["child"]
 
 
 def test_recover_by_task_id(svc):
