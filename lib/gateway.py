@@ -10,6 +10,7 @@ Three promises the rest of the app builds on:
 """
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -742,10 +743,14 @@ class GatewayClient:
         if isinstance(data, dict) and "error" in data and "status" not in data:
             raise error_from_response(resp, operation)
         try:
-            return Task.from_payload(data)
+            task = Task.from_payload(data)
         except ProtocolError as exc:
             exc.status, exc.operation = resp.status_code, operation
             raise
+        if task.error_message and self._api_key and self._api_key in task.error_message:
+            # A gateway echoing the bearer token in a failure text must not carry it into the ledger.
+            task = dataclasses.replace(task, error_message=redact(task.error_message, self._api_key))
+        return task
 
     # -- API ----------------------------------------------------------------------------------------
 

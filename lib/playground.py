@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mimetypes
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -22,6 +21,7 @@ from lib.contract import (
     VideoRequest,
     check_image,
     estimate_cost,
+    image_info,
     validate,
 )
 from lib.ledger import FAILED, IN_PROGRESS, QUEUED, UNKNOWN
@@ -152,6 +152,9 @@ def submit_pair(
     return outcomes
 
 
+_IMAGE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
+
+
 def upload_frame(
     services: Any, data: bytes, filename: str, field: str = "first_frame"
 ) -> tuple[str | None, list[Problem]]:
@@ -166,12 +169,11 @@ def upload_frame(
     from lib.gateway import GatewayError, user_message
 
     name = PurePath(filename or "frame").name or "frame"
-    content_type = mimetypes.guess_type(name)[0]
-    try:
-        url = services.client.upload_image(data, name, content_type)
+    try:  # the type comes from the bytes (the client sniffs them), never from the file's name
+        url = services.client.upload_image(data, name, None)
     except GatewayError as err:
         return None, [*problems, Problem(field, f"The upload failed: {user_message(err)}")]
-    suffix = PurePath(name).suffix.lower() or ".img"
+    suffix = _IMAGE_SUFFIX.get(image_info(data)[0] or "", ".img")
     try:
         local = services.archive.store_upload(data, suffix)
     except Exception as exc:  # noqa: BLE001 - a preview copy is optional; the upload itself worked

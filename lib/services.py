@@ -18,7 +18,7 @@ from urllib3.util.retry import Retry
 
 from lib.archive import Archive
 from lib.config import LOCAL_API_KEY, Settings
-from lib.gateway import GatewayClient, GatewayError
+from lib.gateway import Balance, GatewayClient, GatewayError
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
 from lib.worker import Worker
@@ -53,6 +53,18 @@ class Services:
         if self.local_gateway is not None:
             self.local_gateway.stop()
         self.ledger.close()
+
+    def balance(self) -> Balance | None:
+        """The balance for the sidebar: short timeouts and no retries, and not asked at all while the
+        gateway has us rate-limited, so a slow or failing gateway never holds up drawing a page."""
+        if self.limiter.paused_for("query") > 0:
+            return None
+        probe = GatewayClient(self.base_url, self.settings.bearer_key, timeout=PROBE_TIMEOUT,
+                              retry=Retry(total=0), limiter=self.limiter, session=requests.Session())
+        try:
+            return probe.balance()
+        finally:
+            probe.session.close()
 
     def gateway_reachable(self) -> bool:
         """A quick probe for the UI's "the gateway is down" message (short timeouts, no retries)."""

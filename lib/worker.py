@@ -44,6 +44,7 @@ IDLE = 1.0            # longest sleep: runs made by other processes are noticed 
 ERROR_BACKOFF_MAX = 120.0    # api-contract §7.2: back off up to 120 s after errors
 ARCHIVE_BACKOFF_MAX = 600.0  # disk full: try again every few minutes, not in a tight loop
 HANDLER_ERROR_RETRY = 30.0   # an unexpected bug in one run's handling: look again later, keep the run
+SUBMIT_RECORD_TRIES = 6      # ~15 s of retries before a task id that only the gateway knows is logged
 RECOVERED_404_LIMIT = 3      # a pasted task id the gateway keeps denying is a typo or another account's
 _KEEP_SAMPLES = 12    # samples kept per run (plus the submit sample): the fit uses the last few
 _ARCHIVE_NOW = -1.0   # a step's answer meaning "it just completed: archive it now, in the archive pool"
@@ -282,11 +283,28 @@ class Worker:
             self._samples[run.run_id] = samples
             self._failures.pop(run.run_id, None)
         nxt = self._plan(run, samples, now)
-        self.ledger.mark_submitted(run.run_id, task, nxt)
+        self._record_submitted(run, task, nxt)
         self._note(run.run_id, None)
         if task.status == "completed":
             return _ARCHIVE_NOW
         return None if task.terminal else nxt
+
+    def _record_submitted(self, run: L.Run, task: Any, nxt: float) -> None:
+        """The gateway took the run (and may bill it): its task id must reach the ledger, come what may.
+
+        A ledger hiccup here (SQLite busy, PostgreSQL restarting) is retried; if it never clears, the
+        task id is logged loudly so the run can still be recovered by it.
+        """
+        for attempt in range(SUBMIT_RECORD_TRIES):
+            try:
+                self.ledger.mark_submitted(run.run_id, task, nxt)
+                return
+            except Exception:  # noqa: BLE001 - any ledger failure: the task id must not be lost
+                log.warning("could not record task %s for run %s (try %d)", task.id, run.run_id, attempt + 1)
+                time.sleep(min(0.5 * 2 ** attempt, 5.0))
+        log.error("run %s was accepted by the gateway as task %s but the ledger could not record it; "
+                  "recover it by that task id", run.run_id, task.id)
+        raise RuntimeError(f"ledger could not record task {task.id} for run {run.run_id}")
 
     def _submit_failed(self, run: L.Run, err: GatewayError) -> float | None:
         """Decide what a failed submit means for billing: refused, not sent, or unknown."""

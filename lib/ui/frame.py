@@ -84,7 +84,7 @@ def _balance(cache_token: str) -> float | None:
     """Remaining balance in USD, looked up at most once a minute per process (it is an HTTP call)."""
     del cache_token  # distinguishes gateways; the lookup itself uses the live services
     try:
-        balance = state.services().client.balance()
+        balance = state.services().balance()
     except Exception as exc:  # noqa: BLE001 - the sidebar must render even when the gateway is down
         log.info("balance lookup failed: %s", exc.__class__.__name__)
         return None

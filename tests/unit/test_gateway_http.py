@@ -349,3 +349,17 @@ def test_an_unclassified_transport_failure_on_submit_is_outcome_unknown(local_ga
     with pytest.raises(GatewayUnavailable) as polled:
         client.get_task("video_anything")
     assert not polled.value.outcome_unknown
+
+
+def test_a_failure_text_echoing_the_key_is_redacted_before_anyone_stores_it(local_gateway: Any) -> None:
+    client = make_client(local_gateway, key="tk-echoed-SECRET-77")
+    local_gateway.control("fail_next", count=1, code="generation_failed",
+                          message="upstream rejected token tk-echoed-SECRET-77")
+    task = client.submit(VideoRequest("A kite over dunes"))
+    deadline = time.monotonic() + 20
+    while not task.terminal and time.monotonic() < deadline:
+        time.sleep(0.1)
+        task = client.get_task(task.id)
+    assert task.status == "failed"
+    assert "tk-echoed-SECRET-77" not in (task.error_message or "")
+    assert "upstream rejected token" in (task.error_message or "")

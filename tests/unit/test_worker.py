@@ -252,6 +252,34 @@ def test_recovered_task_the_gateway_does_not_know_ends_failed_in_words(rig: Rig)
     assert rig.submits() == []
 
 
+class HiccupLedger(Ledger):
+    """A real ledger whose first two attempts to record a submit fail, as a busy SQLite file would."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.hiccups = 2
+
+    def mark_submitted(self, *args, **kwargs) -> None:
+        if self.hiccups:
+            self.hiccups -= 1
+            raise L.LedgerError("database is locked")
+        super().mark_submitted(*args, **kwargs)
+
+
+def test_a_ledger_hiccup_after_the_gateway_took_the_run_does_not_lose_its_task_id(
+        local_gateway, sqlite_url, tmp_path):
+    local_gateway.control("config", speed=FAST)
+    r = Rig(local_gateway, HiccupLedger(sqlite_url), tmp_path / "archive")
+    try:
+        run_id = r.add("a lantern on a jetty")
+        r.worker.start()
+        done = r.archived(run_id)
+        assert done.task_id and r.ledger.hiccups == 0
+        assert len(r.submits()) == 1
+    finally:
+        r.worker.stop()
+
+
 def test_unwritable_archive_explains_and_keeps_the_run(local_gateway, sqlite_ledger, tmp_path):
     local_gateway.control("config", speed=FAST)
     root = tmp_path / "archive"
