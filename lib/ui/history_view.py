@@ -18,6 +18,7 @@ from lib.ui import card, player, share_view, state
 from lib.ui.text import escape_md
 
 TABLE_KEY = "hist_table"
+SELECTED_KEY = "hist_selected_run"
 PAGE_KEY = "hist_page"
 TEXT_KEY = "hist_text"
 STATES_KEY = "hist_states"
@@ -35,6 +36,12 @@ ROW_HEIGHT = 46
 # what people scan first (the poster and prompt), then state and settings, then numbers; run_id stays hidden
 COLUMN_ORDER = ("poster", "prompt", "state", "mode", "duration", "aspect", "est_cost", "time_to_finish",
                 "created", "video")
+
+
+def _clear_selection() -> None:
+    """Another page of rows: a selected row index would point at a run the user never clicked."""
+    st.session_state.pop(TABLE_KEY, None)
+    st.session_state.pop(SELECTED_KEY, None)
 
 
 def _reset_view() -> None:
@@ -126,13 +133,20 @@ def _table(services: Any, flt: RunFilter) -> Any:
         placeholder="—",
     )
     if pages > 1:
-        st.pagination(pages, key=PAGE_KEY, max_visible_pages=5)
+        st.pagination(pages, key=PAGE_KEY, max_visible_pages=5, on_change=_clear_selection)
     rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
     if total == 0:
         st.info("No runs match these filters." if flt != RunFilter() else
                 "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
     if rows and 0 <= rows[0] < len(runs):
-        return runs[rows[0]]
+        index = rows[0]
+        kept = st.session_state.get(SELECTED_KEY)
+        if kept and kept[0] == index and kept[1] != runs[index].run_id:
+            # New runs arrived and pushed the rows down: the selection means the run that was clicked.
+            return ledger.get(kept[1])
+        st.session_state[SELECTED_KEY] = (index, runs[index].run_id)
+        return runs[index]
+    st.session_state.pop(SELECTED_KEY, None)
     return None
 
 

@@ -242,3 +242,16 @@ def test_recover_errors_in_words(ledger: Ledger) -> None:
     at.run()
     words = " ".join(e.value for e in [*at.warning, *at.error]).replace("\\", "")
     assert "task_doesnotexist0001" in words and "does not know this task" in words
+
+
+def test_a_new_run_arriving_does_not_move_the_selection_to_another_run(ledger: Ledger) -> None:
+    now = time.time()
+    seed(ledger, "the run I clicked", created=now - 60)
+    seed(ledger, "an older run", created=now - 600)
+    at = history_page()
+    at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.get_by_key("hist_prompt").code[0].value == "the run I clicked"
+    seed(ledger, "a run that just arrived", created=now)  # newest first: it takes row 0
+    at.run()
+    assert at.get_by_key("hist_prompt").code[0].value == "the run I clicked"
