@@ -1,0 +1,235 @@
+"""Figure 4: server memory per idle browser session, and memory growth over a soak with runs in flight.
+
+A real `streamlit run app.py` (tests.fixtures.servers.AppServer) against a local gateway process; RSS
+of the server process from /proc. Sessions are pages of one headless Chromium, each in its own browser
+context (its own cookies and websocket, so its own Streamlit session).
+
+Idle: the baseline is the server with one session open (services started, every import done); then
+`sessions` more are opened and left idle; per session = (RSS after - baseline) / sessions.
+
+Soak: `per_session` runs per session are kept in flight (drafts written into the app's ledger, sent
+and polled by the app's own worker; when runs finish, new ones take their place), and every page is
+reloaded once so that its live fragments tick (a page starts ticking when it runs with work in flight,
+as after a Generate press; a page left idle does not notice runs made elsewhere). Each page counts its
+live caption's changes, so the notes show whether every session really ticked through the soak. RSS
+is sampled every few seconds; growth compares the end of the soak with the start of the steady state
+(after a warm-up of min(60 s, 20 % of the soak)).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import Row, median, rss_mb, wait_until
+from lib.contract import VideoRequest
+from lib.ledger import COMPLETED, DRAFT, SUBMITTING, Ledger, RunFilter
+from tests.fixtures.servers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, AppServer, GatewayProcess, open_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    sessions: int
+    per_session: int
+    soak: float
+    run_seconds: float     # how long one run stays in flight (sets the gateway speed)
+    sample_every: float
+
+
+def plan_for(tiny: bool, soak_seconds: float | None) -> Plan:
+    if tiny:
+        soak = 8.0 if soak_seconds is None else soak_seconds
+        return Plan(sessions=3, per_session=2, soak=soak, run_seconds=5.0, sample_every=1.0)
+    soak = 600.0 if soak_seconds is None else soak_seconds
+    return Plan(sessions=20, per_session=5, soak=soak, run_seconds=max(30.0, soak / 2), sample_every=5.0)
+
+
+def _open_ticking(page: object, url: str, timeout: float = 60_000) -> None:
+    """Load the page and wait for its run cards. Not for "script not running": with live fragments
+    ticking every second in every session, a loaded server may never be idle at the moment we look."""
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']",  # type: ignore[attr-defined]
+                           timeout=timeout)
+    page.wait_for_selector("[class*='st-key-card_']", timeout=timeout)  # type: ignore[attr-defined]
+    page.evaluate(_COUNT_TICKS)  # type: ignore[attr-defined]
+
+
+_COUNT_TICKS = """
+() => {
+  window.__ticks = 0;
+  let last = null;
+  setInterval(() => {
+    const live = document.querySelector('.st-key-frame_live');
+    const text = live ? live.innerText : null;
+    if (text && text !== last) { last = text; window.__ticks += 1; }
+  }, 100);
+}
+"""
+
+
+def _ticks(pages: list) -> list[int]:
+    """How often each page's live caption ("updated HH:MM:SS") has changed: its fragment is ticking."""
+    out = []
+    for page in pages:
+        try:
+            out.append(int(page.evaluate("() => window.__ticks ?? -1")))
+        except Exception:
+            out.append(-1)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy(since: tuple[int, int] | None = None) -> tuple[int, int] | float:
+    """(busy, total) jiffies from /proc/stat; with `since`, the busy share of all cores in between."""
+    vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = vals[3] + vals[4]
+    now = (sum(vals) - idle, sum(vals))
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
+
+
+def _sample(pid: int, n: int = 3, gap: float = 0.5) -> float:
+    vals = []
+    for _ in range(n):
+        vals.append(rss_mb(pid))
+        time.sleep(gap)
+    return median(vals) or vals[-1]
+
+
+class Refill:
+    """Keeps `target` runs in flight by writing new drafts as runs finish (the app's worker sends them)."""
+
+    def __init__(self, ledger: Ledger, target: int) -> None:
+        self.ledger, self.target = ledger, target
+        self.created = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="soak-refill", daemon=True)
+
+    def fill(self) -> None:
+        for _ in range(max(0, self.target - self.ledger.in_flight())):
+            req = VideoRequest(prompt=f"a slow pan over a misty forest, take {self.created}", mode="std",
+                               duration=5, aspect_ratio="1:1")
+            self.ledger.create_run(Ledger.new_id(), req, 0.0)
+            self.created += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self.fill()
+            except Exception:
+                log.exception("refill failed; trying again")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def run(tiny: bool = False, soak_seconds: float | None = None) -> list[Row]:
+    from playwright.sync_api import sync_playwright
+
+    plan = plan_for(tiny, soak_seconds)
+    speed = 15.0 / plan.run_seconds  # the gateway's std 5 s clip takes 15 s at speed 1
+    series: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_fig4_") as d:
+        tmp = Path(d)
+        gw = GatewayProcess(tmp / "gateway", speed=speed).start()
+        app = AppServer(tmp / "app", gw, extra_env={"PLAYGROUND_ARCHIVE": str(tmp / "archive")})
+        try:
+            app.start()
+            assert app.proc is not None
+            pid = app.proc.pid
+            ledger = Ledger(f"sqlite:///{app.db_path}")
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                try:
+                    pages = []
+                    first = browser.new_context(viewport=DESKTOP).new_page()
+                    open_app(first, app.url, timeout=90_000)
+                    pages.append(first)
+                    time.sleep(3)
+                    base = _sample(pid)
+                    for _ in range(plan.sessions):
+                        page = browser.new_context(viewport=DESKTOP).new_page()
+                        open_app(page, app.url, timeout=90_000)
+                        pages.append(page)
+                    time.sleep(5)
+                    with_sessions = _sample(pid)
+                    per_session = (with_sessions - base) / plan.sessions
+
+                    refill = Refill(ledger, plan.sessions * plan.per_session)
+                    refill.fill()
+                    # Let the worker send them all first: while it does, every send changes the ledger and
+                    # every ticking session reruns its page, which is the submit burst, not the soak.
+                    sending = RunFilter(states=(DRAFT, SUBMITTING))
+                    wait_until(lambda: ledger.count_runs(sending) == 0, 180, 0.5)
+                    refill.start()  # from here on runs keep finishing and being replaced
+                    reload_s: list[float | None] = []
+                    busy0, cpu_r0, t_r0 = machine_busy(), cpu_seconds(pid), time.monotonic()
+                    for page in pages[1:]:
+                        started = time.monotonic()
+                        try:
+                            _open_ticking(page, app.url)  # reload: start ticking with runs in flight
+                            reload_s.append(round(time.monotonic() - started, 2))
+                        except Exception as exc:  # a page the loaded server did not serve in time
+                            log.warning("figure 4: a session did not show its runs: %s", exc)
+                            reload_s.append(None)
+                    span = time.monotonic() - t_r0
+                    reload_cpu = {"server_cores": round((cpu_seconds(pid) - cpu_r0) / span, 2),
+                                  "machine_busy": round(machine_busy(busy0), 2)}
+                    pages[0].close()  # the baseline session: the soak runs with exactly `sessions`
+                    t0 = time.monotonic()
+                    ticks0 = _ticks(pages[1:])
+                    cpu0, busy_s0 = cpu_seconds(pid), machine_busy()
+                    warm = min(60.0, 0.2 * plan.soak)
+                    while (elapsed := time.monotonic() - t0) < plan.soak:
+                        series.append((round(elapsed, 1), round(rss_mb(pid), 1)))
+                        time.sleep(plan.sample_every)
+                    refill.stop()
+                    ticks = [b - a for a, b in zip(ticks0, _ticks(pages[1:]), strict=True)]
+                    series.append((round(time.monotonic() - t0, 1), round(rss_mb(pid), 1)))
+                    cpu_share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+                    busy_soak = machine_busy(busy_s0)
+                    in_flight_end = ledger.in_flight()
+                    runs_made = refill.created
+                    finished = ledger.count_runs(RunFilter(states=(COMPLETED,)))
+                finally:
+                    browser.close()
+            ledger.close()
+        finally:
+            app.stop()
+            gw.stop()
+    start_vals = [v for t, v in series if t >= warm][:3] or [series[0][1]]
+    end_vals = [v for _, v in series[-3:]]
+    start, end = median(start_vals) or 0.0, median(end_vals) or 0.0
+    peak = max(v for _, v in series)
+    notes = {"sessions": plan.sessions, "runs_in_flight_target": plan.sessions * plan.per_session,
+             "soak_s": plan.soak, "run_seconds": plan.run_seconds, "warmup_s": warm,
+             "rss_one_session_mb": round(base, 1), "rss_with_sessions_mb": round(with_sessions, 1),
+             "runs_created": runs_made, "runs_completed": finished, "in_flight_at_end": in_flight_end,
+             "peak_mb": peak, "reload_to_cards_s": reload_s, "during_reloads": reload_cpu,
+             "sessions_loaded": sum(1 for r in reload_s if r is not None),
+             "live_ticks_per_s_per_session": [round(t / plan.soak, 2) for t in ticks],
+             "server_cpu_cores_during_soak": round(cpu_share, 2),
+             "machine_busy_during_soak": round(busy_soak, 2),  # type: ignore[arg-type]
+             "series": series}
+    return [
+        Row("4", f"RSS per idle session ({plan.sessions})", per_session, base, "MB", "≤ 5 MB",
+            per_session <= 5.0, baseline_name="server, 1 session", notes=notes),
+        Row("4", f"RSS over {plan.soak:.0f} s soak", end, start, "MB", "≤ 1.05× (5 %)",
+            end <= 1.05 * start, baseline_name=f"after {warm:.0f} s warm-up"),
+    ]
