@@ -105,7 +105,7 @@ def _column_config() -> dict[str, Any]:
 def _table(services: Any, flt: RunFilter) -> Any:
     """One page of runs; returns the selected run (or None)."""
     ledger = services.ledger
-    total = ledger.count_runs(flt)
+    total = _count(id(ledger), ledger.version(), flt)
     pages = history.page_count(total)
     page = history.clamp_page(st.session_state.get(PAGE_KEY), total)
     if st.session_state.get(PAGE_KEY) not in (None, page):
@@ -161,6 +161,14 @@ def _detail(services: Any, run: Any) -> None:
             share_view.run_facts(run, key="hist_facts", stacked=True)
         ids = history.identity_items(run)
         st.caption(escape_md(" · ".join(f"{k}: {v}" for k, v in ids)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _count(ledger_key: int, version: tuple, flt: RunFilter) -> int:
+    """COUNT(*) over the matching runs grows with the ledger (9 ms at 100,000 runs): once per ledger
+    change and filter, not on every click."""
+    del ledger_key, version  # cache keys only
+    return state.services().ledger.count_runs(flt)
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=8)
