@@ -251,6 +251,7 @@ class Worker:
         with self._lock:
             self._samples.pop(run_id, None)
             self._failures.pop(run_id, None)
+            self._noted.discard(run_id)
 
     def _fail_count(self, run_id: str) -> int:
         with self._lock:
