@@ -1,6 +1,6 @@
 """Run the benchmarks; print one table: figure, value, baseline (measured in the same run), ratio, goal, met?
 
-    python bench/run.py                 # the full suite (~20 min on 2 cores; figure 4 soaks for 10 min)
+    python bench/run.py                 # the full suite (~35 min on 2 cores; figure 4 soaks for 10 min)
     python bench/run.py --tiny          # every figure on a tiny size (~1 min): checks that they run
     python bench/run.py --only 2,3      # some figures
     python bench/run.py --soak-seconds 120 --json out.json

@@ -206,7 +206,13 @@ class Worker:
                 if run.run_id in self._inflight:
                     continue  # our own step outlived its lease; it will release when done
                 pool = self._archive_pool if run.state == L.COMPLETED else self._gateway_pool
-                self._inflight[run.run_id] = pool.submit(self._step, run)
+                try:
+                    self._inflight[run.run_id] = pool.submit(self._step, run)
+                except RuntimeError:
+                    # The interpreter is exiting (the server stopped): its lease lapses and the next
+                    # process picks the run up; nothing to log every second until exit.
+                    self._stopping.set()
+                    break
             count += 1
         return count
 
