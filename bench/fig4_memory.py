@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -28,9 +29,20 @@ from pathlib import Path
 from bench.common import Row, median, rss_mb, wait_until
 from lib.contract import VideoRequest
 from lib.ledger import COMPLETED, DRAFT, SUBMITTING, Ledger, RunFilter
-from tests.fixtures.servers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, AppServer, GatewayProcess, open_app
+from tests.fixtures.servers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    AppServer,
+    GatewayProcess,
+    ScriptRuns,
+    open_app,
+)
 
 log = logging.getLogger(__name__)
+
+
+COUNTED_PAGES = 3  # sessions whose script runs (full vs fragment) are counted from their websocket
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,10 @@ def plan_for(tiny: bool, soak_seconds: float | None) -> Plan:
         soak = 8.0 if soak_seconds is None else soak_seconds
         return Plan(sessions=3, per_session=2, soak=soak, run_seconds=5.0, sample_every=1.0)
     soak = 600.0 if soak_seconds is None else soak_seconds
-    return Plan(sessions=20, per_session=5, soak=soak, run_seconds=max(30.0, soak / 2), sample_every=5.0)
+    # 120 s runs (inside the real 1-5 min): they turn over during the reloads, so the soak starts with
+    # runs finishing, archiving and being replaced at a steady rate (~50 per minute), not before any.
+    return Plan(sessions=20, per_session=5, soak=soak, run_seconds=min(120.0, max(30.0, soak / 2)),
+                sample_every=5.0)
 
 
 def _open_ticking(page: object, url: str, timeout: float = 60_000) -> None:
@@ -71,6 +86,16 @@ _COUNT_TICKS = """
   }, 100);
 }
 """
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """Threads and the anonymous part of RSS (heap, thread stacks, malloc arenas), from /proc."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Threads", "RssAnon", "RssFile"):
+            out[name] = int(value.split()[0])
+    return out
 
 
 def _ticks(pages: list) -> list[int]:
@@ -139,17 +164,43 @@ class Refill:
         self._thread.join(10)
 
 
-def run(tiny: bool = False, soak_seconds: float | None = None) -> list[Row]:
+def trace_report(snaps: Path, since: float, top: int = 12) -> list[str]:
+    """Where the heap grew between the first snapshot taken `since` seconds into the server's life or
+    later and the last one: the biggest growths, grouped by allocating traceback (innermost 4 frames)."""
+    import tracemalloc
+
+    files = sorted(snaps.glob("snap_*.pickle"))
+    later = [f for f in files if float(f.stem.split("_")[1]) >= since]
+    if len(later) < 2:
+        return [f"only {len(later)} snapshot(s) after {since:.0f} s: nothing to compare"]
+    first, last = (tracemalloc.Snapshot.load(str(f)) for f in (later[0], later[-1]))
+    mb = [sum(t.size for t in s.traces) / 1e6 for s in (first, last)]
+    head = f"traced heap {later[0].stem} → {later[-1].stem}: {mb[0]:.1f} → {mb[1]:.1f} MB"
+    lines = [head]
+    for stat in last.compare_to(first, "traceback")[:top]:
+        frames = " ← ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[-4:][::-1])
+        lines.append(f"{stat.size_diff / 1e6:+.2f} MB ({stat.count_diff:+d} blocks) {frames}")
+    return lines
+
+
+def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = False) -> list[Row]:
+    """`trace=True` runs the server under tracemalloc (slower) and adds where its heap grew to the notes."""
     from playwright.sync_api import sync_playwright
 
     plan = plan_for(tiny, soak_seconds)
     speed = 15.0 / plan.run_seconds  # the gateway's std 5 s clip takes 15 s at speed 1
     series: list[tuple[float, float]] = []
+    traced: list[str] = []
+    counted: list[ScriptRuns] = []
     with tempfile.TemporaryDirectory(prefix="bench_fig4_") as d:
         tmp = Path(d)
         gw = GatewayProcess(tmp / "gateway", speed=speed).start()
         app = AppServer(tmp / "app", gw, extra_env={"PLAYGROUND_ARCHIVE": str(tmp / "archive")})
+        if trace:
+            every = max(1.0, round(plan.soak / 6))
+            app.launcher = (str(Path(__file__).with_name("traced_server.py")), str(tmp / "snaps"), str(every))
         try:
+            app_t0 = time.monotonic()
             app.start()
             assert app.proc is not None
             pid = app.proc.pid
@@ -165,6 +216,8 @@ def run(tiny: bool = False, soak_seconds: float | None = None) -> list[Row]:
                     base = _sample(pid)
                     for _ in range(plan.sessions):
                         page = browser.new_context(viewport=DESKTOP).new_page()
+                        if len(counted) < COUNTED_PAGES:  # parsing every frame of 20 pages would load us
+                            counted.append(ScriptRuns(page))
                         open_app(page, app.url, timeout=90_000)
                         pages.append(page)
                     time.sleep(5)
@@ -194,14 +247,26 @@ def run(tiny: bool = False, soak_seconds: float | None = None) -> list[Row]:
                     pages[0].close()  # the baseline session: the soak runs with exactly `sessions`
                     t0 = time.monotonic()
                     ticks0 = _ticks(pages[1:])
+                    runs0 = [c.snapshot() for c in counted]
                     cpu0, busy_s0 = cpu_seconds(pid), machine_busy()
                     warm = min(60.0, 0.2 * plan.soak)
+                    status_start = proc_status(pid)
                     while (elapsed := time.monotonic() - t0) < plan.soak:
                         series.append((round(elapsed, 1), round(rss_mb(pid), 1)))
-                        time.sleep(plan.sample_every)
+                        # a page wait, not time.sleep: Playwright hands ScriptRuns its frames only then
+                        pages[1].wait_for_timeout(plan.sample_every * 1000)
                     refill.stop()
+                    if trace:
+                        traced = trace_report(tmp / "snaps", t0 + warm - app_t0)
+                        print("\n".join(["[bench] figure 4 heap growth:", *traced]), file=sys.stderr)
                     ticks = [b - a for a, b in zip(ticks0, _ticks(pages[1:]), strict=True)]
+                    script_runs = [(c.snapshot()[0] - a[0], c.snapshot()[1] - a[1])
+                                   for c, a in zip(counted, runs0, strict=True)]
+                    print(f"[bench] figure 4: (full, fragment) script runs in {plan.soak:.0f} s, first "
+                          f"{len(counted)} sessions: {script_runs}; pages loaded in time: "
+                          f"{sum(1 for r in reload_s if r is not None)}/{len(reload_s)}", file=sys.stderr)
                     series.append((round(time.monotonic() - t0, 1), round(rss_mb(pid), 1)))
+                    status_end = proc_status(pid)
                     cpu_share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
                     busy_soak = machine_busy(busy_s0)
                     in_flight_end = ledger.in_flight()
@@ -226,6 +291,11 @@ def run(tiny: bool = False, soak_seconds: float | None = None) -> list[Row]:
              "live_ticks_per_s_per_session": [round(t / plan.soak, 2) for t in ticks],
              "server_cpu_cores_during_soak": round(cpu_share, 2),
              "machine_busy_during_soak": round(busy_soak, 2),  # type: ignore[arg-type]
+             "heap_growth": traced,
+             "proc_status_start_end": [status_start, status_end],  # kB / count
+             # (full page runs, fragment runs) per minute of soak, for the first few sessions
+             "script_runs_per_min": [(round(f * 60 / plan.soak, 1), round(g * 60 / plan.soak, 1))
+                                     for f, g in script_runs],
              "series": series}
     return [
         Row("4", f"RSS per idle session ({plan.sessions})", per_session, base, "MB", "≤ 5 MB",

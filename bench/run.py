@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated figure numbers, e.g. 1,3")
     ap.add_argument("--soak-seconds", type=float, default=None,
                     help="figure 4 soak length (default 600, or 8 with --tiny)")
+    ap.add_argument("--trace", action="store_true",
+                    help="figure 4: run the server under tracemalloc and print where its heap grew")
     ap.add_argument("--json", type=Path, default=None, help="also write every row (with notes) as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="log lib/ messages to stderr")
     args = ap.parse_args(argv)
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = {"tiny": args.tiny}
             if fig == "4" and args.soak_seconds is not None:
                 kwargs["soak_seconds"] = args.soak_seconds
+            if fig == "4" and args.trace:
+                kwargs["trace"] = True
             got = module.run(**kwargs)
         except Exception:
             traceback.print_exc()

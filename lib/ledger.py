@@ -22,7 +22,7 @@ import secrets
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -467,6 +467,16 @@ class Ledger:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).mappings().first()
         return _to_run(row) if row else None
 
+    def get_many(self, run_ids: Iterable[str]) -> list[Run]:
+        """The runs with these ids that exist, in no particular order (one query: the live fragment
+        checks the runs a page follows on every ledger change)."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(sa.select(runs_table).where(runs_table.c.run_id.in_(ids))).mappings().all()
+        return [_to_run(row) for row in rows]
+
     def get_by_task(self, task_id: str) -> Run | None:
         with self._read() as conn:
             stmt = sa.select(runs_table).where(runs_table.c.task_id == task_id)
@@ -510,6 +520,20 @@ class Ledger:
         )
         with self._read() as conn:
             return [_to_run(r) for r in conn.execute(stmt).mappings()]
+
+    def states(self, run_ids: Iterable[str] = (), *, active_limit: int = 100) -> dict[str, str]:
+        """{run_id: state} of the newest `active_limit` runs in flight plus the runs named in `run_ids`:
+        two columns, no request decoding, because every open page asks on each ledger change."""
+        c = runs_table.c
+        active = (sa.select(c.run_id, c.state).where(c.state.in_(sorted(ACTIVE)))
+                  .order_by(c.created_at.desc(), c.run_id.desc()).limit(max(0, int(active_limit))))
+        ids = sorted(set(run_ids))
+        with self._read() as conn:
+            out = {r.run_id: r.state for r in conn.execute(active)}
+            if ids:
+                out.update({r.run_id: r.state
+                            for r in conn.execute(sa.select(c.run_id, c.state).where(c.run_id.in_(ids)))})
+        return out
 
     def count_runs(self, flt: RunFilter | None = None) -> int:
         flt = flt or RunFilter()

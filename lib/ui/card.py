@@ -253,11 +253,14 @@ def live_runs(
     empty: str | None = None,
     **card_kwargs: Any,
 ) -> None:
-    """Cards for `load()` in a fragment that refreshes every second while any of them is live.
+    """Cards for `load()` in a fragment that refreshes every second while any of them is live, or while
+    any run is in flight (so a run started elsewhere shows up without a full rerun of the page).
 
-    When the last one settles the fragment asks for one full rerun, which re-registers it without a timer.
+    When the last one settles and nothing is in flight the fragment asks for one full rerun, which
+    re-registers it without a timer.
     """
     live = any(is_live(r) for r in load())
+    ticking = live or services.ledger.in_flight() > 0
 
     def body() -> None:
         current = list(load())
@@ -265,7 +268,7 @@ def live_runs(
             st.caption(empty)
         for run in current:
             run_card(services, run, **card_kwargs)
-        if live and not any(is_live(r) for r in current):
+        if live and not any(is_live(r) for r in current) and not services.ledger.in_flight():
             st.rerun()
 
-    st.fragment(body, run_every=1.0 if live else None, key=key)()
+    st.fragment(body, run_every=1.0 if ticking else None, key=key)()

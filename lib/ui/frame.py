@@ -2,9 +2,16 @@
 
 Why one function: with Streamlit's `pages/` folder and no st.navigation, any page can be the first one a
 server sees (a share link), so each page must set itself up completely. The live fragment is the only
-thing that notices runs changing: it reads the ledger's cheap change token once a second while anything
-is in flight, toasts finished runs on whatever page is open, and asks for one full rerun per state
-change. It never talks to the gateway; the worker does.
+thing that notices runs changing: it reads the ledger's cheap change token every second while anything
+is in flight (every IDLE_EVERY seconds otherwise, so a page notices runs started elsewhere), keeps the
+in-flight count and the spend current, and toasts finished runs on whatever page is open. It never
+talks to the gateway; the worker does.
+
+Why it rarely reruns the whole page: a full rerun per state change of *any* run made every open session
+redraw its whole page several times a second once many runs were in flight (the soak in
+bench/RESULTS.md). A full rerun now happens only when this page needs one: a run it draws outside a
+fragment changed (`follow`), a run started while the page showed nothing in flight, or the last run in
+flight ended. Run cards and grid cells refresh themselves in their own fragments.
 """
 from __future__ import annotations
 
@@ -12,13 +19,15 @@ import contextvars
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN, RunFilter
+from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
 from lib.ui import state
+from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
 log = logging.getLogger(__name__)
@@ -31,7 +40,11 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/history.py", "History", ":material/history:"),
 ]
 LIVE_EVERY = 1.0
+IDLE_EVERY = 5.0
 _STATES_KEY = "_live_states"
+_FOLLOW_KEY = "_live_follow"  # {run_id: signature} of the runs this page draws outside a fragment
+_FOLLOW_NEW_KEY = "_live_follow_new"  # the page lists runs as they start (History's first page)
+_BUSY_KEY = "_live_busy"  # whether the last full run saw runs in flight (it set the fragment timers)
 _VERSION_KEY = "_live_version"
 _TOASTS_KEY = "_live_toasts"
 _UNLOCKED_KEY = "_passcode_ok"
@@ -54,6 +67,7 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
         st.switch_page(page, query_params=params or None)
     for text, toast_icon in st.session_state.pop(_TOASTS_KEY, []):
         st.toast(text, icon=toast_icon)
+    st.session_state[_FOLLOW_KEY], st.session_state[_FOLLOW_NEW_KEY] = {}, False
     with st.sidebar:
         _sidebar(services, public=public)
     return services
@@ -112,14 +126,27 @@ def _sidebar(services: Any, *, public: bool) -> None:
             st.caption(f"Balance: ${remain:,.2f}")
     if public:
         st.caption("You are viewing a shared link: read-only, no account details are shown.")
-    else:
-        _spend(services)
     in_flight = services.ledger.in_flight()
+    st.session_state[_BUSY_KEY] = in_flight > 0
     token = _full_run.set(True)
     try:
-        st.fragment(_live, run_every=LIVE_EVERY if in_flight else None)(public)
+        st.fragment(_live, run_every=LIVE_EVERY if in_flight else IDLE_EVERY)(public)
     finally:
         _full_run.reset(token)
+
+
+def follow(runs: Iterable[Any], *, new_runs: bool = False) -> None:
+    """Rerun this page when one of `runs` (drawn outside any fragment) changes, or with `new_runs`
+    when a run starts. Call it during the page's full run; each full run starts with nothing followed."""
+    followed = st.session_state.setdefault(_FOLLOW_KEY, {})
+    followed.update({r.run_id: signature(r) for r in runs if r is not None and is_live(r)})
+    if new_runs:
+        st.session_state[_FOLLOW_NEW_KEY] = True
+
+
+def signature(run: Any) -> tuple[str, bool, bool]:
+    """What a drawn run looks like: its state, whether its video is in, whether archiving gave up."""
+    return run.state, bool(run.video_path), bool(run.archive_failed)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -144,13 +171,7 @@ def _spend(services: Any) -> None:
 
 def _watch(ledger: Any, previous: dict[str, str]) -> dict[str, str]:
     """Current state of every active run plus the runs we were already watching."""
-    current = {r.run_id: r.state for r in ledger.list_runs(RunFilter(states=tuple(sorted(ACTIVE))),
-                                                           limit=100)}
-    for run_id in previous.keys() - current.keys():
-        run = ledger.get(run_id)
-        if run is not None:
-            current[run_id] = run.state
-    return current
+    return ledger.states(previous.keys())
 
 
 def _finished_toast(run: Any) -> tuple[str, str]:
@@ -163,12 +184,16 @@ def _finished_toast(run: Any) -> tuple[str, str]:
 
 
 def _live(public: bool = False) -> None:
-    """One tick: cheap change token; on a change, toast finished runs and rerun the page once.
+    """One tick: in-flight count and spend, then the cheap change token; on a change, toast finished
+    runs and rerun the whole page only if `_page_needs_rerun`.
 
-    On a public page the in-flight count and toasts are left out: they would describe other people's runs.
+    On a public page the in-flight count, spend and toasts are left out: they would describe the owner's
+    account and other people's runs.
     """
     services = state.services()
     ledger = services.ledger
+    ss = st.session_state
+    version = ledger.version()  # before in_flight: a change in between then shows as a new version
     in_flight = ledger.in_flight()
     if not public:
         with st.container(key="frame_live"):
@@ -177,11 +202,13 @@ def _live(public: bool = False) -> None:
                            f"in flight · updated {time.strftime('%H:%M:%S')}")
             else:
                 st.caption("No runs in flight")
-    ss = st.session_state
-    version = ledger.version()
+        _spend(services)
     if ss.get(_VERSION_KEY) == version:
         return
-    ss[_VERSION_KEY] = version
+    # In a full run, the timers were set from an in_flight read made just before this one; if a run
+    # started or ended in between, forget the version so that the next tick looks again and reruns.
+    in_step = not _full_run.get() or (in_flight > 0) == ss.get(_BUSY_KEY, False)
+    ss[_VERSION_KEY] = version if in_step else None
     previous: dict[str, str] | None = ss.get(_STATES_KEY)
     current = _watch(ledger, previous or {})
     ss[_STATES_KEY] = {rid: s for rid, s in current.items() if s in ACTIVE}
@@ -194,13 +221,28 @@ def _live(public: bool = False) -> None:
             run = ledger.get(run_id)
             if run is not None:
                 toasts.append(_finished_toast(run))
-    changed = any(current.get(rid) != s for rid, s in previous.items()) or bool(
-        current.keys() - previous.keys()
-    )
-    if _full_run.get():
-        for text, toast_icon in toasts:
-            st.toast(text, icon=toast_icon)
-        return
-    if changed:
+    started = bool(current.keys() - previous.keys())
+    if not _full_run.get() and _page_needs_rerun(ledger, in_flight, started=started):
         ss[_TOASTS_KEY] = ss.get(_TOASTS_KEY, []) + toasts
         st.rerun()
+    for text, toast_icon in toasts:
+        st.toast(text, icon=toast_icon)
+
+
+def _page_needs_rerun(ledger: Any, in_flight: int, *, started: bool) -> bool:
+    """Whether what the page drew in its last full run is out of date (see the module docstring)."""
+    ss = st.session_state
+    followed: dict[str, tuple] = ss.get(_FOLLOW_KEY) or {}
+    now = {r.run_id: signature(r) for r in ledger.get_many(followed)} if followed else {}
+    return needs_full_run(busy_then=ss.get(_BUSY_KEY, False), busy_now=in_flight > 0, started=started,
+                          follow_new=bool(ss.get(_FOLLOW_NEW_KEY)), followed=followed, now=now)
+
+
+def needs_full_run(*, busy_then: bool, busy_now: bool, started: bool, follow_new: bool,
+                   followed: dict[str, tuple], now: dict[str, tuple]) -> bool:
+    """The rule, apart from Streamlit: rerun when the timers the page set (fast while anything is in
+    flight) no longer fit, when a run started and the page lists new runs, or when a run the page drew
+    looks different now (`now` lacks a run that was deleted: that is a change too)."""
+    if busy_then != busy_now or (started and follow_new):
+        return True
+    return any(now.get(run_id) != sig for run_id, sig in followed.items())

@@ -14,7 +14,7 @@ import streamlit as st
 
 from lib import contract, history, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
-from lib.ui import card, player, share_view, state
+from lib.ui import card, frame, player, share_view, state
 from lib.ui.text import escape_md
 
 TABLE_KEY = "hist_table"
@@ -111,8 +111,9 @@ def _table(services: Any, flt: RunFilter) -> Any:
     if st.session_state.get(PAGE_KEY) not in (None, page):
         st.session_state[PAGE_KEY] = page
     runs = ledger.list_runs(flt, limit=history.PAGE_SIZE, offset=history.page_offset(page))
-    frame = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
+    table = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
                          columns=list(history.TABLE_COLUMNS))
+    frame.follow(runs, new_runs=page == 1)  # newest first: a run that starts lands on page 1
     with st.container(horizontal=True, vertical_alignment="center", key="hist_toolbar"):
         st.caption(history.page_caption(page, total))
         st.space("stretch")
@@ -128,7 +129,7 @@ def _table(services: Any, flt: RunFilter) -> Any:
             help="Every run that matches the filters (not just this page), as CSV.",
         )
     event = st.dataframe(
-        frame, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
+        table, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
         column_config=_column_config(), row_height=ROW_HEIGHT, column_order=COLUMN_ORDER,
         placeholder="—",
     )
@@ -245,6 +246,7 @@ def render(services: Any) -> None:
         flt = _filters()
         selected = _table(services, flt)
         if selected is not None:
+            frame.follow([selected])
             _detail(services, selected)
     if stats_tab.open:  # the only costly queries: run them only while someone looks
         with stats_tab:

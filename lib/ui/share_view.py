@@ -17,7 +17,7 @@ import streamlit as st
 
 from lib import history, links
 from lib.ledger import ACTIVE, COMPLETED
-from lib.ui import card, player, state
+from lib.ui import card, frame, player, state
 from lib.ui.text import escape_md
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,11 +238,13 @@ def render(services: Any) -> None:
     if target.kind == "run":
         run = services.ledger.get(target.ident)
         if run is not None:
+            frame.follow([run])
             show_run(services, run)
             return
     elif target.kind == "group":
         runs = services.ledger.group(target.ident)
         if runs:
+            frame.follow(runs)
             show_group(services, target.ident, runs)
             return
     not_found(target.message or history.NOT_FOUND_MESSAGE)

@@ -63,7 +63,8 @@ def test_passcode_gate(monkeypatch):
     assert "Prompt" in [w.label for w in at.text_area]
 
 
-def test_toast_when_a_run_finishes_on_another_page(isolated):
+def test_toast_when_a_run_finishes_on_another_page(isolated, monkeypatch):
+    monkeypatch.setenv("LOCAL_GATEWAY_SPEED", "4")  # ~4 s: still in flight when History first draws
     at = AppTest.from_file(APP, default_timeout=30).run()
     ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
     ledger.create_run("toast-me", VideoRequest("A kite over dunes", duration=5), 0.18)
@@ -94,3 +95,21 @@ def test_share_view_stays_open_behind_a_passcode_and_hides_the_account(monkeypat
     side = sidebar_text(at)
     assert "Spent" not in side and "Balance" not in side and "budget" not in side
     assert "in flight" not in side
+
+
+def test_pages_follow_the_runs_they_draw_outside_fragments(isolated):
+    """History follows its live rows (and new runs on page 1), the share view its run; Compose follows
+    nothing, because its run cards refresh in their own fragment."""
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    ledger.create_run("follow-live", VideoRequest("A tram in the rain", duration=5), 0.18)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert at.session_state["_live_follow"] == {} and at.session_state["_live_follow_new"] is False
+    assert at.session_state["_live_busy"] is True
+    at.switch_page("pages/history.py").run()
+    assert set(at.session_state["_live_follow"]) == {"follow-live"}
+    assert at.session_state["_live_follow_new"] is True
+    at.switch_page("pages/run.py")
+    at.query_params["id"] = "follow-live"
+    at.run()
+    assert set(at.session_state["_live_follow"]) == {"follow-live"}
+    assert at.session_state["_live_follow_new"] is False

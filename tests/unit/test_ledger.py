@@ -70,6 +70,24 @@ def test_request_none_fields_survive_as_not_sent(ledger: Ledger) -> None:
     assert (run.mode, run.duration, run.aspect_ratio) == ("std", 5, "16:9")
 
 
+def test_get_many_reads_the_runs_that_exist_in_one_call(ledger: Ledger) -> None:
+    for rid in ("gm-1", "gm-2", "gm-3"):
+        ledger.create_run(rid, REQ, 0.2)
+    got = ledger.get_many(["gm-3", "gm-1", "gm-1", "no-such-run"])
+    assert sorted(r.run_id for r in got) == ["gm-1", "gm-3"]
+    assert all(r.request == REQ for r in got)
+    assert ledger.get_many([]) == []
+
+
+def test_states_lists_runs_in_flight_plus_the_named_ones(ledger: Ledger) -> None:
+    for rid in ("st-1", "st-2", "st-3"):
+        ledger.create_run(rid, REQ, 0.2)
+    ledger.mark_submit_failed("st-3", "bad_request", "refused")
+    assert ledger.states() == {"st-1": "draft", "st-2": "draft"}
+    assert ledger.states(["st-3", "gone"]) == {"st-1": "draft", "st-2": "draft", "st-3": "failed"}
+    assert len(ledger.states(active_limit=1)) == 1
+
+
 def test_new_ids_are_unguessable_and_distinct() -> None:
     ids = {Ledger.new_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) >= 21 for i in ids)
