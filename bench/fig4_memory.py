@@ -59,10 +59,7 @@ def plan_for(tiny: bool, soak_seconds: float | None) -> Plan:
         soak = 8.0 if soak_seconds is None else soak_seconds
         return Plan(sessions=3, per_session=2, soak=soak, run_seconds=5.0, sample_every=1.0)
     soak = 600.0 if soak_seconds is None else soak_seconds
-    # 120 s runs (inside the real 1-5 min): they turn over during the reloads, so the soak starts with
-    # runs finishing, archiving and being replaced at a steady rate (~50 per minute), not before any.
-    return Plan(sessions=20, per_session=5, soak=soak, run_seconds=min(120.0, max(30.0, soak / 2)),
-                sample_every=5.0)
+    return Plan(sessions=20, per_session=5, soak=soak, run_seconds=max(30.0, soak / 2), sample_every=5.0)
 
 
 def _open_ticking(page: object, url: str, timeout: float = 60_000) -> None:
