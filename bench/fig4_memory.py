@@ -257,8 +257,9 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
                         traced = trace_report(tmp / "snaps", t0 + warm - app_t0)
                         print("\n".join(["[bench] figure 4 heap growth:", *traced]), file=sys.stderr)
                     ticks = [b - a for a, b in zip(ticks0, _ticks(pages[1:]), strict=True)]
-                    script_runs = [(c.snapshot()[0] - a[0], c.snapshot()[1] - a[1])
-                                   for c, a in zip(counted, runs0, strict=True)]
+                    script_runs = [(full - a[0], frag - a[1])
+                                   for (full, frag), a in zip((c.snapshot() for c in counted), runs0,
+                                                              strict=True)]
                     print(f"[bench] figure 4: (full, fragment) script runs in {plan.soak:.0f} s, first "
                           f"{len(counted)} sessions: {script_runs}; pages loaded in time: "
                           f"{sum(1 for r in reload_s if r is not None)}/{len(reload_s)}", file=sys.stderr)

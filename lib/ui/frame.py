@@ -157,21 +157,16 @@ def _spent(ledger_id: int, version: tuple) -> float:
     return state.services().ledger.spend()
 
 
-def _spend(services: Any) -> None:
+def _spend(services: Any, version: tuple) -> None:
     settings = services.settings
     with st.container(key="frame_spend"):
-        spent = _spent(id(services.ledger), services.ledger.version())
+        spent = _spent(id(services.ledger), version)
         budget = settings.budget_usd
         if budget:
             st.progress(min(1.0, spent / budget),
                         text=escape_md(f"Spent ≈ ${spent:,.2f} of the ${budget:,.2f} budget (estimates)"))
         else:
             st.caption(f"Spent ≈ ${spent:,.2f} so far (estimate; no budget set)")
-
-
-def _watch(ledger: Any, previous: dict[str, str]) -> dict[str, str]:
-    """Current state of every active run plus the runs we were already watching."""
-    return ledger.states(previous.keys())
 
 
 def _finished_toast(run: Any) -> tuple[str, str]:
@@ -202,7 +197,7 @@ def _live(public: bool = False) -> None:
                            f"in flight · updated {time.strftime('%H:%M:%S')}")
             else:
                 st.caption("No runs in flight")
-        _spend(services)
+        _spend(services, version)
     if ss.get(_VERSION_KEY) == version:
         return
     # In a full run, the timers were set from an in_flight read made just before this one; if a run
@@ -210,17 +205,15 @@ def _live(public: bool = False) -> None:
     in_step = not _full_run.get() or (in_flight > 0) == ss.get(_BUSY_KEY, False)
     ss[_VERSION_KEY] = version if in_step else None
     previous: dict[str, str] | None = ss.get(_STATES_KEY)
-    current = _watch(ledger, previous or {})
+    # every run in flight, plus the ones this session was watching (they may have finished since)
+    current = ledger.states((previous or {}).keys())
     ss[_STATES_KEY] = {rid: s for rid, s in current.items() if s in ACTIVE}
     if previous is None:
         return  # first look in this session: nothing has changed yet from its point of view
-    toasts = []
-    for run_id, old in ({} if public else previous).items():
-        new = current.get(run_id, old)
-        if new != old and new in (COMPLETED, FAILED, UNKNOWN):
-            run = ledger.get(run_id)
-            if run is not None:
-                toasts.append(_finished_toast(run))
+    # `previous` holds only runs in flight, so one that is now finished changed since the last look
+    finished = [] if public else [rid for rid in previous if current.get(rid) in (COMPLETED, FAILED, UNKNOWN)]
+    runs = {r.run_id: r for r in ledger.get_many(finished)} if finished else {}
+    toasts = [_finished_toast(runs[rid]) for rid in finished if rid in runs]
     started = bool(current.keys() - previous.keys())
     if not _full_run.get() and _page_needs_rerun(ledger, in_flight, started=started):
         ss[_TOASTS_KEY] = ss.get(_TOASTS_KEY, []) + toasts
