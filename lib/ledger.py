@@ -424,8 +424,11 @@ class Ledger:
 
     @staticmethod
     def new_id() -> str:
-        """Unguessable id for runs and groups: share links are capabilities."""
-        return secrets.token_urlsafe(16)
+        """Unguessable id for runs and groups: share links are capabilities. Never starting with '-':
+        a CSV export would guard it as a formula ('-…) and the id there would no longer match."""
+        while (ident := secrets.token_urlsafe(16)).startswith("-"):
+            pass
+        return ident
 
     # ----------------------------------------------------------------- creating runs
     def _insert_ignore(self, table: sa.Table, values: Mapping[str, Any], key: str) -> Any:
