@@ -167,7 +167,23 @@ def _on_rerun(run_id: str) -> None:
     state.navigate("app.py")
 
 
-def _on_promote(run_id: str, press_key: str, press_id: str) -> None:
+PRESS_IDS_KEY = "_press_promote"
+PRESS_IDS_KEPT = 256  # far more cards than any page shows at once
+
+
+def _press_id(services: Any, run_id: str) -> str:
+    """The id the next "Promote to pro" press of `run_id` will write, made before the press so that a
+    double click writes once. Kept in one dict of the most recently drawn runs, so a tab open for days
+    does not keep one entry per run it ever showed."""
+    ids: dict[str, str] = st.session_state.setdefault(PRESS_IDS_KEY, {})
+    press_id = ids.pop(run_id, None) or services.ledger.new_id()
+    ids[run_id] = press_id  # now the newest
+    while len(ids) > PRESS_IDS_KEPT:
+        del ids[next(iter(ids))]
+    return press_id
+
+
+def _on_promote(run_id: str, press_id: str) -> None:
     services = state.services()
     run = services.ledger.get(run_id)
     if run is None:
@@ -175,7 +191,7 @@ def _on_promote(run_id: str, press_key: str, press_id: str) -> None:
     # The id travels with the button, not through session state: a second click that lands before the
     # rerun carries the same id, so the ledger writes nothing new and nothing is sent twice.
     outcome = playground.promote(services, run, run_id=press_id)
-    st.session_state.pop(press_key, None)  # the next press is a new take
+    st.session_state.get(PRESS_IDS_KEY, {}).pop(run_id, None)  # the next press is a new take
     if outcome.ok:
         st.toast("Promoted: a pro run is on its way (linked to this one).", icon=":material/upgrade:")
     elif outcome.refused:
@@ -203,13 +219,11 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                       help="Fill Compose with every setting of this run, images included.",
                       on_click=_on_rerun, args=(run.run_id,))
         if "promote" in actions and run.state == COMPLETED and _promotable(run):
-            press_key = f"_press_promote_{run.run_id}"
-            if press_key not in st.session_state:
-                st.session_state[press_key] = services.ledger.new_id()
-            st.button("Promote to pro", key=f"{_k(prefix, 'promote', run)}_{st.session_state[press_key][:6]}",
+            press_id = _press_id(services, run.run_id)
+            st.button("Promote to pro", key=f"{_k(prefix, 'promote', run)}_{press_id[:6]}",
                       icon=":material/upgrade:",
                       help="Same prompt and frames as pro 1080p, longer when allowed; linked to this run.",
-                      on_click=_on_promote, args=(run.run_id, press_key, st.session_state[press_key]))
+                      on_click=_on_promote, args=(run.run_id, press_id))
         if "compare" in actions:
             st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
                       on_click=_on_compare, args=(run.run_id,))

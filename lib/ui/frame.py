@@ -26,7 +26,7 @@ from typing import Any
 import streamlit as st
 
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import state
+from lib.ui import state, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -169,13 +169,44 @@ def _spend(services: Any, version: tuple) -> None:
             st.caption(f"Spent ≈ ${spent:,.2f} so far (estimate; no budget set)")
 
 
-def _finished_toast(run: Any) -> tuple[str, str]:
-    short = escape_md(shorten(run.request.prompt or "", 40))
-    if run.state == COMPLETED:
-        return f"Video ready: {short}", ":material/check_circle:"
-    if run.state == FAILED:
-        return f"Run failed (not billed): {short}", ":material/error:"
-    return f"Run outcome unknown: {short}", ":material/help:"
+TOASTS_PER_TICK = 2  # more finished runs than this in one tick get one summary toast per outcome
+_OUTCOMES = {COMPLETED: ("Video ready", "videos ready", ":material/check_circle:"),
+             FAILED: ("Run failed (not billed)", "runs failed (not billed)", ":material/error:"),
+             UNKNOWN: ("Run outcome unknown", "runs with an unknown outcome", ":material/help:")}
+
+
+def finished_toasts(runs: list[Any]) -> list[tuple[str, str]]:
+    """(text, icon) toasts for runs that finished since the last tick.
+
+    One toast per run while few finish; beyond TOASTS_PER_TICK, one per outcome ("5 videos ready:
+    …"), so a grid or a busy batch does not bury the page under a stack of toasts."""
+    def outcome(run: Any) -> str:
+        return run.state if run.state in _OUTCOMES else UNKNOWN
+
+    groups: list[list[Any]] = [[run] for run in runs]
+    if len(runs) > TOASTS_PER_TICK:
+        by_outcome: dict[str, list[Any]] = {}
+        for run in runs:
+            by_outcome.setdefault(outcome(run), []).append(run)
+        groups = list(by_outcome.values())
+    out = []
+    for group in groups:
+        one, many, icon = _OUTCOMES[outcome(group[0])]
+        short = escape_md(shorten(group[0].request.prompt or "", 40))
+        more = f"{len(group)} {many}: {short} and {len(group) - 1} more"
+        out.append((f"{one}: {short}" if len(group) == 1 else more, icon))
+    return out
+    by_state: dict[str, list[Any]] = {}
+    for run in runs:
+        by_state.setdefault(run.state if run.state in _OUTCOMES else UNKNOWN, []).append(run)
+    out = []
+    for state_name, group in by_state.items():
+        one, many, icon = _OUTCOMES[state_name]
+        if len(group) == 1:
+            out.append((f"{one}: {short(group[0])}", icon))
+            continue
+        out.append((f"{len(group)} {many}: {short(group[0])} and {len(group) - 1} more", icon))
+    return out
 
 
 def _live(public: bool = False) -> None:
@@ -188,6 +219,7 @@ def _live(public: bool = False) -> None:
     services = state.services()
     ledger = services.ledger
     ss = st.session_state
+    widget_gc.prune()  # cards that left the page: Streamlit alone would keep their buttons forever
     version = ledger.version()  # before in_flight: a change in between then shows as a new version
     in_flight = ledger.in_flight()
     if not public:
@@ -213,7 +245,7 @@ def _live(public: bool = False) -> None:
     # `previous` holds only runs in flight, so one that is now finished changed since the last look
     finished = [] if public else [rid for rid in previous if current.get(rid) in (COMPLETED, FAILED, UNKNOWN)]
     runs = {r.run_id: r for r in ledger.get_many(finished)} if finished else {}
-    toasts = [_finished_toast(runs[rid]) for rid in finished if rid in runs]
+    toasts = finished_toasts([runs[rid] for rid in finished if rid in runs])
     started = bool(current.keys() - previous.keys())
     if not _full_run.get() and _page_needs_rerun(ledger, in_flight, started=started):
         ss[_TOASTS_KEY] = ss.get(_TOASTS_KEY, []) + toasts
