@@ -17,6 +17,7 @@ is sampled every few seconds; growth compares the end of the soak with the start
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -180,6 +181,33 @@ def trace_report(snaps: Path, since: float, top: int = 12) -> list[str]:
     return lines
 
 
+def probe_report(path: Path, since: float) -> dict[str, list[float]]:
+    """Each probe field at the first sample `since` seconds into the server's life or later, at the last
+    sample, and the change: which part of memory grew over the soak."""
+    if not path.exists():
+        return {}
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    later = [s for s in lines if s["t"] >= since]
+    if len(later) < 2:
+        return {}
+    first, last = later[0], later[-1]
+    out = {k: [first[k], last[k], round(last[k] - first[k], 2)] for k in first if k not in ("t", "census")}
+    counted = [s["census"] for s in later if "census" in s]
+    if len(counted) >= 2:  # object types whose count grew most between the first and last census
+        a, b = counted[0], counted[-1]
+        grew = sorted(((b[k] - a.get(k, 0), k) for k in b), reverse=True)[:10]
+        out["census_growth"] = [[k, a.get(k, 0), b[k]] for d, k in grew if d > 0]
+    return out
+
+
+def probe_series(path: Path, keys: tuple[str, ...] = ("t", "rss", "in_use", "free_held", "py_used",
+                                                        "sqlite", "threads")) -> list[list[float]]:
+    """Every probe line, cut to the fields that tell where memory went (for the JSON notes)."""
+    if not path.exists():
+        return []
+    return [[json.loads(line)[k] for k in keys] for line in path.read_text().splitlines() if line.strip()]
+
+
 def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = False) -> list[Row]:
     """`trace=True` runs the server under tracemalloc (slower) and adds where its heap grew to the notes."""
     from playwright.sync_api import sync_playwright
@@ -192,10 +220,17 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
     with tempfile.TemporaryDirectory(prefix="bench_fig4_") as d:
         tmp = Path(d)
         gw = GatewayProcess(tmp / "gateway", speed=speed).start()
-        app = AppServer(tmp / "app", gw, extra_env={"PLAYGROUND_ARCHIVE": str(tmp / "archive")})
+        extra = {"PLAYGROUND_ARCHIVE": str(tmp / "archive")}
+        if "PLAYGROUND_TRIM_SECONDS" in os.environ:  # to compare the soak with and without lib/memtrim
+            extra["PLAYGROUND_TRIM_SECONDS"] = os.environ["PLAYGROUND_TRIM_SECONDS"]
+        app = AppServer(tmp / "app", gw, extra_env=extra)
+        probe_file = tmp / "probe.jsonl"
         if trace:
             every = max(1.0, round(plan.soak / 6))
             app.launcher = (str(Path(__file__).with_name("traced_server.py")), str(tmp / "snaps"), str(every))
+        else:  # the light probe: where RSS goes (malloc in use / held free, SQLite, threads, sessions)
+            app.launcher = (str(Path(__file__).with_name("probe_server.py")), str(probe_file),
+                            str(plan.sample_every))
         try:
             app_t0 = time.monotonic()
             app.start()
@@ -267,6 +302,11 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
                     status_end = proc_status(pid)
                     cpu_share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
                     busy_soak = machine_busy(busy_s0)
+                    probed = probe_report(probe_file, t0 + warm - app_t0)
+                    if probed:
+                        print(f"[bench] figure 4 probe (after warm-up, end, change): {probed}",
+                              file=sys.stderr)
+                    probe_lines = probe_series(probe_file)
                     in_flight_end = ledger.in_flight()
                     runs_made = refill.created
                     finished = ledger.count_runs(RunFilter(states=(COMPLETED,)))
@@ -290,6 +330,9 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
              "server_cpu_cores_during_soak": round(cpu_share, 2),
              "machine_busy_during_soak": round(busy_soak, 2),  # type: ignore[arg-type]
              "heap_growth": traced,
+             "probe_warm_end_change": probed,  # MB, see bench/probe_server.py
+             # t, rss, in_use, free_held, py_used (MB), sqlite (MB), threads: every probe sample
+             "probe_series": probe_lines,
              "proc_status_start_end": [status_start, status_end],  # kB / count
              # (full page runs, fragment runs) per minute of soak, for the first few sessions
              "script_runs_per_min": [(round(f * 60 / plan.soak, 1), round(g * 60 / plan.soak, 1))
