@@ -220,10 +220,7 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
     with tempfile.TemporaryDirectory(prefix="bench_fig4_") as d:
         tmp = Path(d)
         gw = GatewayProcess(tmp / "gateway", speed=speed).start()
-        extra = {"PLAYGROUND_ARCHIVE": str(tmp / "archive")}
-        if "PLAYGROUND_TRIM_SECONDS" in os.environ:  # to compare the soak with and without lib/memtrim
-            extra["PLAYGROUND_TRIM_SECONDS"] = os.environ["PLAYGROUND_TRIM_SECONDS"]
-        app = AppServer(tmp / "app", gw, extra_env=extra)
+        app = AppServer(tmp / "app", gw, extra_env={"PLAYGROUND_ARCHIVE": str(tmp / "archive")})
         probe_file = tmp / "probe.jsonl"
         if trace:
             every = max(1.0, round(plan.soak / 6))

@@ -87,14 +87,6 @@ def _sessions() -> int:
         return -1
 
 
-def _trims() -> tuple[int, float]:
-    """How often the app's lib/memtrim.Trimmer has run, and its slowest trim in ms."""
-    state = sys.modules.get("lib.ui.state")
-    started = getattr(state, "_STARTED", None)
-    trimmer = started[0].trimmer if started else None
-    return (trimmer.trims, round(trimmer.slowest * 1000, 1)) if trimmer else (0, 0.0)
-
-
 def sample(started: float, libc: ctypes.CDLL, sqlite: ctypes.CDLL | None) -> dict[str, float]:
     """One line of the probe: sizes in MB."""
     info = libc.mallinfo2()
@@ -111,8 +103,6 @@ def sample(started: float, libc: ctypes.CDLL, sqlite: ctypes.CDLL | None) -> dic
         **pymalloc(),
         "threads": threading.active_count(),
         "sessions": _sessions(),
-        "trims": _trims()[0],
-        "slowest_trim_ms": _trims()[1],
     }
 
 
