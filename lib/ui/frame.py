@@ -196,17 +196,6 @@ def finished_toasts(runs: list[Any]) -> list[tuple[str, str]]:
         more = f"{len(group)} {many}: {short} and {len(group) - 1} more"
         out.append((f"{one}: {short}" if len(group) == 1 else more, icon))
     return out
-    by_state: dict[str, list[Any]] = {}
-    for run in runs:
-        by_state.setdefault(run.state if run.state in _OUTCOMES else UNKNOWN, []).append(run)
-    out = []
-    for state_name, group in by_state.items():
-        one, many, icon = _OUTCOMES[state_name]
-        if len(group) == 1:
-            out.append((f"{one}: {short(group[0])}", icon))
-            continue
-        out.append((f"{len(group)} {many}: {short(group[0])} and {len(group) - 1} more", icon))
-    return out
 
 
 def _live(public: bool = False) -> None:
