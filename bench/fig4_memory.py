@@ -181,12 +181,16 @@ def trace_report(snaps: Path, since: float, top: int = 12) -> list[str]:
     return lines
 
 
-def probe_report(path: Path, since: float) -> dict[str, list[float]]:
+def probe_lines(path: Path) -> list[dict]:
+    """The probe's samples (bench/probe_server.py), one dict per line; none when it did not run."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def probe_report(lines: list[dict], since: float) -> dict[str, list[float]]:
     """Each probe field at the first sample `since` seconds into the server's life or later, at the last
     sample, and the change: which part of memory grew over the soak."""
-    if not path.exists():
-        return {}
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     later = [s for s in lines if s["t"] >= since]
     if len(later) < 2:
         return {}
@@ -200,12 +204,7 @@ def probe_report(path: Path, since: float) -> dict[str, list[float]]:
     return out
 
 
-def probe_series(path: Path, keys: tuple[str, ...] = ("t", "rss", "in_use", "free_held", "py_used",
-                                                        "sqlite", "threads")) -> list[list[float]]:
-    """Every probe line, cut to the fields that tell where memory went (for the JSON notes)."""
-    if not path.exists():
-        return []
-    return [[json.loads(line)[k] for k in keys] for line in path.read_text().splitlines() if line.strip()]
+PROBE_SERIES_KEYS = ("t", "rss", "in_use", "free_held", "py_used", "sqlite", "threads")
 
 
 def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = False) -> list[Row]:
@@ -299,11 +298,11 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
                     status_end = proc_status(pid)
                     cpu_share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
                     busy_soak = machine_busy(busy_s0)
-                    probed = probe_report(probe_file, t0 + warm - app_t0)
+                    probed_lines = probe_lines(probe_file)
+                    probed = probe_report(probed_lines, t0 + warm - app_t0)
                     if probed:
                         print(f"[bench] figure 4 probe (after warm-up, end, change): {probed}",
                               file=sys.stderr)
-                    probe_lines = probe_series(probe_file)
                     in_flight_end = ledger.in_flight()
                     runs_made = refill.created
                     finished = ledger.count_runs(RunFilter(states=(COMPLETED,)))
@@ -329,7 +328,7 @@ def run(tiny: bool = False, soak_seconds: float | None = None, trace: bool = Fal
              "heap_growth": traced,
              "probe_warm_end_change": probed,  # MB, see bench/probe_server.py
              # t, rss, in_use, free_held, py_used (MB), sqlite (MB), threads: every probe sample
-             "probe_series": probe_lines,
+             "probe_series": [[line[k] for k in PROBE_SERIES_KEYS] for line in probed_lines],
              "proc_status_start_end": [status_start, status_end],  # kB / count
              # (full page runs, fragment runs) per minute of soak, for the first few sessions
              "script_runs_per_min": [(round(f * 60 / plan.soak, 1), round(g * 60 / plan.soak, 1))

@@ -232,7 +232,7 @@ def _live(public: bool = False) -> None:
     if previous is None:
         return  # first look in this session: nothing has changed yet from its point of view
     # `previous` holds only runs in flight, so one that is now finished changed since the last look
-    finished = [] if public else [rid for rid in previous if current.get(rid) in (COMPLETED, FAILED, UNKNOWN)]
+    finished = [] if public else [rid for rid in previous if current.get(rid) in _OUTCOMES]
     runs = {r.run_id: r for r in ledger.get_many(finished)} if finished else {}
     toasts = finished_toasts([runs[rid] for rid in finished if rid in runs])
     started = bool(current.keys() - previous.keys())
