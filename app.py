@@ -1,26 +1,36 @@
-"""Compose (home): write a prompt, pick the settings, generate, and watch the runs arrive."""
+"""Compose (home): write a prompt, pick the settings, generate, and watch the runs arrive.
+
+`streamlit run app.py` first imports this file as the module `app` to find its ASGI entry (`app =
+st.App(...)` below: Streamlit plus this app's own routes, i.e. the archive at /archive/…), then runs it as
+the page script (`__name__ == "__main__"`) for every session, as AppTest does. Only the page run draws.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import card, compose_form, frame
+if __name__ == "__main__":
+    from lib.ui import card, compose_form, frame
 
-services = frame.render("Compose", icon=":material/edit_note:")
+    services = frame.render("Compose", icon=":material/edit_note:")
 
-notes = compose_form.restore_from_request_sources(services, st.query_params)
-st.title("Compose")
-for note in notes:
-    st.info(note, icon=":material/replay:")
+    notes = compose_form.restore_from_request_sources(services, st.query_params)
+    st.title("Compose")
+    for note in notes:
+        st.info(note, icon=":material/replay:")
 
-form_col, runs_col = st.columns([6, 5], gap="large")
-with form_col:
-    compose_form.render(services)
-with runs_col:
-    st.subheader("Latest runs")
-    card.live_runs(
-        services,
-        lambda: services.ledger.list_runs(limit=8),
-        key="compose_runs",
-        empty="No runs yet: write a prompt and press Generate. Runs are kept in the ledger, so a reload "
-              "loses nothing.",
-    )
+    form_col, runs_col = st.columns([6, 5], gap="large")
+    with form_col:
+        compose_form.render(services)
+    with runs_col:
+        st.subheader("Latest runs")
+        card.live_runs(
+            services,
+            lambda: services.ledger.list_runs(limit=8),
+            key="compose_runs",
+            empty="No runs yet: write a prompt and press Generate. Runs are kept in the ledger, so a reload "
+                  "loses nothing.",
+        )
+else:
+    from lib.ui import routes
+
+    app = st.App(__file__, routes=routes.routes())

@@ -1,26 +1,35 @@
-"""Keeps finished videos, posters and uploads on our own disk, served from the app's own origin.
+"""Keeps finished videos, posters and uploads in the archive, served from the app's own origin.
 
 Why: the gateway's links expire after 24 h, and `st.video(bytes)` would copy a file into every session's
-memory. Files land under the archive root (data/archive), which the committed symlink `static ->
-data/archive` exposes at /app/static/… with HTTP Range (server.enableStaticServing), so browsers can seek.
+memory. Files go into the archive's storage (lib/storage.py: a local folder anywhere on disk, by default
+data/archive), and the app's own route (lib/archive_route.py, `/archive/…`, with HTTP Range) serves
+them, so browsers can seek and share links keep playing wherever the archive is kept.
 
-Safety: only http(s) URLs are fetched, downloads stream with a size cap and a content-type check, files
-are written to a temp file in the same folder and moved into place with os.replace (a reader never sees
-half a file), and names come from the run id (checked) or a sha256, never from user input.
+Names: every video and poster gets its own random token (`videos/<token>.mp4`, `posters/<token>.jpg`),
+unrelated to the run id or to any other file, so a direct video URL reveals nothing else (a run id
+would lead to the run's share view, and a grid cell's id to its neighbours). The ledger keeps the key.
+Files archived before tokens were used keep their run-id names and keep playing.
+
+Safety: only http(s) URLs are fetched, downloads stream with a size cap (the same MAX_FILE_BYTES the
+route serves) and a content-type check, files are written whole or not at all (the storage's put), and
+names come from a token or a sha256, never from user input.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import logging
-import os
 import re
-import tempfile
+import secrets
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
+
+from lib import archive_route
+from lib.storage import MAX_FILE_BYTES, FileTooLarge, LocalFolder, Storage, check_key
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,8 @@ MAX_POSTER_BYTES = 10 * 2**20
 POSTER_WIDTH = 320
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CHUNK = 256 * 1024
-STATIC_PREFIX = "/app/static/"
+TOKEN_BYTES = 18  # 24 URL-safe characters: unguessable, and within the route's 8-64 character names
+_REMEMBERED = 1024  # runs whose freshly stored files a retry reuses (see Archive._remember)
 
 EXPIRED_MESSAGE = (
     "The gateway's link to this video expired before it was archived, so the video is gone. "
@@ -67,54 +77,82 @@ def _disk_error(exc: OSError, what: str) -> ArchiveError:
 
 
 class Archive:
-    """The archive folder: videos/<run_id>.mp4, posters/<run_id>.jpg, uploads/<sha256>.<ext>."""
+    """The archive: videos/<token>.mp4, posters/<token>.jpg, uploads/<sha256>.<ext> in one Storage."""
 
     def __init__(
         self,
         root: Path,
         *,
-        max_bytes: int = 500 * 2**20,
+        max_bytes: int = MAX_FILE_BYTES,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 60.0),
+        storage: Storage | None = None,
     ) -> None:
         self.root = Path(root)
-        self.max_bytes = int(max_bytes)
+        self.storage: Storage = storage if storage is not None else LocalFolder(self.root)
+        # never more than the route serves: a video we keep must be one we can play back
+        self.max_bytes = min(int(max_bytes), MAX_FILE_BYTES)
         self.session = session or requests.Session()
         self.timeout = timeout
+        self._stored: dict[tuple[str, str], str] = {}
+        self._stored_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Archive(root={str(self.root)!r}, max_bytes={self.max_bytes})"
+        return f"Archive(storage={self.storage!r}, max_bytes={self.max_bytes})"
 
-    # ------------------------------------------------------------------ paths
-    def video_path(self, run_id: str) -> Path:
-        return self.root / "videos" / f"{_check_run_id(run_id)}.mp4"
-
-    def poster_path(self, run_id: str) -> Path:
-        return self.root / "posters" / f"{_check_run_id(run_id)}.jpg"
-
+    # ------------------------------------------------------------------ keys
     def relative(self, path: Path | str) -> str:
-        """The path as stored in the ledger: relative to the root, so the data folder can move."""
-        p = Path(path)
-        if not p.is_absolute():
-            p = self.root / p
-        try:
-            rel = p.resolve().relative_to(self.root.resolve())
-        except ValueError as exc:
-            raise ValueError(f"{p} is outside the archive folder") from exc
-        return rel.as_posix()
+        """The key as stored in the ledger ("videos/<token>.mp4"): relative to the archive, so the folder
+        can move. Accepts a key or, for a local folder, a path inside it; ValueError for anything else."""
+        if isinstance(self.storage, LocalFolder):
+            return self.storage.key_of(path)
+        return check_key(Path(path).as_posix())
 
     def resolve(self, stored: Path | str) -> Path:
-        """A stored (relative) path back to a file path; refuses anything outside the root."""
-        return self.root.resolve() / self.relative(stored)
+        """A stored key back to its file in a local folder; refuses anything outside the root."""
+        if not isinstance(self.storage, LocalFolder):
+            raise ValueError("this archive is not a local folder")
+        return self.storage.path(self.relative(stored))
+
+    def exists(self, stored: Path | str) -> bool:
+        """Whether the stored key's file is there (False for a key that is not a valid one)."""
+        try:
+            return self.storage.exists(self.relative(stored))
+        except (ValueError, OSError):
+            return False
 
     def public_url(self, path: Path | str) -> str:
-        """Same-origin URL served by Streamlit's static serving (static -> data/archive)."""
-        return STATIC_PREFIX + quote(self.relative(path))
+        """Same-origin path of a stored file on the app's own archive route: "/archive/videos/<token>.mp4"
+        (without the server's base URL path; the UI adds the origin and that)."""
+        return archive_route.url_path(self.relative(path))
+
+    def _new_key(self, kind: str, suffix: str) -> str:
+        return f"{kind}/{secrets.token_urlsafe(TOKEN_BYTES)}{suffix}"
+
+    def _remember(self, kind: str, run_id: str, key: str | None = None) -> str | None:
+        """The key this process stored last for (kind, run): when the worker retries a run whose video was
+        saved but whose poster (or ledger write) failed, the saved file is reused instead of a second copy
+        under a new token. Bounded; losing the memo only costs a duplicate file, never a wrong one."""
+        with self._stored_lock:
+            if key is None:
+                return self._stored.get((kind, run_id))
+            self._stored[(kind, run_id)] = key
+            while len(self._stored) > _REMEMBERED:
+                del self._stored[next(iter(self._stored))]
+            return key
+
+    def _reusable(self, kind: str, run_id: str) -> str | None:
+        key = self._remember(kind, run_id)
+        return key if key is not None and self.exists(key) else None
 
     # ------------------------------------------------------------------ stores
-    def store_video(self, run_id: str, url: str) -> Path:
-        """Download the gateway's video for a run into videos/<run_id>.mp4 (atomic)."""
-        target = self.video_path(run_id)
+    def store_video(self, run_id: str, url: str) -> str:
+        """Download the gateway's video for a run under a new token; returns its key (videos/<token>.mp4)."""
+        _check_run_id(run_id)
+        done = self._reusable("videos", run_id)
+        if done is not None:
+            return done
+        key = self._new_key("videos", ".mp4")
         with self._get(url, what="video") as resp:
             kind = _content_type(resp)
             if kind not in VIDEO_TYPES:
@@ -127,37 +165,48 @@ class Archive:
             first = next(chunks, b"")
             if b"ftyp" not in first[:64]:
                 raise ArchiveError("bad_type", "The gateway's video link did not return an MP4 file.")
-            self._write(target, _prepend(first, chunks), what="video")
-        log.info("archived video for run %s (%d bytes)", run_id, target.stat().st_size)
-        return target
+            size = self._write(key, _prepend(first, chunks), what="video", limit=self.max_bytes)
+        log.info("archived video for run %s (%d bytes)", run_id, size)
+        return self._remember("videos", run_id, key) or key
 
-    def store_poster(self, run_id: str, video: Path, thumbnail_url: str | None = None) -> Path:
-        """A JPEG poster: the gateway's thumbnail when it gave one, else frame 0 of the archived video."""
-        target = self.poster_path(run_id)
+    def store_poster(self, run_id: str, video: Path | str, thumbnail_url: str | None = None) -> str:
+        """A JPEG poster under its own token: the gateway's thumbnail when it gave one, else frame 0 of the
+        archived video (`video`: its key). Returns the poster's key (posters/<token>.jpg)."""
+        _check_run_id(run_id)
+        done = self._reusable("posters", run_id)
+        if done is not None:
+            return done
+        key = self._new_key("posters", ".jpg")
         if thumbnail_url:
             try:
                 with self._get(thumbnail_url, what="poster") as resp:
                     kind = _content_type(resp)
                     if not kind.startswith("image/"):
                         raise ArchiveError("bad_type", f"The poster link returned {kind or 'no type'}.")
-                    self._write(target, self._capped(resp, MAX_POSTER_BYTES, what="poster"), what="poster")
-                return target
+                    self._write(key, self._capped(resp, MAX_POSTER_BYTES, what="poster"), what="poster",
+                                limit=MAX_POSTER_BYTES)
+                return self._remember("posters", run_id, key) or key
             except ArchiveError as exc:
                 if exc.code == "disk":
                     raise
                 log.info("poster download for run %s failed (%s); using frame 0", run_id, exc.code)
-        self._write(target, [_first_frame_jpeg(video)], what="poster")
-        return target
+        try:
+            with self.storage.local_file(self.relative(video)) as path:
+                jpeg = _first_frame_jpeg(path)
+        except OSError as exc:
+            raise _disk_error(exc, "poster") from exc
+        self._write(key, [jpeg], what="poster", limit=MAX_POSTER_BYTES)
+        return self._remember("posters", run_id, key) or key
 
     def store_upload(self, data: bytes, suffix: str) -> Path:
         """Keep an uploaded image under uploads/<sha256>.<suffix>: the user's file name is never used."""
         ext = suffix.lower().lstrip(".")
         if not _SUFFIX.match(ext):
             raise ValueError(f"unusable file suffix {suffix!r}")
-        target = self.root / "uploads" / f"{hashlib.sha256(data).hexdigest()}.{ext}"
-        if not target.exists():
-            self._write(target, [data], what="upload")
-        return target
+        key = f"uploads/{hashlib.sha256(data).hexdigest()}.{ext}"
+        if not self.storage.exists(key):
+            self._write(key, [data], what="upload", limit=MAX_FILE_BYTES)
+        return self.root / key
 
     # ------------------------------------------------------------------ transport
     @contextlib.contextmanager
@@ -210,27 +259,14 @@ class Archive:
                 "network", f"The {what} download broke off ({type(exc).__name__}); trying again shortly."
             ) from exc
 
-    def _write(self, target: Path, chunks: Iterable[bytes], *, what: str) -> None:
-        """Temp file in the target's folder, then os.replace: readers see the old or the whole new file."""
-        tmp: str | None = None
+    def _write(self, key: str, chunks: Iterable[bytes], *, what: str, limit: int) -> int:
+        """Through the storage's put: readers see no file or the whole file, never half of one."""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=target.suffix, dir=target.parent)
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-            tmp = None
+            return self.storage.put(key, chunks, max_bytes=limit)
+        except FileTooLarge as exc:
+            raise ArchiveError("too_large", _too_large(what, limit)) from exc
         except OSError as exc:
             raise _disk_error(exc, what) from exc
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-
 
 def _check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):

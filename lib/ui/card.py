@@ -112,13 +112,8 @@ def run_card(
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
         _status(services, run, prefix)
         if show_video and run.state == COMPLETED:
-            # Until it is archived, the worker's note or the archive failure is the news on this card.
-            problem = None if run.video_path else run.error_message
-            if problem:
-                (st.error if run.archive_failed else st.warning)(
-                    escape_md(problem), icon=":material/error:" if run.archive_failed else ":material/info:")
-            if not player.video(services, run) and not problem:
-                st.info("The video is being archived…")
+            # our archived copy, "Saving…", or why not (lib/playback.py); never a source swapped in place
+            player.video(services, run, key=prefix)
         if actions:
             _actions(services, run, prefix, actions)
 
@@ -152,10 +147,6 @@ def _recover_form(services: Any, run: Any, prefix: str) -> None:
             st.error(escape_md(str(exc)))
         else:
             st.toast("Following that task now.", icon=":material/sync:")
-
-
-def _download_bytes(path: Path) -> Callable[[], bytes]:
-    return lambda: Path(path).read_bytes()
 
 
 def _on_rerun(run_id: str) -> None:
@@ -209,11 +200,10 @@ def _on_compare(run_id: str) -> None:
 
 def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> None:
     with st.container(horizontal=True, gap="small", key=_k(prefix, "actions", run)):
-        if "download" in actions and run.video_path and services.archive.resolve(run.video_path).is_file():
-            st.download_button("Download", data=_download_bytes(services.archive.resolve(run.video_path)),
-                               file_name=f"kling-{run.run_id[:8]}.mp4", mime="video/mp4",
-                               on_click="ignore", icon=":material/download:",
-                               key=_k(prefix, "download", run))
+        if "download" in actions and run.video_path and services.archive.exists(run.video_path):
+            # from the archive route (streamed, any storage backend), not bytes held in the session
+            st.link_button("Download", player.download_url(services, run.video_path),
+                           icon=":material/download:", key=_k(prefix, "download", run))
         if "rerun" in actions:
             st.button("Re-run", key=_k(prefix, "rerun", run), icon=":material/replay:",
                       help="Fill Compose with every setting of this run, images included.",

@@ -1,9 +1,11 @@
 """Play a run's video from the app's own origin, never as bytes held in the session.
 
 Why: `st.video(bytes)` copies the whole MP4 into every viewer's memory and serves it without a stable
-URL. The archive folder is served by Streamlit's static serving (`/app/static/…`, with HTTP Range, so
-seeking works), and st.video only passes a string through untouched when it is an absolute http(s) URL,
-so the archive path is joined to this page's origin (from st.context.url).
+URL. Archived files are served by the app's own route (`/archive/…`, lib/archive_route.py, with HTTP Range,
+so seeking works) from wherever the archive is kept. st.video passes a string through untouched only when
+it is an absolute http(s) URL (any other string is read as a file on the server), so the route's path is
+joined to this page's origin (from st.context.url). What is shown for a run that is not archived, and when
+the gateway's own link may be offered, is lib/playback.py's rule.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from lib.ledger import COMPLETED
+from lib import playback
 from lib.playground import format_seconds
+from lib.ui.text import escape_md
 
 
 def origin() -> str:
@@ -24,8 +27,9 @@ def origin() -> str:
     except Exception:  # noqa: BLE001 - no browser context (bare script run): fall back
         url = ""
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}"
+    found = f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme in ("http", "https") and parts.netloc and playback.vetted_http_url(found):
+        return found  # the browser's own origin (a malformed one is not trusted: it reaches st.video)
     port = st.get_option("server.port") or 8501
     return f"http://127.0.0.1:{port}"
 
@@ -38,23 +42,45 @@ def archive_url(services: Any, path: str) -> str:
     return f"{origin()}{prefix}{rel}"
 
 
-def video(services: Any, run: Any, *, autoplay: bool = False, muted: bool = True, loop: bool = False) -> bool:
-    """Draw the run's player; True when there was something to play."""
-    synthetic = services.settings.uses_local_gateway
-    if run.video_path:
-        st.video(archive_url(services, run.video_path), autoplay=autoplay, muted=muted, loop=loop)
-        note = "Archived copy, served by this app."
-    elif run.state == COMPLETED and run.video_url and run.error_code != "expired":
-        st.video(run.video_url, autoplay=autoplay, muted=muted, loop=loop)
-        if run.expires_at:
-            left = run.expires_at - time.time()
-            note = (f"Not archived yet: the gateway's link expires in {format_seconds(left)}."
-                    if left > 0 else "Not archived and the gateway's link has expired.")
-        else:
-            note = "Not archived yet: playing from the gateway's link."
-    else:
+def download_url(services: Any, path: str) -> str:
+    """The archive route's URL that downloads the file (Content-Disposition: attachment)."""
+    return archive_url(services, path) + "?download=1"
+
+
+def video(services: Any, run: Any, *, autoplay: bool = False, muted: bool = True, loop: bool = False,
+          key: str = "player") -> bool:
+    """The video area of a finished run: our archived copy, "Saving…", or words (with the gateway's link
+    only when archiving failed). True when a player was drawn. `key` prefixes the one widget (a link)."""
+    shown = playback.playback(run, time.time())
+    if shown.kind == "none":
         return False
-    if synthetic:
+    if shown.kind == "saving":
+        st.info(shown.message or playback.SAVING, icon=":material/hourglass_top:")
+        return False
+    if shown.kind == "archived":
+        try:
+            url = archive_url(services, shown.archive_key or "")
+        except ValueError:  # a stored key the route does not serve: say so, never guess a source
+            st.warning("This run's archived file cannot be served by this app.", icon=":material/error:")
+            return False
+        st.video(url, autoplay=autoplay, muted=muted, loop=loop)
+        note = "Archived copy, served by this app."
+    else:
+        failed = shown.kind == "failed"
+        (st.error if failed else st.warning)(escape_md(shown.message or ""),
+                                            icon=":material/error:" if failed else ":material/info:")
+        if not shown.gateway_url:
+            return False
+        left = ("" if shown.expires_in is None
+                else f" Its link expires in {format_seconds(shown.expires_in)}.")
+        if not failed:  # archiving is still being retried: a link, so no player swaps its source later
+            st.link_button("Watch the gateway's copy meanwhile", shown.gateway_url,
+                           icon=":material/open_in_new:", key=f"{key}_gateway_{run.run_id}")
+            st.caption("Playing from the gateway, not from this app." + left)
+            return False
+        st.video(shown.gateway_url, autoplay=autoplay, muted=muted, loop=loop)
+        note = "Not archived: playing the gateway's own copy." + left
+    if services.settings.uses_local_gateway:
         note += " Synthetic video from the local gateway (not made by Kling)."
     st.caption(note)
     return True

@@ -129,9 +129,7 @@ def show_run(services: Any, run: Any) -> None:
         with media:
             _status_line(run)
             if run.state == COMPLETED:
-                if not player.video(services, run):
-                    st.info("The video is being archived…" if not run.archive_failed
-                            else "The video could not be archived.")
+                player.video(services, run, key="share")  # our archived copy, "Saving…", or words
             elif run.state in ACTIVE:
                 st.info("This run is still being generated; the video appears here when it is ready.")
             else:
@@ -174,7 +172,7 @@ def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str) -> None:
         st.markdown(f"**{escape_md(history.grid_cell_label(run))}**")
         _status_line(run)
         if run.state == COMPLETED:
-            player.video(services, run)
+            player.video(services, run, key=key)
         if show_prompt:
             st.text(run.request.prompt)
         st.caption(escape_md(f"{history.cost_text(run)} · time to finish "

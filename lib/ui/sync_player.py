@@ -3,7 +3,7 @@
 Why plain HTML/JS in `st.html(..., unsafe_allow_javascript=True)`: st.video elements cannot be driven
 together, and a components iframe would put the videos in another document (tests and the page could not
 reach them). st.html is not iframed in 1.67, so the videos live in the page itself with stable data
-attributes. Sources are same-origin archive URLs (`/app/static/<run_id>.mp4`), served with HTTP Range, so
+attributes. Sources are same-origin archive URLs (`/archive/videos/<token>.mp4`), served with HTTP Range, so
 seeking works. Everything interpolated into the HTML is escaped; the script's settings are one JSON
 literal (with "</" escaped), never string-built code.
 

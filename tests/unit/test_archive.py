@@ -1,6 +1,7 @@
 """The archive (lib/archive.py): real downloads from the local gateway into a real folder."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from lib.contract import VideoRequest
 from lib.gateway import GatewayClient, Task
 
 RUN_ID = "run_abcdefgh12"
+TOKEN_NAME = re.compile(r"^(videos|posters)/[A-Za-z0-9_-]{24}\.(mp4|jpg)$")
+
+
+def _kept(root: Path) -> list[Path]:
+    """Every file the archive holds under videos/ (the gateway's own data is elsewhere in tmp_path)."""
+    return list((root / "videos").glob("*")) if (root / "videos").is_dir() else []
 
 
 @pytest.fixture
@@ -28,23 +35,51 @@ def done(local_gateway) -> Task:
     return task
 
 
-def test_store_video_is_named_by_run_and_is_a_playable_mp4(done: Task, tmp_path: Path):
+def test_store_video_gets_its_own_token_and_is_a_playable_mp4(done: Task, tmp_path: Path):
     arch = Archive(tmp_path)
-    path = arch.store_video(RUN_ID, done.video_url)
-    assert path == tmp_path / "videos" / f"{RUN_ID}.mp4"
+    key = arch.store_video(RUN_ID, done.video_url)
+    assert TOKEN_NAME.match(key) and key.startswith("videos/") and RUN_ID not in key
+    path = arch.resolve(key)
+    assert path.parent == tmp_path / "videos"
     with av.open(str(path)) as c:
         assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (720, 720)
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".part-")]  # no temp file left
+
+
+def test_every_file_has_a_token_unrelated_to_the_run_and_to_each_other(done: Task, tmp_path: Path):
+    """A direct video URL must not lead to the run (its share view) or to another run's files."""
+    keys = []
+    for run_id in ("group_aaaaaaaa-1", "group_aaaaaaaa-2"):  # grid cells: ids that follow each other
+        arch = Archive(tmp_path)
+        video = arch.store_video(run_id, done.video_url)
+        keys += [video, arch.store_poster(run_id, video)]
+    names = [k.split("/", 1)[1].rsplit(".", 1)[0] for k in keys]
+    assert len(set(names)) == 4 and not any("group" in n or "aaaa" in n for n in names)
+
+
+def test_a_retry_after_a_stored_video_reuses_it_instead_of_a_second_copy(local_gateway, done: Task,
+                                                                         tmp_path: Path):
+    """The worker retries the whole step when the poster (or the ledger write) fails after the video was
+    saved: the saved video is reused, not downloaded again under a new token."""
+    arch = Archive(tmp_path)
+    first = arch.store_video(RUN_ID, done.video_url)
+    downloads = len(local_gateway.requests("file"))
+    assert arch.store_video(RUN_ID, done.video_url) == first
+    assert len(local_gateway.requests("file")) == downloads
+    assert len(list((tmp_path / "videos").iterdir())) == 1
+    arch.resolve(first).unlink()  # gone (deleted by hand): a retry downloads it again
+    again = arch.store_video(RUN_ID, done.video_url)
+    assert again != first and arch.exists(again)
 
 
 def test_poster_from_frame_zero_is_a_320px_jpeg(done: Task, tmp_path: Path):
     arch = Archive(tmp_path)
     video = arch.store_video(RUN_ID, done.video_url)
     poster = arch.store_poster(RUN_ID, video)
-    assert poster == tmp_path / "posters" / f"{RUN_ID}.jpg"
+    assert TOKEN_NAME.match(poster) and poster.startswith("posters/")
     from PIL import Image
 
-    with Image.open(poster) as img:
+    with Image.open(arch.resolve(poster)) as img:
         assert img.format == "JPEG" and img.size == (320, 320)
 
 
@@ -54,7 +89,7 @@ def test_poster_from_gateway_thumbnail(done: Task, tmp_path: Path):
     arch = Archive(tmp_path)
     video = arch.store_video(RUN_ID, done.video_url)
     poster = arch.store_poster(RUN_ID, video, done.thumbnail_url)
-    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    assert arch.resolve(poster).read_bytes()[:3] == b"\xff\xd8\xff"
 
 
 def test_expired_link_is_reported_as_expired(local_gateway, done: Task, tmp_path: Path):
@@ -63,14 +98,14 @@ def test_expired_link_is_reported_as_expired(local_gateway, done: Task, tmp_path
         Archive(tmp_path).store_video(RUN_ID, done.video_url)
     assert info.value.code == "expired" and not info.value.retryable
     assert "Re-run" in info.value.message
-    assert not (tmp_path / "videos" / f"{RUN_ID}.mp4").exists()
+    assert not _kept(tmp_path)
 
 
 def test_size_cap(done: Task, tmp_path: Path):
     with pytest.raises(ArchiveError) as info:
         Archive(tmp_path, max_bytes=1000).store_video(RUN_ID, done.video_url)
     assert info.value.code == "too_large" and "limit" in info.value.message
-    assert not (tmp_path / "videos" / f"{RUN_ID}.mp4").exists()
+    assert not _kept(tmp_path)
     assert not list(tmp_path.rglob(".part-*"))  # the partial download was removed
 
 
@@ -79,7 +114,7 @@ def test_wrong_content_type_is_refused(local_gateway, tmp_path: Path):
     with pytest.raises(ArchiveError) as info:
         Archive(tmp_path).store_video(RUN_ID, local_gateway.url + "/__control/info")
     assert info.value.code == "bad_type" and "MP4" in info.value.message
-    assert not (tmp_path / "videos" / f"{RUN_ID}.mp4").exists()
+    assert not _kept(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -120,11 +155,18 @@ def test_uploads_are_named_by_content(tmp_path: Path):
         arch.store_upload(b"x", "/../../x")
 
 
-def test_public_url_is_same_origin_static(tmp_path: Path):
+def test_public_url_is_the_archive_route(tmp_path: Path):
     arch = Archive(tmp_path)
-    assert arch.public_url(tmp_path / "videos" / f"{RUN_ID}.mp4") == f"/app/static/videos/{RUN_ID}.mp4"
-    assert arch.public_url(f"posters/{RUN_ID}.jpg") == f"/app/static/posters/{RUN_ID}.jpg"
-    with pytest.raises(ValueError):
-        arch.public_url("/etc/passwd")
-    with pytest.raises(ValueError):
-        arch.public_url("../outside.mp4")
+    assert arch.public_url(tmp_path / "videos" / f"{RUN_ID}.mp4") == f"/archive/videos/{RUN_ID}.mp4"
+    assert arch.public_url(f"posters/{RUN_ID}.jpg") == f"/archive/posters/{RUN_ID}.jpg"
+    for bad in ("/etc/passwd", "../outside.mp4", "uploads/abc.png", "videos/.part-x.mp4", "ledger.db"):
+        with pytest.raises(ValueError):
+            arch.public_url(bad)
+
+
+def test_the_size_cap_is_never_above_what_the_route_serves(tmp_path: Path):
+    from lib import archive_route, storage
+
+    assert Archive(tmp_path).max_bytes == storage.MAX_FILE_BYTES
+    assert Archive(tmp_path, max_bytes=10 * storage.MAX_FILE_BYTES).max_bytes == storage.MAX_FILE_BYTES
+    assert archive_route.make_routes.__kwdefaults__["max_bytes"] == storage.MAX_FILE_BYTES

@@ -329,7 +329,7 @@ def test_archived_video_survives_its_gateway_link_expiring(
     after = run_of(led, run_id)
     assert after.video_path == run.video_path and not after.archive_failed
     assert archive.resolve(after.video_path).read_bytes() == before
-    assert archive.public_url(after.video_path).startswith("/app/static/")
+    assert archive.public_url(after.video_path) == f"/archive/{after.video_path}"
 
 
 # ---------------------------------------------------------------------------------- archive safety
@@ -450,10 +450,12 @@ def test_upload_suffixes_cannot_name_a_path(archive: Archive, suffix: str) -> No
 @pytest.mark.parametrize("run_id", ["../../etc/passwd", "videos/../../../x", "a/b/c/d/e/f", "..",
                                     "ok-but-\x00-null"])
 def test_run_ids_cannot_name_a_path(archive: Archive, run_id: str) -> None:
+    """File names are tokens, never run ids; a bad run id is still refused before anything happens."""
     with pytest.raises(ValueError):
-        archive.video_path(run_id)
+        archive.store_video(run_id, "http://127.0.0.1:9/v.mp4")
     with pytest.raises(ValueError):
-        archive.poster_path(run_id)
+        archive.store_poster(run_id, "videos/AAAAAAAAAAAAAAAAAAAAAAAA.mp4")
+    assert _no_files(archive) == []
 
 
 @pytest.mark.parametrize("stored", ["../ledger.db", "/etc/passwd", "videos/../../x.mp4"])

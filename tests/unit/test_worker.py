@@ -7,6 +7,7 @@ the same ledger finishes what an old one started.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -113,7 +114,9 @@ def test_submit_poll_complete_archive(rig: Rig, mode, aspect, size):
     assert fps == pytest.approx(24.0)
     poster = rig.archive.resolve(run.poster_path)
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
-    assert rig.archive.public_url(run.video_path) == f"/app/static/videos/{run_id}.mp4"
+    # its own token, not the run id: a direct video URL does not lead to the run
+    assert re.fullmatch(r"videos/[A-Za-z0-9_-]{24}\.mp4", run.video_path) and run_id not in run.video_path
+    assert rig.archive.public_url(run.video_path) == f"/archive/{run.video_path}"
     assert len(rig.submits()) == 1
 
 

@@ -1,0 +1,38 @@
+"""The app's own HTTP routes beside Streamlit's, for the `st.App` entry in app.py: the archive.
+
+Why here: the route must find the archive the same way the pages do (environment, then
+.streamlit/secrets.toml, through lib.config), and reading st.secrets / Streamlit's options is UI-side code.
+The route only needs the storage, so it builds that alone, once per process, on the first request: no
+ledger, gateway or worker is started by someone fetching a video. A bad setting answers 503 with words
+(the details go to the server log) and is read again on the next request.
+"""
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+from starlette.routing import BaseRoute
+
+from lib import archive_route
+from lib.storage import Storage, open_storage
+from lib.ui import state
+
+_lock = threading.Lock()
+_storage: list[Storage] = []
+
+
+def archive_storage() -> Storage:
+    """The configured archive's storage (PLAYGROUND_ARCHIVE, default data/archive), built once."""
+    with _lock:
+        if not _storage:
+            from lib.config import load_settings
+
+            # the same settings the pages use (state._start reads them the same way)
+            _storage.append(open_storage(load_settings(secrets=state._secrets()).archive_dir))
+        return _storage[0]
+
+
+def routes() -> list[BaseRoute]:
+    """What app.py passes to st.App(routes=...): the archive under Streamlit's server.baseUrlPath."""
+    prefix = archive_route.prefix_for(st.get_option("server.baseUrlPath"))
+    return archive_route.make_routes(archive_storage, prefix=prefix)
