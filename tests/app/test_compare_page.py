@@ -200,7 +200,7 @@ def test_group_link_restores_the_grid_from_the_ledger(isolated: Path) -> None:
     archive = state.services().archive
     for run in ledger(isolated).group(gid):
         src = archive.public_url(run.video_path)
-        assert src.startswith("/app/static/") and f'src="{src}"' in players[0]
+        assert src == f"/archive/{run.video_path}" and f'src="{src}"' in players[0]
     share = [c.value for c in later.code if "/run?group=" in c.value]
     assert share and share[0].endswith(f"/run?group={gid}")
 
@@ -289,8 +289,8 @@ def test_player_html_escapes_labels_and_keeps_its_script_intact() -> None:
     from lib.ui import sync_player
 
     evil = '</script><img src=x onerror=alert(1)> & "quotes"'
-    items = [sync_player.SyncItem("r1", evil, "/app/static/videos/r1.mp4"),
-             sync_player.SyncItem("r2", "pro · 5 s", "/app/static/videos/r2.mp4")]
+    items = [sync_player.SyncItem("r1", evil, "/archive/videos/r1.mp4"),
+             sync_player.SyncItem("r2", "pro · 5 s", "/archive/videos/r2.mp4")]
     body = sync_player.build_html(items, "grid one")
     assert "<img" not in body and "</script><img" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
@@ -300,14 +300,14 @@ def test_player_html_escapes_labels_and_keeps_its_script_intact() -> None:
     assert body.count("<script>") == 1
     assert 'data-sync-player="grid-one"' in body and 'data-count="2"' in body
     assert body.count('data-sp-video="cell"') == 2 and body.count('data-sp-video="wipe"') == 2
-    assert all(f'src="/app/static/videos/{r}.mp4"' in body for r in ("r1", "r2"))
+    assert all(f'src="/archive/videos/{r}.mp4"' in body for r in ("r1", "r2"))
     assert "muted loop playsinline" in body
 
 
 def test_player_keeps_slots_and_needs_two_videos_for_a_wipe() -> None:
     from lib.ui import sync_player
 
-    items = [sync_player.SyncItem("r1", "std · 15 s", "/app/static/videos/r1.mp4"),
+    items = [sync_player.SyncItem("r1", "std · 15 s", "/archive/videos/r1.mp4"),
              sync_player.SyncItem("", "pro · 15 s: crossed out", "")]
     body = sync_player.build_html(items, "k", columns=2)
     assert 'data-count="1"' in body and 'data-cols="2"' in body

@@ -103,12 +103,13 @@ def test_a_run_completes_and_plays_the_archived_video(isolated):
             break
         time.sleep(0.3)
     assert videos, f"no video; run is {ledger.get(run_id)}"
-    assert "/app/static/" in videos[0].proto.url and videos[0].proto.url.endswith(".mp4")
+    assert "/archive/videos/" in videos[0].proto.url and videos[0].proto.url.endswith(".mp4")
     run = ledger.get(run_id)
     assert run.state == COMPLETED and run.video_path
     card_text = " ".join(texts(at, "caption"))
     assert "Synthetic video from the local gateway" in card_text and "Finished in" in card_text
-    assert any(d.label == "Download" for d in at.get("download_button"))
+    assert [b.proto.url for b in at.get("link_button") if b.proto.label == "Download"] == [
+        videos[0].proto.url + "?download=1"]
     assert any(f"/run?id={run_id}" in c.value for c in at.code)
     assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
 
@@ -169,3 +170,27 @@ def test_compare_pair_is_one_group_and_opens_it(isolated):
     assert sorted(r.request.mode for r in runs) == ["pro", "std"]
     assert len({r.group_id for r in runs}) == 1 and runs[0].group_id
     assert at.query_params.get("group") in (runs[0].group_id, [runs[0].group_id])
+
+
+def test_a_card_says_saving_until_archived_and_never_plays_a_gateway_path(isolated):
+    """A card never swaps sources: between "completed" and "archived" it shows "Saving…" and no player,
+    and a gateway "link" that is a server path (or any non-http string) never reaches st.video."""
+    from lib.ledger import bulk_insert, run_row
+
+    ledger = ledger_of(isolated)
+    now = time.time()
+    rows = []
+    cases = (("saving: a fox", "https://files.example/v.mp4"), ("evil: a cat", "/proc/self/environ"))
+    for prompt, url in cases:
+        row = run_row(Ledger.new_id(), VideoRequest(prompt=prompt), 0.18, now=now - 60, state=COMPLETED,
+                      task_id=f"task_{prompt[:4]}_{int(now)}")
+        row.update(submitted_at=now - 59, completed_at=now - 1, next_poll_at=None, video_url=url,
+                   expires_at=now + 80_000)
+        rows.append(row)
+    bulk_insert(ledger, rows)
+    at = new_app()
+    assert not at.exception, at.exception
+    saving = [i.value for i in at.info if i.value.startswith("Saving…")]
+    assert len(saving) == 2  # both cards: the gateway's link is not a source while saving
+    assert not at.get("video") and not [b for b in at.get("link_button") if "gateway" in b.proto.label]
+    ledger.close()

@@ -22,6 +22,9 @@ def _first_statement(tree: ast.Module) -> ast.stmt:
     body = [n for n in tree.body if not isinstance(n, ast.Import | ast.ImportFrom)]
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the module docstring
+    if body and isinstance(body[0], ast.If) and ast.unparse(body[0].test) == "__name__ == '__main__'":
+        # app.py: the page is the script run's branch (the other one is the st.App entry)
+        body = [n for n in body[0].body if not isinstance(n, ast.Import | ast.ImportFrom)]
     return body[0]
 
 
@@ -36,6 +39,32 @@ def test_every_page_calls_the_frame_first(path):
 
 def test_pages_exist():
     assert (ROOT / "app.py").is_file() and len(PAGE_FILES) >= 2
+
+
+def test_app_py_is_an_st_app_entry_that_streamlit_run_finds():
+    """`streamlit run app.py` serves app.py's `app = st.App(...)` (with the archive route) when its AST
+    discovery finds it; otherwise the archive would not be served at all."""
+    from streamlit.web.server.app_discovery import discover_asgi_app
+
+    found = discover_asgi_app(ROOT / "app.py")
+    assert found.is_asgi_app and found.import_string == "app:app"
+
+
+def test_importing_app_py_as_a_module_draws_nothing_and_starts_nothing():
+    """What uvicorn does at start-up: import `app`. No page code may run then (no services started, no
+    bare-mode Streamlit calls); the module only offers `app`, an st.App whose routes include the archive."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading; import app; from lib.ui import state; import streamlit as st; "
+            "assert isinstance(app.app, st.App), type(app.app); "
+            "paths = [getattr(r, 'path', '') for r in app.app._user_routes]; "
+            "assert any(p.startswith('/archive/') for p in paths), paths; "
+            "assert not state._STARTED; assert not hasattr(app, 'services'); "
+            "assert threading.active_count() == 1, threading.enumerate(); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert "ScriptRunContext" not in out.stderr and "No runtime found" not in out.stderr, out.stderr[-2000:]
 
 
 def sidebar_text(at: AppTest) -> str:

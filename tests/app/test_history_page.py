@@ -70,8 +70,8 @@ def captions(at: AppTest) -> list[str]:
 
 def test_table_shows_every_column_newest_first(ledger: Ledger) -> None:
     now = time.time()
-    old = seed(ledger, "an old fox", created=now - 7200, video_path="videos/x.mp4", archived_at=now - 7000,
-               poster_path="posters/x.jpg")
+    old = seed(ledger, "an old fox", created=now - 7200, video_path="videos/xxxxxxxx.mp4",
+               archived_at=now - 7000, poster_path="posters/xxxxxxxx.jpg")
     new = seed(ledger, "a new whale", mode="pro", duration=10, created=now - 60, state_="in_progress",
                progress=40)
     at = history_page()
@@ -82,7 +82,7 @@ def test_table_shows_every_column_newest_first(ledger: Ledger) -> None:
     assert list(df["state"]) == ["in progress 40%", "completed"]
     assert list(df["mode"]) == ["pro", "std"] and list(df["duration"]) == ["10 s", "5 s"]
     assert list(df["video"]) == ["not finished", "archived"]
-    assert df["poster"][1].endswith("/app/static/posters/x.jpg") and pd.isna(df["poster"][0])
+    assert df["poster"][1].endswith("/archive/posters/xxxxxxxx.jpg") and pd.isna(df["poster"][0])
     assert list(df["time_to_finish"]) == ["—", "30 s"]
     assert "1 run" not in captions(at) and "Runs 1–2 of 2" in captions(at)
 
@@ -136,14 +136,14 @@ def test_paging_in_the_database(ledger: Ledger) -> None:
 def test_selecting_a_row_opens_the_detail_panel(ledger: Ledger) -> None:
     now = time.time()
     seed(ledger, EVIL, mode="pro", duration=10, aspect="9:16", negative_prompt="blurry", created=now - 90,
-         video_path="videos/abc.mp4", poster_path="posters/abc.jpg", archived_at=now - 50)
+         video_path="videos/abcabcab.mp4", poster_path="posters/abcabcab.jpg", archived_at=now - 50)
     seed(ledger, "another run", created=now - 3000)
     at = history_page()
     at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
     assert [s.value for s in at.subheader] == ["Selected run"]
-    assert at.get("video")[0].proto.url.endswith("/app/static/videos/abc.mp4")
+    assert at.get("video")[0].proto.url.endswith("/archive/videos/abcabcab.mp4")
     assert at.get_by_key("hist_prompt").code[0].value == EVIL  # the whole prompt, as typed
     settings = at.get_by_key("hist_facts_settings").dataframe[0].value
     facts = dict(zip(settings.iloc[:, 0], settings.iloc[:, 1], strict=True))

@@ -62,19 +62,19 @@ def main_text(at: AppTest) -> str:
 
 def archived(**extra: Any) -> dict[str, Any]:
     now = time.time()
-    return {"video_path": f"videos/{extra.pop('name', 'v')}.mp4", "poster_path": "posters/v.jpg",
-            "archived_at": now - 10, **extra}
+    return {"video_path": f"videos/{extra.pop('name', 'vvvvvvvv')}.mp4",
+            "poster_path": "posters/vvvvvvvv.jpg", "archived_at": now - 10, **extra}
 
 
 def test_one_run_by_id(ledger: Ledger) -> None:
     req = VideoRequest(prompt="a lighthouse at dusk", mode="pro", duration=10, aspect_ratio="1:1",
                        negative_prompt="people", watermark=True)
-    rid = seed(ledger, req, **archived(name="lh"))
+    rid = seed(ledger, req, **archived(name="lighthouse"))
     other = seed(ledger, VideoRequest(prompt="SECRET OTHER RUN"))
     at = share(id=rid)
     assert [t.value for t in at.title] == ["Shared run"]
     video = at.get("video")
-    assert len(video) == 1 and video[0].proto.url.endswith("/app/static/videos/lh.mp4")
+    assert len(video) == 1 and video[0].proto.url.endswith("/archive/videos/lighthouse.mp4")
     assert at.get_by_key("share_prompt").code[0].value == "a lighthouse at dusk"
     text = main_text(at)
     for expected in ("pro (1080p)", "10 s", "1:1", "1080×1080", "people", "on", "≈ $0.18 (estimate)", "20 s"):
@@ -138,9 +138,10 @@ def test_rerun_this_config_fills_compose(ledger: Ledger) -> None:
 def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     gid = Ledger.new_id()
     base = VideoRequest(prompt="a paper boat in rain", aspect_ratio="16:9")
-    std = seed(ledger, base.replace(mode="std", duration=5), group_id=gid, label="std", **archived(name="s"))
+    std = seed(ledger, base.replace(mode="std", duration=5), group_id=gid, label="std",
+               **archived(name="ssssssss"))
     pro = seed(ledger, base.replace(mode="pro", duration=5), group_id=gid, label="pro", est_cost=0.3125,
-               **archived(name="p"))
+               **archived(name="pppppppp"))
     running = seed(ledger, base.replace(mode="pro", duration=10), group_id=gid, state_="in_progress",
                    progress=55)
     seed(ledger, VideoRequest(prompt="SECRET OTHER RUN"))
@@ -148,7 +149,7 @@ def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     assert [t.value for t in at.title] == ["Shared comparison"]
     cells = [at.get_by_key(f"share_cell_{r}") for r in (std, pro, running)]
     assert all(c is not None for c in cells)
-    assert sorted(v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")) == ["p.mp4", "s.mp4"]
+    assert sorted(v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")) == ["pppppppp.mp4", "ssssssss.mp4"]
     text = main_text(at)
     assert "std 720p · 5 s · 16:9" in text and "pro 1080p · 10 s · 16:9" in text
     assert "3 runs · 2 finished" in text
@@ -160,3 +161,71 @@ def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     assert grid_button.label == "Re-run this grid"
     compare_exists = (ROOT / "pages" / "compare.py").is_file()
     assert grid_button.disabled is (not compare_exists)
+
+
+# ------------------------------------------------------------------ the video area: only vetted sources
+GATEWAY_URL = "https://files.toapis.example/videos/tsk_01abc/clip.mp4"
+
+
+def _links(at: AppTest) -> list[tuple[str, str]]:
+    return [(b.proto.label, b.proto.url) for b in at.get("link_button")]
+
+
+def test_between_completed_and_archived_it_says_saving_with_no_player(ledger: Ledger) -> None:
+    rid = seed(ledger, VideoRequest(prompt="a fox"), video_url=GATEWAY_URL, expires_at=time.time() + 86000)
+    at = share(id=rid)
+    assert any(i.value.startswith("Saving…") for i in at.info)
+    assert not at.get("video") and not _links(at)  # the gateway's link is not offered while saving
+
+
+def test_while_archiving_is_retried_the_gateway_copy_is_a_link_not_a_player(ledger: Ledger) -> None:
+    note = ("Could not save the video to the archive folder (No space left on device). Free some disk "
+            "space … Next try in 5.0 s.")
+    rid = seed(ledger, VideoRequest(prompt="a fox"), video_url=GATEWAY_URL, expires_at=time.time() + 7000,
+               error_message=note)
+    at = share(id=rid)
+    assert not at.get("video")  # no player: nothing will swap its source when the archived copy arrives
+    assert _links(at) == [("Watch the gateway's copy meanwhile", GATEWAY_URL)]
+    text = main_text(at)
+    assert "No space left on device" in text and "Its link expires in 1 h 56 min" in text
+
+
+def test_when_archiving_failed_the_vetted_gateway_link_plays_with_its_expiry(ledger: Ledger) -> None:
+    rid = seed(ledger, VideoRequest(prompt="a fox"), video_url=GATEWAY_URL, expires_at=time.time() + 7000,
+               error_code="too_large",
+               error_message="The video is larger than the archive's limit of 500 MB, so it was not saved.")
+    at = share(id=rid)
+    assert [v.proto.url for v in at.get("video")] == [GATEWAY_URL]
+    text = main_text(at)
+    assert "larger than the archive's limit" in text and "gateway's own copy" in text
+    assert "Its link expires in 1 h 56 min" in text
+
+
+@pytest.mark.parametrize("url", ["/proc/self/environ", "file:///proc/self/environ", "../../ledger.db",
+                                 "proc/self/environ", "https://user:pw@files.example/x.mp4"])
+@pytest.mark.parametrize("failed", [True, False], ids=["archive-failed", "saving"])
+def test_a_gateway_path_never_reaches_a_player_in_an_anonymous_view(ledger: Ledger, monkeypatch,
+                                                                     url: str, failed: bool) -> None:
+    """The attack of issue 13: a gateway answering `"url": "/proc/self/environ"` made st.video read and
+    serve that file. Here such a run says so in words and no player or link points anywhere."""
+    monkeypatch.setenv("PLAYGROUND_CANARY", "CANARY-ENV-VALUE-7731")
+    cols: dict[str, Any] = {"video_url": url, "expires_at": time.time() + 7200}
+    if failed:
+        cols.update(error_code="bad_url",
+                    error_message="The gateway gave a video link that is not http(s), so it was not fetched.")
+    rid = seed(ledger, VideoRequest(prompt="a fox"), **cols)
+    at = share(id=rid)
+    assert not at.get("video") and not _links(at)
+    text = main_text(at)
+    assert "CANARY-ENV-VALUE" not in text and url not in text
+    if failed:
+        assert "not http(s)" in text and "not a web address this app will play" in text
+
+
+def test_an_archived_run_plays_only_the_archive_route(ledger: Ledger) -> None:
+    rid = seed(ledger, VideoRequest(prompt="a fox"), video_url="/proc/self/environ",
+               **archived(name="Tok3nTok3nTok3nTok3n_x-y"))
+    at = share(id=rid)
+    urls = [v.proto.url for v in at.get("video")]
+    assert len(urls) == 1 and urls[0].endswith("/archive/videos/Tok3nTok3nTok3nTok3n_x-y.mp4")
+    assert urls[0].startswith(("http://", "https://"))  # absolute: st.video never reads it from disk
