@@ -73,7 +73,7 @@ def test_two_by_two_grid_plays_in_sync_and_shares(app_server, page, browser):
     videos = player.locator("video[data-sp-video=cell]")
     assert videos.count() == 4
     srcs = {v.get_attribute("src") for v in videos.all()}
-    assert all(s.startswith("/app/static/") and s.endswith(".mp4") for s in srcs), srcs
+    assert all(s.startswith("/archive/videos/") and s.endswith(".mp4") for s in srcs), srcs
 
     # one control plays everything; they stay within 0.1 s of each other
     player.locator("[data-sp=play]").click()
@@ -145,7 +145,7 @@ def test_two_by_two_grid_plays_in_sync_and_shares(app_server, page, browser):
         expect(other.get_by_text("Shared comparison")).to_be_visible(timeout=30_000)
         expect(other.locator("video")).to_have_count(4, timeout=30_000)
         path = other.locator("video").first.evaluate("v => new URL(v.src).pathname")
-        assert path.startswith("/app/static/"), path
+        assert path.startswith("/archive/videos/"), path
     finally:
         fresh.close()
 

@@ -31,11 +31,11 @@ def test_generate_plays_a_same_origin_video(app_server, page):
     _prompt(page).fill("A paper lantern drifting over a dark lake, e2e")
     page.locator(".st-key-compose_generate button").click()
     video = page.locator("[data-testid='stVideo']").first
-    # the gateway's URL may show first; the archived same-origin copy replaces it within seconds
-    expect(video).to_have_attribute("src", re.compile(re.escape(app_server.url) + r"/app/static/.+\.mp4$"),
-                                    timeout=90_000)
+    # the only source a card plays is the archived same-origin copy ("Saving…" before it)
+    archived = re.compile(re.escape(app_server.url) + r"/archive/videos/.+\.mp4$")
+    expect(video).to_have_attribute("src", archived, timeout=90_000)
     src = video.get_attribute("src")
-    assert src and src.startswith(app_server.url + "/app/static/") and src.endswith(".mp4"), src
+    assert src and src.startswith(app_server.url + "/archive/videos/") and src.endswith(".mp4"), src
     statuses = page.evaluate(
         """async (u) => {
             const full = await fetch(u);

@@ -230,9 +230,9 @@ def test_reload_and_reopen_the_tab_mid_run(app: AppServer, browser: Any) -> None
         video = card(page, run_id).locator("video")
         video.wait_for(timeout=30_000)
 
-        def archived_src() -> str:  # the card shows the gateway's copy until its next tick after archiving
+        def archived_src() -> str:  # the card's only source: the archived copy
             src = video.get_attribute("src") or ""
-            return src if src.startswith(("/app/static/", app.url)) else ""
+            return src if src.startswith(app.url + "/archive/videos/") else ""
 
         src = wait_until("the card plays the archived copy", archived_src, 15)
         resp = requests.get(urljoin(app.url, src), headers={"Range": "bytes=0-99"}, timeout=10)
@@ -359,7 +359,7 @@ def test_expired_link_before_archiving_and_archived_videos_keep_playing(app: App
     video = card(page, kept).locator("video")
     video.wait_for(timeout=30_000)
     src = video.get_attribute("src") or ""
-    assert "/app/static/" in src
+    assert "/archive/videos/" in src
     resp = requests.get(urljoin(app.url, src), headers={"Range": "bytes=0-1023"}, timeout=10)
     assert resp.status_code in (200, 206) and resp.headers.get("content-type", "").startswith("video/mp4")
     screenshot(page, "faults_expired_and_kept")

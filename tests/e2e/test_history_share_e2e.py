@@ -106,7 +106,7 @@ def test_run_history_filter_share_and_rerun(app_server: Any, browser: Any, page:
     detail = page.locator(".st-key-hist_detail")
     expect(detail).to_be_visible(timeout=15_000)
     expect(detail.locator("[data-testid='stVideo']")).to_have_attribute(
-        "src", re.compile(re.escape(app_server.url) + r"/app/static/.+\.mp4$"))
+        "src", re.compile(re.escape(app_server.url) + r"/archive/videos/.+\.mp4$"))
     wait_for_app(page)
     _to_top(page)
     screenshot(page, "history-1280x800")
@@ -124,7 +124,7 @@ def test_run_history_filter_share_and_rerun(app_server: Any, browser: Any, page:
         expect(sp.get_by_role("heading", name="Shared run")).to_be_visible()
         expect(sp.locator(".st-key-share_prompt code")).to_have_text(PROMPT)
         video = sp.locator(".st-key-share_run [data-testid='stVideo']").first
-        same_origin = re.compile(re.escape(app_server.url) + r"/app/static/.+\.mp4$")
+        same_origin = re.compile(re.escape(app_server.url) + r"/archive/videos/.+\.mp4$")
         expect(video).to_have_attribute("src", same_origin)
         src = video.get_attribute("src")
         statuses = sp.evaluate(
@@ -250,7 +250,7 @@ def test_group_share_view_plays_every_cell(app_server: Any, browser: Any, page: 
         expect(videos).to_have_count(2, timeout=15_000)
         for i in range(2):
             src = videos.nth(i).get_attribute("src")
-            assert src and src.startswith(app_server.url + "/app/static/"), src
+            assert src and src.startswith(app_server.url + "/archive/videos/"), src
             status = gp.evaluate(
                 "async (u) => (await fetch(u, {headers: {Range: 'bytes=0-99'}})).status", src)
             assert status == 206

@@ -129,7 +129,7 @@ def test_table_rows_are_plain_values(sqlite_ledger: Ledger) -> None:
                video_path="videos/p.mp4", archived_at=NOW, est_cost=0.625)
     recovered = sqlite_ledger.recover("task_from_curl")
     runs = sqlite_ledger.list_runs()
-    rows = history.table_rows(runs, NOW, lambda r: f"/app/static/{r.poster_path}" if r.poster_path else None)
+    rows = history.table_rows(runs, NOW, lambda r: f"/archive/{r.poster_path}" if r.poster_path else None)
     by_id = {r["run_id"]: r for r in rows}
     row = by_id[rid]
     assert list(row) == list(history.TABLE_COLUMNS)
@@ -138,7 +138,7 @@ def test_table_rows_are_plain_values(sqlite_ledger: Ledger) -> None:
     assert row["est_cost"] == 0.625
     assert row["time_to_finish"] == "42 s"
     assert row["video"] == "archived"
-    assert row["poster"] == "/app/static/posters/p.jpg"
+    assert row["poster"] == "/archive/posters/p.jpg"
     assert row["created"] == datetime.fromtimestamp(NOW - 3600, tz=UTC)
     rec = by_id[recovered.run_id]
     assert rec["prompt"].startswith("(recovered by task id")
