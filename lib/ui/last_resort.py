@@ -5,9 +5,10 @@ unreadable rows); this only catches what is left. Two ways in, because neither c
 
 - `install()`, called by frame.render on every page: sets Streamlit's per-run `on_script_error` hook
   (ScriptRunContext.on_script_error, the field `st.App(on_script_error=...)` fills) when nothing else
-  set it. It covers the page script and its fragments from frame.render on, with any entry point.
-- `st.App("app.py", on_script_error=last_resort.handle)` covers widget callbacks too (they run before
-  the page's first line, in a fresh run context).
+  set it, and the session's (which later runs start from), so the page, its fragments' reruns and
+  widget callbacks are covered from a session's first page on, with `streamlit run app.py` as it is.
+- `st.App("app.py", on_script_error=last_resort.handle)` covers the first run of a session too, without
+  reaching into Streamlit's session object.
 
 streamlit-extras 1.6.0's `exception_handler` was evaluated and not used: it swaps the code of
 `streamlit.error_util.handle_uncaught_app_exception`, which Streamlit 1.67 keeps only for compatibility
@@ -46,8 +47,8 @@ def handle(exc: Exception) -> bool:
 
 
 def install() -> bool:
-    """Use `handle` for the rest of this run unless a handler is set already (e.g. by st.App).
-    Returns whether `handle` is the hook now (False outside a Streamlit run)."""
+    """Use `handle` for the rest of this run, and for the session's later runs, unless a handler is set
+    already (e.g. by st.App). Returns whether `handle` is this run's hook (False outside a Streamlit run)."""
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
     ctx = get_script_run_ctx(suppress_warning=True)
@@ -55,4 +56,22 @@ def install() -> bool:
         return False
     if ctx.on_script_error is None:
         ctx.on_script_error = handle
+    _install_for_session(ctx.session_id)
     return ctx.on_script_error is handle
+
+
+def _install_for_session(session_id: str) -> None:
+    """Widget callbacks and fragment reruns start in a new run context, made from the session's handler
+    (what st.App passes down): set that too, so they are covered from the session's second run on.
+    Streamlit internals (AppSession._on_script_error); if they move, only this extra reach is lost."""
+    try:
+        from streamlit.runtime import Runtime
+
+        if not Runtime.exists():
+            return
+        info = Runtime.instance()._session_mgr.get_active_session_info(session_id)
+        session = getattr(info, "session", None)
+        if session is not None and getattr(session, "_on_script_error", handle) is None:
+            session._on_script_error = handle
+    except Exception:  # best effort on internals; the per-run hook above still holds
+        log.debug("could not set the session's error handler", exc_info=True)

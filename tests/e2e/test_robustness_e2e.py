@@ -155,3 +155,77 @@ def test_a_share_link_shows_no_gateway_url_balance_or_spend(tmp_path: Path, brow
         stranger.close()
         app.stop()
         gateway.stop()
+
+
+BROKEN_PAGE = '''
+import streamlit as st
+from lib.ui import last_resort
+
+last_resort.install()
+st.title("Broken on purpose")
+
+def explode():
+    raise RuntimeError("callback detail /srv/secret/callback")
+
+st.button("Break the callback", on_click=explode)
+if st.button("Break the page"):
+    raise RuntimeError("page detail /srv/secret/page")
+
+@st.fragment
+def part():
+    if st.button("Break the fragment"):
+        raise RuntimeError("fragment detail /srv/secret/fragment")
+
+part()
+'''
+
+
+def test_the_last_resort_in_a_real_server(tmp_path: Path, browser: Any) -> None:
+    """A page built to fail three ways (its own code, a widget callback, a fragment rerun) under plain
+    `streamlit run` with the project's config: words and a reference each time, the details in the log."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.fixtures.servers import ROOT, _stop, free_port
+
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN_PAGE)
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    with log.open("ab") as out:  # cwd=ROOT: .streamlit/config.toml (showErrorDetails = "none") applies
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port",
+                                 str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        page = ctx.new_page()
+        open_app(page, f"http://127.0.0.1:{port}/")
+        page.get_by_role("heading", name="Broken on purpose").wait_for(timeout=15_000)
+        for button, detail in (("Break the page", "page"), ("Break the callback", "callback"),
+                               ("Break the fragment", "fragment")):
+            page.get_by_role("button", name=button).click()
+            words = page.get_by_text("Something went wrong on this page, so it stopped here.")
+            words.first.wait_for(timeout=15_000)
+            body = page.inner_text("body")
+            assert page.locator("[data-testid='stException']").count() == 0, button
+            assert f"/srv/secret/{detail}" not in body and "RuntimeError" not in body, button
+            ref = body.split("the reference ")[1].split(" ")[0]
+            deadline = time.monotonic() + 10
+            while f"ref {ref}" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert f"/srv/secret/{detail}" in log.read_text(), button
+            assert f"ref {ref}" in log.read_text(), button
+            open_app(page, f"http://127.0.0.1:{port}/")  # a clean page for the next way to fail
+    finally:
+        ctx.close()
+        _stop(proc)
