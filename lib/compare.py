@@ -17,6 +17,7 @@ from lib.contract import (
     ASPECTS,
     DEFAULT_PRICES,
     DURATIONS,
+    MAX_PROMPT,
     MODES,
     Prices,
     Problem,
@@ -25,6 +26,7 @@ from lib.contract import (
     forbidden_reason,
     validate,
 )
+from lib.query import QueryReader, ascii_int, reader
 
 MAX_VARIANTS = 4
 MAX_CELLS = 36
@@ -322,7 +324,7 @@ def spec_to_params(spec: GridSpec) -> dict[str, Any]:
 
 def spec_from_params(d: Mapping[str, Any]) -> GridSpec:
     """Inverse of spec_to_params, tolerant of missing keys (defaults apply)."""
-    durations = tuple(int(x) for x in d.get("durations") or DEFAULT_DURATIONS if str(x).isdigit())
+    durations = tuple(v for x in d.get("durations") or DEFAULT_DURATIONS if (v := ascii_int(x)) is not None)
     return GridSpec(prompts=tuple(d.get("prompts") or ()), modes=tuple(d.get("modes") or DEFAULT_MODES),
                     durations=durations, aspects=tuple(d.get("aspects") or DEFAULT_ASPECTS),
                     image_urls=tuple(d.get("image_urls") or ()), negative_prompt=d.get("negative_prompt"),
@@ -330,33 +332,35 @@ def spec_from_params(d: Mapping[str, Any]) -> GridSpec:
 
 
 _QUERY_PROMPTS = ("prompt", "prompt2", "prompt3", "prompt4")
-_TRUE = ("1", "true", "yes", "on")
+MAX_QUERY_URL = 4096
 
 
-def _split(value: Any) -> list[str]:
-    return [p.strip() for p in str(value or "").split(",") if p.strip()]
-
-
-def spec_from_query(q: Mapping[str, Any]) -> GridSpec | None:
+def spec_from_query(q: Mapping[str, Any] | QueryReader) -> GridSpec | None:
     """A grid from share-view style query params (history.grid_query): prompt, prompt2…prompt4, modes
     ("std,pro"), durations ("5,10"), aspect_ratio or aspects ("16:9,1:1"), negative_prompt, first_frame,
-    last_frame, watermark. None when there is no prompt; unknown values are kept so validation names them.
+    last_frame, watermark. None when there is no prompt. Read through lib.query: values that are not
+    choices of the grid are left out (pass a QueryReader to collect the notes saying so).
     """
-    prompts = tuple(str(q[k]) for k in _QUERY_PROMPTS if q.get(k))
+    r = reader(q)
+    prompts = tuple(p for i, key in enumerate(_QUERY_PROMPTS)
+                    if (p := r.text(key, max_chars=MAX_PROMPT, label=f"prompt {i + 1}" if i else "prompt",
+                                    multiline=True)))
     if not prompts:
         return None
-    durations = tuple(int(d) if d.isdigit() else d for d in _split(q.get("durations")))
-    aspects = _split(q.get("aspects")) or _split(q.get("aspect_ratio"))
-    images = tuple(str(q[k]) for k in ("first_frame", "last_frame") if q.get(k))
-    watermark = q.get("watermark")
+    aspects = r.choices("aspects", ASPECTS, label="aspect ratios") if r.has("aspects") else ()
+    if not aspects and r.has("aspect_ratio"):
+        aspects = tuple(a for a in [r.choice("aspect_ratio", ASPECTS, label="aspect ratio")] if a)
+    images = tuple(u for key in ("first_frame", "last_frame")
+                   if (u := r.text(key, max_chars=MAX_QUERY_URL, label=key.replace("_", " ") + " URL")))
+    negative = r.text("negative_prompt", max_chars=MAX_PROMPT, label="negative prompt", multiline=True)
     return GridSpec(
         prompts=prompts,
-        modes=tuple(_split(q.get("modes"))) or DEFAULT_MODES,
-        durations=durations or DEFAULT_DURATIONS,
-        aspects=tuple(aspects) or DEFAULT_ASPECTS,
+        modes=r.choices("modes", MODES, label="modes") or DEFAULT_MODES,
+        durations=r.integers("durations", DURATIONS, label="durations") or DEFAULT_DURATIONS,
+        aspects=aspects or DEFAULT_ASPECTS,
         image_urls=images,
-        negative_prompt=str(q["negative_prompt"]) if q.get("negative_prompt") else None,
-        watermark=None if watermark in (None, "") else str(watermark).lower() in _TRUE,
+        negative_prompt=negative or None,
+        watermark=r.flag("watermark", label="watermark setting"),
     )
 
 

@@ -55,10 +55,24 @@ class Settings:
         return self.api_key or LOCAL_API_KEY
 
 
+class SettingError(ValueError):
+    """A setting that cannot be used. str() is the sentence naming it, what it must be and what it is;
+    `name` and `fix` let the set-up page (lib/ui/setup_page.py) say which one and what to set."""
+
+    def __init__(self, name: str, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.fix = fix
+
+
 def mask_db_url(url: str) -> str:
     """The ledger URL with any password replaced by ***, for logs and the UI."""
-    parts = urlsplit(url)
-    if not parts.password:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. an unclosed "[" in the host: show nothing of it rather than a password
+        return "(a URL that cannot be read)"
+    if not password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
@@ -93,7 +107,8 @@ class _Source:
 
 
 def _number(
-    src: _Source, name: str, default: float | None, *, what: str, positive: bool = False
+    src: _Source, name: str, default: float | None, *, what: str, positive: bool = False,
+    unset: str = "to use the default",
 ) -> float | None:
     raw = src.get(name)
     if raw is None:
@@ -104,7 +119,8 @@ def _number(
         value = math.nan
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         need = "a positive number" if positive else "a number of 0 or more"
-        raise ValueError(f"{name} must be {need} ({what}), but it is {raw!r}.")
+        raise SettingError(name, f"{name} must be {need} ({what}), but it is {raw!r}.",
+                           f"Set {name} to {need} ({what}), or remove it {unset}.")
     return value
 
 
@@ -119,15 +135,24 @@ def _path(raw: str | None, default: Path) -> Path:
 def _base_url(raw: str | None) -> str | None:
     if raw is None:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"TOAPIS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, but it is {raw!r}."
-        )
-    if parts.username or parts.password:
+    fix = f"Set TOAPIS_BASE_URL to the gateway's address, such as {DEFAULT_BASE_URL}, or remove it."
+    try:
+        parts = urlsplit(raw)
+        hostname, credentials = parts.hostname, parts.username or parts.password
+    except ValueError:  # e.g. "http://[oops": not a URL at all, and it may hide a password: not echoed
+        raise SettingError("TOAPIS_BASE_URL", "TOAPIS_BASE_URL must be an http(s) URL such as "
+                           f"{DEFAULT_BASE_URL}, but it cannot be read as a URL.", fix) from None
+    if credentials:
         # Never echo it: the URL itself carries a credential.
-        raise ValueError(
-            "TOAPIS_BASE_URL must not contain a user name or password; set TOAPIS_API_KEY instead."
+        raise SettingError(
+            "TOAPIS_BASE_URL",
+            "TOAPIS_BASE_URL must not contain a user name or password; set TOAPIS_API_KEY instead.",
+            "Remove the user name and password from TOAPIS_BASE_URL and put the key in TOAPIS_API_KEY.",
+        )
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise SettingError(
+            "TOAPIS_BASE_URL",
+            f"TOAPIS_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, but it is {raw!r}.", fix,
         )
     return raw.rstrip("/")
 
@@ -153,7 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         data_dir=data_dir,
         db_url=db_url,
         archive_dir=archive_dir,
-        budget_usd=_number(src, "PLAYGROUND_BUDGET_USD", None, what="a spend cap in US dollars, e.g. 20"),
+        budget_usd=_number(src, "PLAYGROUND_BUDGET_USD", None, what="a spend cap in US dollars, e.g. 20",
+                           unset="for no spend cap"),
         local_speed=_number(src, "LOCAL_GATEWAY_SPEED", 1.0, positive=True,
                             what="the local gateway's clock speed, e.g. 1 or 10"),
         prices=prices,

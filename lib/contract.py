@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
+from lib.query import ascii_int
+
 MODEL = "kling-v3"
 MODES = ("std", "pro")
 DURATIONS = (5, 10, 15)
@@ -139,8 +141,8 @@ class VideoRequest:
         """Read to_dict() output, an older/partial row, or a gateway payload (metadata nested)."""
         meta = d.get("metadata") if isinstance(d.get("metadata"), Mapping) else {}
         duration = d.get("duration")
-        if isinstance(duration, str) and duration.strip().isdigit():
-            duration = int(duration)
+        if isinstance(duration, str) and (number := ascii_int(duration)) is not None:
+            duration = number  # "10" from an older row; never "²", which isdigit() accepts and int() refuses
         urls = d.get("image_urls") or ()
         if isinstance(urls, str):
             urls = (urls,)

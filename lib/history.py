@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time as _time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lib import contract
-from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, QUEUED, RunFilter
+from lib import contract, query
+from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, QUEUED, UNREADABLE, UNREADABLE_LABEL, RunFilter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,9 +28,6 @@ PAGE_SIZE = 25
 SPEND_DAYS = 30
 GATEWAY_URL_LIFETIME = 24 * 3600.0   # the gateway's video URLs last 24 h (api-contract)
 MAX_FILTER_TEXT = 200
-
-# Run and group ids are secrets.token_urlsafe(16) (22 chars); accept a little either side, nothing else.
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 NOT_FOUND_MESSAGE = "This link does not match any run. Check you copied the whole link."
 NO_TARGET_MESSAGE = (
@@ -77,20 +73,14 @@ def parse_filter(
     group_id: str | None = None,
 ) -> RunFilter:
     """Widget values -> the ledger's RunFilter; unknown values are dropped rather than matching nothing."""
-    clean_text = (text or "").strip()[:MAX_FILTER_TEXT] or None
+    # no control characters: PostgreSQL refuses a NUL in a LIKE pattern, and none belongs in a search
+    text_filter = query.clean_text(text or "", multiline=False).strip()[:MAX_FILTER_TEXT] or None
     known_states = tuple(s for s in states if s in STATE_LABELS)
     known_modes = tuple(m for m in modes if m in contract.MODES)
-    known_durations: list[int] = []
-    for d in durations:
-        try:
-            value = int(d)
-        except (TypeError, ValueError):
-            continue
-        if value in contract.DURATIONS:
-            known_durations.append(value)
+    known_durations = [v for d in durations if (v := query.ascii_int(d)) in contract.DURATIONS]
     since, until = date_bounds(dates, tz)
     return RunFilter(
-        text=clean_text,
+        text=text_filter,
         states=known_states,
         modes=known_modes,
         durations=tuple(known_durations),
@@ -183,7 +173,7 @@ def expiry_text(run: Run, now: float) -> str:
     """'archived', or the countdown on the gateway's URL ('expires in 23 h 12 m' / 'expired 2 h 00 m ago')."""
     if is_archived(run):
         return "archived"
-    if run.state == FAILED:
+    if run.state in (FAILED, UNREADABLE):
         return "no video"
     if run.state != COMPLETED:
         return "not finished"
@@ -201,6 +191,8 @@ def expiry_text(run: Run, now: float) -> str:
 
 
 def state_label(run: Run) -> str:
+    if run.state == UNREADABLE:
+        return UNREADABLE_LABEL
     label = STATE_LABELS.get(run.state, run.state)
     if run.state in (QUEUED, IN_PROGRESS) and run.progress:
         return f"{label} {int(run.progress)}%"
@@ -247,7 +239,7 @@ def table_rows(
             "mode": run.mode or "—",
             "duration": f"{run.duration} s" if run.duration else "—",
             "aspect": run.aspect_ratio or "—",
-            "prompt": req.prompt if has_settings(run) else "(recovered by task id: settings unknown)",
+            "prompt": req.prompt if has_settings(run) else _no_settings(run),
             "est_cost": round(float(run.est_cost or 0.0), 4),
             "time_to_finish": format_seconds(time_to_finish(run)),
             "created": to_utc(run.created_at),
@@ -259,8 +251,17 @@ def table_rows(
 
 # ---------------------------------------------------------------- detail panel
 
+def _no_settings(run: Run) -> str:
+    """What the prompt cell says when the ledger has no settings for a run."""
+    if run.state == UNREADABLE:
+        return f"({UNREADABLE_LABEL}: its record in the ledger cannot be read)"
+    return "(recovered by task id: settings unknown)"
+
+
 def parameter_items(run: Run) -> list[tuple[str, str]]:
     """Every request setting, with the gateway default named where the run left a field unset."""
+    if run.state == UNREADABLE:
+        return [("Model", contract.MODEL), ("Settings", f"unknown ({UNREADABLE_LABEL})")]
     if not has_settings(run):
         return [("Model", contract.MODEL), ("Settings", "unknown (recovered by task id)")]
     req = run.request
@@ -387,25 +388,21 @@ class ShareTarget:
     message: str | None = None
 
 
-def parse_share_query(query: Mapping[str, Any]) -> ShareTarget:
-    """Read ?id=… or ?group=…; a malformed id gets the same plain message as an unknown one."""
+def parse_share_query(query_params: Mapping[str, Any] | query.QueryReader) -> ShareTarget:
+    """Read ?id=… or ?group=… (lib.query; the first value of a repeated key); a malformed id gets the same
+    plain message as an unknown one."""
+    r = query.reader(query_params)
     for key, kind in (("id", "run"), ("group", "group")):
-        value = _first(query.get(key))
-        if value is not None:
-            if not valid_id(value):
+        if r.has(key):
+            ident = r.ident(key, quiet=True)
+            if ident is None:
                 return ShareTarget("invalid", message=NOT_FOUND_MESSAGE)
-            return ShareTarget(kind, value)
+            return ShareTarget(kind, ident)
     return ShareTarget("invalid", message=NO_TARGET_MESSAGE)
 
 
-def _first(value: Any) -> str | None:
-    if isinstance(value, list | tuple):
-        value = value[0] if value else None
-    return None if value is None else str(value).strip()
-
-
 def valid_id(value: str | None) -> bool:
-    return bool(value and _ID_RE.match(value))
+    return query.is_id(value)
 
 
 def grid_query(runs: Sequence[Run]) -> dict[str, str]:

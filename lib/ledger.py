@@ -50,6 +50,11 @@ STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN)
 ACTIVE = frozenset({DRAFT, SUBMITTING, QUEUED, IN_PROGRESS})
 TERMINAL = frozenset({COMPLETED, FAILED})
 SOURCES = ("compose", "compare", "recovered", "rerun", "promote")
+# Not a state a run can be in: what a row this code cannot read (invalid JSON in params, a state word it
+# does not know, a NULL or a text where a number belongs) is shown as, so that one bad row never breaks
+# a list. Such a run has no settings and is never handed to the worker.
+UNREADABLE = "unreadable"
+UNREADABLE_LABEL = "unreadable run"
 
 # Gateway task status -> ledger state ("submitted" is the legacy spelling of queued).
 _STATUS_TO_STATE = {
@@ -207,6 +212,11 @@ class Run:
         return self.state in TERMINAL
 
     @property
+    def unreadable(self) -> bool:
+        """The ledger row could not be read (see UNREADABLE); error_message says what was wrong."""
+        return self.state == UNREADABLE
+
+    @property
     def archive_failed(self) -> bool:
         """A completed run whose video could not be archived (the reason is in error_code/message)."""
         return self.state == COMPLETED and self.video_path is None and self.error_code is not None
@@ -298,10 +308,122 @@ def run_row(
     return row
 
 
+_REQUIRED_NUMBERS = ("created_at", "updated_at", "est_cost")
+_OPTIONAL_NUMBERS = ("submitted_at", "completed_at", "gateway_completed_at", "expires_at", "archived_at",
+                     "next_poll_at", "lease_until")
+_REQUIRED_COUNTS = ("progress", "polls")
+_REQUIRED_TEXT = ("run_id", "state", "source")
+_PARAM_TEXT = ("prompt", "negative_prompt", "mode", "aspect_ratio")
+
+
+_WARNED: set[str] = set()
+
+
+class _Unreadable(Exception):
+    """Why a row cannot become a Run (words for the card and the log)."""
+
+
+def _number(name: str, value: Any, *, required: bool, whole: bool = False) -> Any:
+    if value is None:
+        if required:
+            raise _Unreadable(f"{name} is empty")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Unreadable(f"{name} is not a number")
+    if isinstance(value, float) and not (abs(value) < float("inf")):
+        raise _Unreadable(f"{name} is not a finite number")
+    if whole:
+        if isinstance(value, float) and not value.is_integer():
+            raise _Unreadable(f"{name} is not a whole number")
+        return int(value)
+    return float(value)
+
+
+def _params(raw: Any) -> dict[str, Any]:
+    """The request JSON, checked for the shapes VideoRequest.from_dict and the pages rely on."""
+    if raw is None or raw == "":
+        return {}
+    if not isinstance(raw, str):
+        raise _Unreadable("its settings are not text")
+    try:
+        params = json.loads(raw)
+    except ValueError:
+        raise _Unreadable("its settings are not valid JSON") from None
+    if not isinstance(params, dict):
+        raise _Unreadable("its settings are not a JSON object")
+    for key in _PARAM_TEXT:
+        if params.get(key) is not None and not isinstance(params[key], str):
+            raise _Unreadable(f"its {key.replace('_', ' ')} is not text")
+    duration = params.get("duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | str)):
+        raise _Unreadable("its duration is neither a number nor text")
+    urls = params.get("image_urls")
+    if urls is not None and not isinstance(urls, str) and (
+            not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
+        raise _Unreadable("its image URLs are not a list of text")
+    if params.get("watermark") is not None and not isinstance(params["watermark"], bool):
+        raise _Unreadable("its watermark setting is not true or false")
+    return params
+
+
+def _read_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    values = {name: row.get(name) for name in _RUN_FIELDS}
+    for name in _REQUIRED_TEXT:
+        if not isinstance(values[name], str) or not values[name]:
+            raise _Unreadable(f"its {name.replace('_', ' ')} is empty or not text")
+    if values["state"] not in STATES:
+        raise _Unreadable(f"its state {values['state'][:24]!r} is not one this version of the app knows")
+    for name in _REQUIRED_NUMBERS + _OPTIONAL_NUMBERS:
+        values[name] = _number(name, values[name], required=name in _REQUIRED_NUMBERS)
+    for name in _REQUIRED_COUNTS:
+        values[name] = _number(name, values[name], required=True, whole=True)
+    values["duration"] = _number("duration", values["duration"], required=False, whole=True)
+    numbers = {*_REQUIRED_NUMBERS, *_OPTIONAL_NUMBERS, *_REQUIRED_COUNTS, "duration", "params"}
+    for name, value in values.items():
+        if name not in numbers and value is not None and not isinstance(value, str):
+            raise _Unreadable(f"its {name.replace('_', ' ')} is not text")
+    for name in ("video_path", "poster_path"):  # stored relative to the archive; never a way out of it
+        value = values[name]
+        if value is not None and ("\x00" in value or ".." in value.replace("\\", "/").split("/")):
+            raise _Unreadable(f"its {name.replace('_', ' ')} points outside the archive")
+    values["params"] = _params(values["params"])
+    return values
+
+
 def _to_run(row: Mapping[str, Any]) -> Run:
-    values = {name: row[name] for name in _RUN_FIELDS}
-    values["params"] = json.loads(values["params"] or "{}")
-    return Run(**values)
+    """A Run, or for a row this code cannot read an UNREADABLE run that says why (never an exception:
+    one bad row must not break a list, a page or the worker)."""
+    try:
+        return Run(**_read_row(row))
+    except _Unreadable as exc:
+        return _unreadable_run(row, str(exc))
+
+
+def _unreadable_run(row: Mapping[str, Any], reason: str) -> Run:
+    run_id = row.get("run_id")
+    run_id = run_id if isinstance(run_id, str) and run_id else "unreadable"
+    if run_id not in _WARNED:  # pages read it every second: say it once per process, not once per read
+        if len(_WARNED) < 1000:
+            _WARNED.add(run_id)
+        log.warning("ledger row %r cannot be read (%s); shown as an unreadable run", run_id[:64], reason)
+
+    def kept(name: str) -> Any:
+        value = row.get(name)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) and (
+            abs(value) < float("inf")) else None
+
+    task_id = row.get("task_id")
+    created = float(kept("created_at") or 0.0)
+    return Run(
+        run_id=run_id, created_at=created, updated_at=float(kept("updated_at") or created),
+        params={}, est_cost=0.0, task_id=task_id if isinstance(task_id, str) else None, state=UNREADABLE,
+        progress=0, submitted_at=None, completed_at=None, gateway_completed_at=None, video_url=None,
+        thumbnail_url=None, expires_at=None, video_path=None, poster_path=None, archived_at=None,
+        error_code=UNREADABLE,
+        error_message=f"Unreadable run: its record in the ledger cannot be read ({reason}). It is kept as it "
+                      "is and left alone; nothing is sent or charged for it.",
+        group_id=None, parent_id=None, label=None, source="compose", next_poll_at=None, polls=0,
+    )
 
 
 def _task_value(task: Any, name: str) -> Any:
@@ -568,13 +690,15 @@ class Ledger:
         c = runs_table.c
         stmt = sa.select(runs_table).where(c.group_id == group_id).order_by(c.created_at, c.run_id)
         with self._read() as conn:
-            return [_to_run(r) for r in conn.execute(stmt).mappings()]
+            runs = [_to_run(r) for r in conn.execute(stmt).mappings()]
+        return [r for r in runs if not r.unreadable]  # no settings, so no cell: the lists show them
 
     def children(self, run_id: str) -> list[Run]:
         c = runs_table.c
         stmt = sa.select(runs_table).where(c.parent_id == run_id).order_by(c.created_at, c.run_id)
         with self._read() as conn:
-            return [_to_run(r) for r in conn.execute(stmt).mappings()]
+            runs = [_to_run(r) for r in conn.execute(stmt).mappings()]
+        return [r for r in runs if not r.unreadable]
 
     def in_flight(self) -> int:
         c = runs_table.c
@@ -835,7 +959,13 @@ class Ledger:
                 ).mappings().all()
             if stale:
                 self._bump(conn)  # the unknown runs show on pages; leases do not, so they need no bump
-        return [_to_run(r) for r in rows]
+        runs = [_to_run(r) for r in rows]
+        parked = [r["run_id"] for r, run in zip(rows, runs, strict=True) if run.unreadable]
+        if parked:  # nothing the worker could do with it: take it off the schedule instead of re-claiming it
+            with self._write() as conn:
+                conn.execute(sa.update(runs_table).where(c.run_id.in_(parked))
+                             .values(next_poll_at=None, lease_owner=None, lease_until=None))
+        return [run for run in runs if not run.unreadable]
 
     def release(self, run_id: str, owner: str, next_poll_at: float | None) -> None:
         """Give the lease back and say when to look next (None: now if the run still needs work)."""

@@ -11,9 +11,11 @@ import logging
 import pprint
 import shlex
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from lib.contract import VideoRequest
+from lib.contract import MAX_PROMPT, VideoRequest
+from lib.query import QueryReader, reader
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,9 @@ KEY_ENV = "TOAPIS_API_KEY"
 QUERY_KEYS = ("prompt", "mode", "duration", "aspect_ratio", "negative_prompt", "watermark",
               "first_frame", "last_frame")
 _IMAGE_KEYS = ("first_frame", "last_frame")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+# A link may carry a prompt over the limit (Compose then cuts it with a note); past this it is not a prompt.
+MAX_QUERY_PROMPT = 4 * MAX_PROMPT
+MAX_QUERY_URL = 4096
 
 
 def _origin(base: str) -> str:
@@ -63,40 +66,37 @@ def compose_url(base: str, request: VideoRequest) -> str:
     return f"{_origin(base)}/?{urlencode(rerun_query(request), quote_via=quote)}"
 
 
-def request_from_query(q: Mapping[str, str]) -> VideoRequest | None:
-    """The request a Compose URL carries, or None when it carries none (no `prompt`)."""
-    prompt = q.get("prompt")
-    if prompt is None:
+def request_from_query(q: Mapping[str, Any] | QueryReader) -> VideoRequest | None:
+    """The request a Compose URL carries, or None when it carries none (no `prompt`).
+
+    Read through lib.query (pass a QueryReader to collect its notes): values it cannot read are left
+    out, but well-formed out-of-range ones (duration=7, mode=4k) are kept so that Compose can name them.
+    """
+    r = reader(q)
+    if not r.has("prompt"):
         return None
-    duration: int | None = None
-    raw_duration = q.get("duration")
-    if raw_duration is not None:
-        try:
-            duration = int(raw_duration)
-        except ValueError:
-            log.info("ignoring non-numeric duration in a Compose URL: %r", raw_duration)
-    watermark: bool | None = None
-    raw_watermark = (q.get("watermark") or "").strip().lower()
-    if raw_watermark in _TRUE:
-        watermark = True
-    elif raw_watermark in _FALSE:
-        watermark = False
+    prompt = r.text("prompt", max_chars=MAX_QUERY_PROMPT, label="prompt", multiline=True) or ""
     images: list[str] = []
     for key in _IMAGE_KEYS:
-        if q.get(key):
-            images.append(q[key])
+        url = r.text(key, max_chars=MAX_QUERY_URL, label=key.replace("_", " ") + " URL")
+        if url:
+            images.append(url)
     n = len(_IMAGE_KEYS) + 1
-    while q.get(f"image_{n}") and n < 50:  # bounded: a URL cannot carry more anyway
-        images.append(q[f"image_{n}"])
+    while r.has(f"image_{n}") and n < 50:  # bounded: a URL cannot carry more anyway
+        url = r.text(f"image_{n}", max_chars=MAX_QUERY_URL, label=f"image {n} URL")
+        if not url:
+            break
+        images.append(url)
         n += 1
     return VideoRequest(
         prompt=prompt,
-        mode=q.get("mode") or None,
-        duration=duration,
-        aspect_ratio=q.get("aspect_ratio") or None,
+        mode=r.text("mode", max_chars=32, label="mode") or None,
+        duration=r.integer("duration", label="duration"),
+        aspect_ratio=r.text("aspect_ratio", max_chars=32, label="aspect ratio") or None,
         image_urls=tuple(images),
-        negative_prompt=q.get("negative_prompt"),
-        watermark=watermark,
+        negative_prompt=r.text("negative_prompt", max_chars=MAX_QUERY_PROMPT, label="negative prompt",
+                               multiline=True),
+        watermark=r.flag("watermark", label="watermark setting"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, links, playground
+from lib import compare, links, playground, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -83,31 +83,33 @@ def init_form() -> None:
     seed_form(compare.GridSpec(prompts=(start,)))
 
 
-def seed_from_sources(group_runs: Sequence[Any]) -> str | None:
+def seed_from_sources(group_runs: Sequence[Any], qp: query.QueryReader) -> str | None:
     """Fill the form from the open group, share-view query params, or `?run=<id>`; a note for the user."""
     ss = st.session_state
-    qp = st.query_params
-    group_id = qp.get("group")
+    group_id = qp.ident("group", quiet=True)
     if group_id and group_runs and ss.get(SEEDED) != f"group:{group_id}":
         spec = compare.spec_from_runs(group_runs)
         if spec is not None:
             seed_form(spec)
         ss[SEEDED] = f"group:{group_id}"
         return None
-    if any(qp.get(k) for k in ("prompt", "prompt2", "prompt3", "prompt4")):
-        spec = compare.spec_from_query({k: qp.get(k) for k in QUERY_SEED_KEYS if qp.get(k) is not None})
+    if any(qp.has(k) for k in ("prompt", "prompt2", "prompt3", "prompt4")):
+        spec = compare.spec_from_query(qp)
         for key in QUERY_SEED_KEYS:
             with contextlib.suppress(KeyError):
                 del st.query_params[key]
         if spec is not None:
             seed_form(spec)
             ss[SEEDED] = "query"
-            return "Settings filled in from the shared grid: check the cost, then press Submit grid."
-    run_id = qp.get("run")
-    if run_id and ss.get(SEEDED) != f"run:{run_id}":
+            filled = "Settings filled in from the shared grid: check the cost, then press Submit grid."
+            return " ".join([filled, *qp.notes])
+    if qp.has("run"):
+        run_id = qp.ident("run", quiet=True)
+        if ss.get(SEEDED) == f"run:{run_id}":
+            return None
         ss[SEEDED] = f"run:{run_id}"
-        run = services.ledger.get(run_id)
-        if run is None:
+        run = services.ledger.get(run_id) if run_id else None
+        if run is None or run.unreadable:
             return "That run was not found, so nothing was filled in."
         req = run.request
         seed_form(compare.GridSpec(prompts=(req.prompt,), durations=(req.effective_duration,),
@@ -466,10 +468,11 @@ def draw_group(group_id: str, runs: Sequence[Any]) -> None:
 
 
 # ------------------------------------------------------------------ the page
-group_id = st.query_params.get("group")
+params = query.QueryReader(st.query_params)
+group_id = params.ident("group", quiet=True)  # a malformed id is "not found", like an unknown one
 group_runs = services.ledger.group(group_id) if group_id else []
 init_form()
-note = seed_from_sources(group_runs)
+note = seed_from_sources(group_runs, params)
 
 st.title("Compare")
 st.caption("One prompt (or up to four variants) across std 720p / pro 1080p, durations and aspect ratios: "
@@ -477,7 +480,7 @@ st.caption("One prompt (or up to four variants) across std 720p / pro 1080p, dur
 if note:
     st.info(note, icon=":material/tune:")
 
-if group_id and not group_runs:
+if params.has("group") and not group_runs:
     st.warning("That grid was not found (the link may be mistyped). Build a new one below.",
                icon=":material/link_off:")
 if group_runs:

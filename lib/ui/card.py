@@ -23,6 +23,7 @@ from lib.ledger import (
     QUEUED,
     SUBMITTING,
     UNKNOWN,
+    UNREADABLE,
 )
 from lib.ui import player, state
 from lib.ui.text import escape_md, shorten
@@ -40,6 +41,7 @@ _STATE_WORDS = {
     COMPLETED: ("Done", "green", ":material/check_circle:"),
     FAILED: ("Failed", "red", ":material/error:"),
     UNKNOWN: ("Outcome unknown", "orange", ":material/help:"),
+    UNREADABLE: ("Unreadable run", "gray", ":material/broken_image:"),
 }
 
 
@@ -102,6 +104,10 @@ def run_card(
     """Draw one run; `key` prefixes widget keys when the same run appears twice on a page."""
     prefix = key or "card"
     with st.container(border=True, key=f"{prefix}_{run.run_id}" if key else f"card_{run.run_id}"):
+        if run.state == UNREADABLE:  # a ledger row this code cannot read: say so, offer nothing to press
+            state_badge(run)
+            st.caption(escape_md(run.error_message or ""))
+            return
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             state_badge(run)
             if run.label:

@@ -12,12 +12,11 @@ press appear next to their fields in the same rerun and nothing is written when 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
-from lib import contract, links, playground
+from lib import contract, links, playground, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -93,6 +92,13 @@ def apply_restore(request: VideoRequest) -> list[str]:
     ss[MODE] = request.effective_mode if request.effective_mode in MODES else "std"
     ss[DURATION] = request.effective_duration if request.effective_duration in DURATIONS else 5
     ss[ASPECT] = request.effective_aspect if request.effective_aspect in ASPECTS else "16:9"
+    # a link may carry values the form has no option for: say which were replaced (never echo the text)
+    if request.effective_mode not in MODES:
+        notes.append("The mode in the link is not one kling-v3 offers; std (720p) is selected.")
+    if request.effective_duration not in DURATIONS:
+        notes.append("The duration in the link is not 5, 10 or 15 s; 5 s is selected.")
+    if request.effective_aspect not in ASPECTS:
+        notes.append("The aspect ratio in the link is not 16:9, 9:16 or 1:1; 16:9 is selected.")
     ss[WATERMARK] = bool(request.watermark)
     for i, frame in enumerate(FRAMES):
         ss[url_key(frame)] = request.image_urls[i] if i < len(request.image_urls) else ""
@@ -104,26 +110,31 @@ def apply_restore(request: VideoRequest) -> list[str]:
     return notes
 
 
-def restore_from_request_sources(services: Any, query: Mapping[str, str]) -> list[str]:
-    """A pending re-run from another page, `?rerun=<run_id>`, or a Compose link with the settings."""
+def restore_from_request_sources(services: Any, query_params: Any) -> list[str]:
+    """A pending re-run from another page, `?rerun=<run_id>`, or a Compose link with the settings.
+
+    The link is read through lib.query: what it cannot use is left out with a note, never raised.
+    """
     request = state.take_restore()
+    reader = query.reader(query_params)
     used: list[str] = []
-    if request is None and query.get("rerun"):
-        run = services.ledger.get(str(query["rerun"]))
+    if request is None and reader.has("rerun"):
+        run_id = reader.ident("rerun", quiet=True)
+        run = services.ledger.get(run_id) if run_id else None
         used = ["rerun"]
-        if run is None:
+        if run is None or run.unreadable:
             return ["That run was not found, so nothing was filled in."]
         request = playground.rerun(services, run)
-    if request is None and query.get("prompt") is not None:
-        used = [k for k in links.QUERY_KEYS if k in query]
-        request = links.request_from_query({k: str(query[k]) for k in links.QUERY_KEYS if k in query})
+    if request is None and reader.has("prompt"):
+        request = links.request_from_query(reader)
+        used = list(reader.used)
     if request is None:
         return []
     for key in used:
         with contextlib.suppress(KeyError):
             del st.query_params[key]
     return ["Settings restored from the run: change anything, then press Generate.",
-            *apply_restore(request)]
+            *reader.notes, *apply_restore(request)]
 
 
 def current_request() -> VideoRequest:

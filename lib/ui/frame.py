@@ -26,7 +26,7 @@ from typing import Any
 import streamlit as st
 
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import state, widget_gc
+from lib.ui import last_resort, setup_page, state, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -58,7 +58,10 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
     shows nothing about the owner's account (balance, spend) or other people's runs (toasts).
     """
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=icon, layout=layout)
-    services = state.services()
+    # --- before anything else: words, never a traceback (lib/ui/last_resort.py, lib/ui/setup_page.py)
+    last_resort.install()
+    services = setup_page.services_or_stop(public=public)  # a bad setting or ledger: its page, then stop
+    # ---
     if not public:
         _gate(services.settings.passcode)
     pending = state.take_navigation()
@@ -118,6 +121,8 @@ def _sidebar(services: Any, *, public: bool) -> None:
             st.markdown(":green-badge[:material/science: Local gateway]")
             st.caption("No API key is set, so runs go to the built-in local gateway: videos are "
                        "synthetic and nothing is billed. Set TOAPIS_API_KEY to use ToAPIs.")
+        elif public:  # a share link's viewer learns nothing about the owner's gateway or account
+            st.markdown(":orange-badge[:material/payments: Real gateway]")
         else:
             st.markdown(":orange-badge[:material/payments: Real gateway — billed]")
             st.caption(f"Runs go to {settings.base_url} and are billed to your ToAPIs account.")

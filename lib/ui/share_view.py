@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import history, links
+from lib import history, links, query
 from lib.ledger import ACTIVE, COMPLETED
 from lib.ui import card, frame, player, state
 from lib.ui.text import escape_md
@@ -73,6 +73,8 @@ def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:
         st.markdown(f"**{label}**")
         if history.has_settings(run):
             st.code(run.request.prompt, language=None, wrap_lines=True)
+        elif run.unreadable:
+            st.text("Unknown: this run's record in the ledger cannot be read.")
         else:
             st.text("Unknown: this run was recovered by its task id, so its settings were not recorded here.")
 
@@ -149,13 +151,12 @@ def show_run(services: Any, run: Any) -> None:
 
 
 def snippet_base(services: Any) -> str:
-    """The gateway a copied snippet should call: ToAPIs itself when this app runs on the local one."""
+    """The gateway a copied snippet from a share link calls: always ToAPIs' public address. The viewer
+    runs it with their own key; the owner's gateway URL (TOAPIS_BASE_URL) is not theirs to see."""
+    del services  # kept for callers: the answer no longer depends on this deployment
     from lib.config import DEFAULT_BASE_URL
 
-    settings = services.settings
-    if settings.uses_local_gateway or not settings.base_url:
-        return DEFAULT_BASE_URL
-    return settings.base_url
+    return DEFAULT_BASE_URL
 
 
 def _snippets(services: Any, run: Any) -> None:
@@ -232,9 +233,12 @@ def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:
 
 def render(services: Any) -> None:
     """Route /run?id=… and /run?group=…; an unknown or malformed id gets the same plain message."""
-    target = history.parse_share_query(st.query_params.to_dict())
+    target = history.parse_share_query(query.QueryReader(st.query_params))
     if target.kind == "run":
         run = services.ledger.get(target.ident)
+        if run is not None and run.unreadable:
+            not_found("This run's record cannot be read, so it cannot be shown.")
+            return
         if run is not None:
             frame.follow([run])
             show_run(services, run)

@@ -25,6 +25,11 @@ def _secrets() -> dict[str, Any]:
         return {}
 
 
+def secrets() -> dict[str, Any]:
+    """What settings are read from besides the environment (the set-up page reads them again)."""
+    return _secrets()
+
+
 _STARTED: list[Any] = []  # every Services this process started, so tests can stop them
 
 

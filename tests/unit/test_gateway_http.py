@@ -115,8 +115,7 @@ def test_submit_then_poll_until_completed(local_gateway: Any) -> None:
 
 
 def test_submit_accepts_a_video_request(local_gateway: Any) -> None:
-    contract = pytest.importorskip("lib.contract")
-    req = contract.VideoRequest(prompt="a lighthouse at dusk", duration=5)
+    req = VideoRequest(prompt="a lighthouse at dusk", duration=5)
     task = make_client(local_gateway).submit(req)
     assert task.status in ("queued", "in_progress")
     submits = [e for e in local_gateway.requests("submit") if e.get("task_id") == task.id]
