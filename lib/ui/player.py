@@ -44,7 +44,7 @@ def video(services: Any, run: Any, *, autoplay: bool = False, muted: bool = True
     if run.video_path:
         st.video(archive_url(services, run.video_path), autoplay=autoplay, muted=muted, loop=loop)
         note = "Archived copy, served by this app."
-    elif run.state == COMPLETED and run.video_url and run.error_code != "expired":
+    elif run.state == COMPLETED and run.video_url and run.error_code is None:  # none the archive refused
         st.video(run.video_url, autoplay=autoplay, muted=muted, loop=loop)
         if run.expires_at:
             left = run.expires_at - time.time()
