@@ -50,6 +50,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "kling-playground-fetch/1"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?\.?$")  # a final dot: a fully qualified name
+_NETLOC = re.compile(r"^(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,15}):")
 # Cloud metadata endpoints named explicitly (most are caught by the ranges as well): AWS/GCP/Azure IPv4,
 # AWS IPv6, Alibaba.
@@ -108,16 +109,26 @@ def url_problem(url: object) -> str | None:
         if scheme and not lower.startswith(("http:", "https:")):
             return f"is a {scheme.group(1).lower()}: address, not an http(s) web address"
         return "is not an absolute http(s) web address"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" in the host
+        return "is not a well-formed web address"
     if "@" in parts.netloc:
         return "carries a user name or password before the host"
+    if not parts.netloc:
+        return "has no host name"
+    if not _NETLOC.match(parts.netloc):
+        return "has a host or port that is not well formed"
     try:
         host, _port = _host_port(parts)
     except ValueError:
         return "has a port that is not a number from 1 to 65535"
     if not host:
         return "has no host name"
-    if not _is_ip_literal(host) and not _HOST.match(host):
+    if parts.netloc.startswith("["):
+        if not _is_ip_literal(host) or ":" not in host:
+            return "has a host in brackets that is not an IPv6 address"
+    elif not _HOST.match(host):
         return "has a host name with characters a host name cannot have"
     return None
 

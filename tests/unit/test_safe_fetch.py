@@ -43,6 +43,8 @@ def refused(fetcher: SafeFetcher, url: str, **kw: Any) -> FetchError:
     "https://user:pw@example.com/v.mp4", "https://example.com@127.0.0.1/v.mp4", "https://example.com\\@evil/",
     "https://example.com:0/v.mp4", "https://example.com:99999/v.mp4", "https://exämple.com/v.mp4",
     "https://%65xample.com/v.mp4", "https://example.com/" + "a" * 5000, "", None, 42,
+    "http://[::1/x", "http://[zzz]/", "http://[::1]x/", "http://[v1.x]/", "http://[127.0.0.1]/",
+    "http://example.com:/v.mp4", "http://example.com:+80/v.mp4",
 ])
 def test_only_absolute_http_urls_with_a_plain_host_pass(url: Any) -> None:
     assert url_problem(url) is not None
