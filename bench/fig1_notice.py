@@ -40,6 +40,7 @@ from lib.gateway import GatewayClient, GatewayError, Task
 from lib.ledger import TERMINAL, Ledger
 from lib.local_gateway.clock import Timeline
 from lib.ratelimit import RateLimiter
+from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.services import worker_client
 from lib.worker import Worker
 from tests.fixtures.servers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, AppServer, GatewayProcess, open_app
@@ -168,7 +169,8 @@ def part_a(plan: Plan, tmp: Path) -> list[Row]:
     adaptive = Ledger(f"sqlite:///{tmp / 'adaptive.db'}")
     fixed = Ledger(f"sqlite:///{tmp / 'fixed.db'}")
     limiter = RateLimiter()  # one per process, shared by both clients, as in the app
-    worker = Worker(adaptive, worker_client(gw.url, LOCAL_API_KEY, limiter), Archive(tmp / "archive"),
+    archive = Archive(tmp / "archive", fetcher=SafeFetcher(FetchPolicy.for_gateway(gw.url)))
+    worker = Worker(adaptive, worker_client(gw.url, LOCAL_API_KEY, limiter), archive,
                     first_look=FIXED_FIRST / plan.factor)
     fixed_client = worker_client(gw.url, LOCAL_API_KEY, limiter)
     poller = FixedPoller(fixed, fixed_client, FIXED_FIRST / plan.factor, FIXED_EVERY / plan.factor)

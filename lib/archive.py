@@ -10,9 +10,10 @@ unrelated to the run id or to any other file, so a direct video URL reveals noth
 would lead to the run's share view, and a grid cell's id to its neighbours). The ledger keeps the key.
 Files archived before tokens were used keep their run-id names and keep playing.
 
-Safety: only http(s) URLs are fetched, downloads stream with a size cap (the same MAX_FILE_BYTES the
-route serves) and a content-type check, files are written whole or not at all (the storage's put), and
-names come from a token or a sha256, never from user input.
+Safety: downloads go through lib/safe_fetch (only http(s), no private or local addresses except the
+configured gateway's own origin, redirects re-checked, size and time caps; the size cap is the same
+MAX_FILE_BYTES the route serves), the content type is checked, files are written whole or not at all
+(the storage's put), and names come from a token or a sha256, never from user input.
 """
 from __future__ import annotations
 
@@ -24,11 +25,9 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import requests
 
 from lib import archive_route
+from lib.safe_fetch import Fetched, FetchError, SafeFetcher
 from lib.storage import MAX_FILE_BYTES, FileTooLarge, LocalFolder, Storage, check_key
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,7 @@ _SUFFIX = re.compile(r"^[a-z0-9]{1,8}$")
 VIDEO_TYPES = frozenset({"video/mp4", "application/octet-stream"})
 MAX_POSTER_BYTES = 10 * 2**20
 POSTER_WIDTH = 320
+POSTER_SECONDS = 30.0  # a thumbnail that takes longer is not worth waiting for: frame 0 is used instead
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CHUNK = 256 * 1024
 TOKEN_BYTES = 18  # 24 URL-safe characters: unguessable, and within the route's 8-64 character names
@@ -84,16 +84,16 @@ class Archive:
         root: Path,
         *,
         max_bytes: int = MAX_FILE_BYTES,
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (5.0, 60.0),
+        fetcher: SafeFetcher | None = None,
         storage: Storage | None = None,
     ) -> None:
         self.root = Path(root)
         self.storage: Storage = storage if storage is not None else LocalFolder(self.root)
         # never more than the route serves: a video we keep must be one we can play back
         self.max_bytes = min(int(max_bytes), MAX_FILE_BYTES)
-        self.session = session or requests.Session()
-        self.timeout = timeout
+        # Downloads go through the guarded fetcher only. The default trusts no origin, so loopback and
+        # private addresses are refused; lib/services passes one that trusts the configured gateway.
+        self.fetcher = fetcher or SafeFetcher()
         self._stored: dict[tuple[str, str], str] = {}
         self._stored_lock = threading.Lock()
 
@@ -210,54 +210,21 @@ class Archive:
 
     # ------------------------------------------------------------------ transport
     @contextlib.contextmanager
-    def _get(self, url: str, *, what: str) -> Iterator[requests.Response]:
-        parts = urlsplit(url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ArchiveError(
-                "bad_url", f"The gateway gave a {what} link that is not http(s), so it was not fetched."
-            )
+    def _get(self, url: str, *, what: str) -> Iterator[Fetched]:
+        """The gateway's file through the guarded fetcher (lib/safe_fetch), its refusals in words."""
+        limit = self.max_bytes if what == "video" else MAX_POSTER_BYTES
+        seconds = None if what == "video" else POSTER_SECONDS  # None: the fetcher's cap (5 min)
         try:
-            resp = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
-        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidURL) as exc:
-            # e.g. a redirect to file:///etc/passwd: nothing was read, and retrying cannot help.
-            raise ArchiveError("bad_url", f"The {what} link led somewhere other than http(s), so it was "
-                               "not fetched.") from exc
-        except requests.RequestException as exc:
-            raise ArchiveError(
-                "network",
-                f"Could not download the {what} from the gateway ({type(exc).__name__}); "
-                "trying again shortly.",
-            ) from exc
-        try:
-            if urlsplit(resp.url or url).scheme not in ("http", "https"):
-                raise ArchiveError("bad_url", f"The {what} link redirected away from http(s).")
-            if resp.status_code in EXPIRED_STATUSES:
-                raise ArchiveError("expired", EXPIRED_MESSAGE)
-            if resp.status_code != 200:
-                raise ArchiveError(
-                    "network",
-                    f"The file host answered HTTP {resp.status_code} for the {what}; trying again shortly.",
-                )
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > self.max_bytes:
-                raise ArchiveError("too_large", _too_large(what, self.max_bytes))
-            yield resp
-        finally:
-            resp.close()
+            with self.fetcher.open(url or "", max_bytes=limit, total_timeout=seconds) as resp:
+                yield resp
+        except FetchError as exc:
+            raise _fetch_error(exc, what, limit) from None
 
-    def _capped(self, resp: requests.Response, limit: int, *, what: str) -> Iterable[bytes]:
-        total = 0
+    def _capped(self, resp: Fetched, limit: int, *, what: str) -> Iterable[bytes]:
         try:
-            for chunk in resp.iter_content(_CHUNK):
-                total += len(chunk)
-                if total > limit:
-                    raise ArchiveError("too_large", _too_large(what, limit))
-                yield chunk
-        except requests.RequestException as exc:
-            raise ArchiveError(
-                "network", f"The {what} download broke off ({type(exc).__name__}); trying again shortly."
-            ) from exc
+            yield from resp.chunks(_CHUNK)
+        except FetchError as exc:
+            raise _fetch_error(exc, what, limit) from None
 
     def _write(self, key: str, chunks: Iterable[bytes], *, what: str, limit: int) -> int:
         """Through the storage's put: readers see no file or the whole file, never half of one."""
@@ -268,13 +235,42 @@ class Archive:
         except OSError as exc:
             raise _disk_error(exc, what) from exc
 
+
 def _check_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
         raise ValueError(f"not a run id: {run_id!r}")
     return run_id
 
 
-def _content_type(resp: requests.Response) -> str:
+def _fetch_error(exc: FetchError, what: str, limit: int) -> ArchiveError:
+    """A refused or failed download as the worker's code and the user's words (details go to the log)."""
+    log.info("%s download refused or failed: %s", what, exc)
+    if exc.code == "bad_url":
+        return ArchiveError("bad_url", f"The gateway's {what} link (or a redirect from it) is not an http(s) "
+                            "web address, so it was not fetched.")
+    if exc.code == "blocked":
+        return ArchiveError(
+            "bad_url",
+            f"The gateway's {what} link leads to a local or private network address, or to a host that is "
+            "not an allowed file host (PLAYGROUND_FILE_HOSTS), which this app never downloads from, so "
+            "it was not fetched. The run is kept with its settings; check the gateway before re-running it.",
+        )
+    if exc.code == "status" and exc.status in EXPIRED_STATUSES:
+        return ArchiveError("expired", EXPIRED_MESSAGE)
+    if exc.code == "status":
+        return ArchiveError(
+            "network", f"The file host answered HTTP {exc.status} for the {what}; trying again shortly."
+        )
+    if exc.code == "too_large":
+        return ArchiveError("too_large", _too_large(what, limit))
+    if exc.code == "bad_type":
+        return ArchiveError("bad_type", f"The gateway's {what} link sent an encoded or unusable body, so it "
+                            "was not saved.")
+    return ArchiveError("network", f"Could not download the {what} from the gateway's file host; trying "
+                        "again shortly.")
+
+
+def _content_type(resp: Fetched) -> str:
     return (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
 

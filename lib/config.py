@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,6 +37,7 @@ class Settings:
     prices: Prices = field(default_factory=Prices)
     passcode: str | None = field(default=None, repr=False)
     first_look: float = DEFAULT_FIRST_LOOK
+    file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -157,6 +159,29 @@ def _base_url(raw: str | None) -> str | None:
     return raw.rstrip("/")
 
 
+_HOST_NAME = re.compile(r"^(\*\.)?[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$")
+
+
+def _file_hosts(raw: str | None) -> tuple[str, ...]:
+    """PLAYGROUND_FILE_HOSTS: comma-separated host names; `*.example.com` allows its subdomains."""
+    if raw is None:
+        return ()
+    hosts: list[str] = []
+    for entry in (part.strip().lower() for part in raw.split(",")):
+        if not entry:
+            continue
+        if not _HOST_NAME.match(entry) or ".." in entry or entry.startswith("."):
+            shown = entry if len(entry) <= 60 else entry[:60] + "…"
+            raise ValueError(
+                "PLAYGROUND_FILE_HOSTS must be a comma-separated list of host names such as "
+                f"files.example.com or *.cdn.example.com (no scheme, port, path or user name), but {shown!r} "
+                "is not one."
+            )
+        if entry not in hosts:
+            hosts.append(entry)
+    return tuple(hosts)
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
     """Read settings; `env` defaults to os.environ and wins over `secrets` (st.secrets)."""
     src = _Source(os.environ if env is None else env, secrets or {})
@@ -186,4 +211,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         passcode=src.get("PLAYGROUND_PASSCODE"),
         first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,
                            what="seconds before the first status check after submit, e.g. 5", positive=True),
+        file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),
     )

@@ -30,6 +30,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from urllib3.util.retry import Retry
 
 from lib.ratelimit import RateLimiter
+from lib.safe_fetch import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -386,11 +387,25 @@ class Task:
     thumbnail_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # Why the gateway's video link was refused ("is a file path, …"); the link itself is dropped, so it
+    # never reaches the ledger, a player or a download.
+    video_url_problem: str | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def no_video_reason(self) -> str | None:
+        """For a completed task without a usable video link: why, in words for the user; else None."""
+        if self.status != "completed" or self.video_url is not None:
+            return None
+        if self.video_url_problem:
+            return (f"The gateway said the video is ready, but its video link {self.video_url_problem}, "
+                    "so the playground refused it and never opened it. There is no video to show; the "
+                    "run is kept with its settings. Check the gateway before re-running it.")
+        return "The gateway said the run completed but gave no video link, so there is nothing to archive."
 
     @classmethod
     def from_payload(cls, data: Any) -> Task:
@@ -426,6 +441,15 @@ class Task:
             first.get("thumbnail_url"), first.get("thumbnail"), result_dict.get("thumbnail"),
             data.get("thumbnail_url"), data.get("thumbnail"),
         )
+        # Gateway answers are untrusted: only absolute http(s) links with a plain host go any further
+        # (a path like /proc/self/environ handed to st.video would be read from this server's disk).
+        video_problem = url_problem(video_url) if video_url is not None else None
+        if video_problem:
+            log.warning("task %s: refused its video link, which %s", task_id, video_problem)
+            video_url = None
+        if thumbnail_url is not None and (thumb_problem := url_problem(thumbnail_url)):
+            log.warning("task %s: refused its thumbnail link, which %s", task_id, thumb_problem)
+            thumbnail_url = None
 
         error = data.get("error")
         error_code: str | None = None
@@ -449,6 +473,7 @@ class Task:
             thumbnail_url=thumbnail_url,
             error_code=error_code,
             error_message=error_message,
+            video_url_problem=video_problem,
             raw=data,
         )
 
@@ -790,6 +815,10 @@ class GatewayClient:
         url = _first_str(inner.get("url") if isinstance(inner, dict) else None, body.get("url"))
         if url is None:
             raise ProtocolError("upload answer has no data.url", status=resp.status_code, operation="upload")
+        problem = url_problem(url)
+        if problem:
+            raise ProtocolError(f"the uploaded image's link {problem}", status=resp.status_code,
+                                operation="upload")
         return url
 
     def balance(self) -> Balance | None:

@@ -13,16 +13,13 @@ would read that file on the server and send it to the browser.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from lib.ledger import COMPLETED
+from lib.safe_fetch import url_problem
 
 Kind = Literal["archived", "saving", "retrying", "failed", "none"]
-MAX_URL_LENGTH = 4096
-_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f\\]")
 
 SAVING = "Saving… the video is being copied into this app's archive; it plays here in a moment."
 NOT_PLAYABLE = ("The gateway's link to this video is not a web address this app will play, so no player is "
@@ -40,18 +37,9 @@ class Playback:
 
 
 def vetted_http_url(url: Any) -> str | None:
-    """The URL itself when a browser may be pointed at it: absolute http(s), a host, no credentials,
-    no whitespace, control characters or backslashes, a sane length; None otherwise."""
-    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH or _UNSAFE.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        return None
-    return url
+    """The URL itself when a browser may be pointed at it (lib.safe_fetch.url_problem: absolute http(s),
+    a plain host, no credentials, whitespace, control characters or backslashes, a sane length); else None."""
+    return url if isinstance(url, str) and url_problem(url) is None else None
 
 
 def playback(run: Any, now: float) -> Playback:
@@ -64,9 +52,10 @@ def playback(run: Any, now: float) -> Playback:
     if not failed and not run.error_message:
         return Playback("saving", message=SAVING)
     message = run.error_message or "The video could not be saved in this app's archive."
-    url = vetted_http_url(run.video_url)
+    # a link the archive refused as pointing somewhere it never goes (bad_url) is not offered either
+    url = None if run.error_code == "bad_url" else vetted_http_url(run.video_url)
     expires_in = None if run.expires_at is None else run.expires_at - now
-    if run.video_url and url is None:
+    if run.video_url and url is None and run.error_code != "bad_url":
         message = f"{message} {NOT_PLAYABLE}"
     elif url is not None and (run.error_code == "expired" or (expires_in is not None and expires_in <= 0)):
         if run.error_code != "expired":

@@ -21,6 +21,7 @@ from lib.config import LOCAL_API_KEY, Settings
 from lib.gateway import Balance, GatewayClient, GatewayError
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
+from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,10 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
         limiter = RateLimiter()
         ledger = Ledger(settings.db_url)
         client = GatewayClient(base_url, key, limiter=limiter)
-        archive = Archive(settings.archive_dir)
+        # Only the configured gateway's own origin may be a local or private address (the embedded and
+        # test gateways serve files from 127.0.0.1); any other file host must be public (and listed).
+        fetcher = SafeFetcher(FetchPolicy.for_gateway(base_url, settings.file_hosts))
+        archive = Archive(settings.archive_dir, fetcher=fetcher)
         worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
                         first_look=settings.first_look, threads=worker_threads)
     except Exception:

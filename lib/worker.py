@@ -293,7 +293,7 @@ class Worker:
         self._record_submitted(run, task, nxt)
         self._note(run.run_id, None)
         if task.status == "completed":
-            return _ARCHIVE_NOW
+            return self._completed(run.run_id, task)
         return None if task.terminal else nxt
 
     def _record_submitted(self, run: L.Run, task: Any, nxt: float) -> None:
@@ -391,7 +391,7 @@ class Worker:
             self.ledger.apply_task(run.run_id, task, now)
             self._note(run.run_id, None)
             self._forget(run.run_id)
-            return _ARCHIVE_NOW
+            return self._completed(run.run_id, task)
         if task.status == "failed":
             self.ledger.apply_task(run.run_id, task, None)
             self._note(run.run_id, None)
@@ -427,6 +427,13 @@ class Worker:
         return now + wait
 
     # ------------------------------------------------------------------ archive
+    def _completed(self, run_id: str, task: Any) -> float | None:
+        """Archive a finished task now or, when the gateway's video link was refused, say so in words."""
+        if task.video_url_problem is None:
+            return _ARCHIVE_NOW  # a missing link is for _archive to explain (an older answer may have one)
+        self.ledger.mark_archive_error(run_id, "bad_url", task.no_video_reason)
+        return None
+
     def _archive(self, run: L.Run) -> float | None:
         if run.video_path is not None:
             return None  # archived videos are never touched again

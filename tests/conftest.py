@@ -10,6 +10,7 @@ if str(ROOT) not in sys.path:
 
 pytest_plugins = [
     "tests.fixtures.gateway",
+    "tests.fixtures.hostile",
     "tests.fixtures.ledger",
     "tests.fixtures.servers",
 ]

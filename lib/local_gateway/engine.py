@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-import requests
+from lib.safe_fetch import FetchError, FetchPolicy, SafeFetcher
 
 from . import clock
 from .faults import Faults
@@ -33,6 +33,7 @@ PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (api-contract §8); 1 
 CREDITS_PER_USD = 200
 EXPIRY_SECONDS = 86400
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")  # the bytes are sniffed anyway
 UPLOAD_NAME = re.compile(r"^upload_[A-Za-z0-9]+\.(jpg|png|webp|gif)$")
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -112,9 +113,24 @@ class RenderQueue:
                     self._cond.notify_all()
 
 
+def image_fetch_failed(what: str) -> str:
+    """The one sentence for any image URL that could not be used (no hint of what the network answered)."""
+    return (f"the {what} image URL could not be used: it must be a public http(s) address that answers "
+            "with a JPEG, PNG, WebP or GIF image of at most 10 MB")
+
+
+def default_image_fetcher() -> SafeFetcher:
+    """No trusted origin, no private addresses, short caps: a pasted image is small or not worth the wait."""
+    return SafeFetcher(FetchPolicy(), connect_timeout=3.0, read_timeout=10.0, total_timeout=20.0)
+
+
 class Engine:
-    def __init__(self, data_dir: Path, speed: float = 1.0) -> None:
+    def __init__(
+        self, data_dir: Path, speed: float = 1.0, *, image_fetcher: SafeFetcher | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        # Tests that must fetch from loopback pass their own fetcher; the default refuses it.
+        self.image_fetcher = image_fetcher or default_image_fetcher()
         self.videos = self.data_dir / "videos"
         self.posters = self.data_dir / "posters"
         self.uploads = self.data_dir / "uploads"
@@ -264,7 +280,12 @@ class Engine:
         self.store.mark_rendered(task_id, time.time())
 
     def _image(self, url: str, what: str) -> bytes | Path:
-        """An input image: our own uploads are read from disk (any host/port), other URLs are fetched."""
+        """An input image: our own uploads are read from disk (any host/port), other URLs are fetched.
+
+        Fetched through lib/safe_fetch with no trusted origin: a pasted URL can never reach loopback, the
+        private network or a metadata endpoint. Every failure gives the same words, whatever the network
+        answered, so the task's error cannot tell a closed port from an open one.
+        """
         parsed = urlparse(url)
         name = parsed.path.rsplit("/", 1)[-1]
         if (
@@ -274,15 +295,14 @@ class Engine:
         ):
             return self.uploads / name
         try:
-            resp = requests.get(url, timeout=(3, 10), stream=True)
-            resp.raise_for_status()
-            data = resp.raw.read(MAX_IMAGE_BYTES + 1, decode_content=True)
-        except requests.RequestException as exc:
-            raise ValueError(f"could not download the {what} image ({type(exc).__name__})") from None
-        if len(data) > MAX_IMAGE_BYTES:
-            raise ValueError(f"the {what} image is larger than 10 MB")
+            with self.image_fetcher.open(url, max_bytes=MAX_IMAGE_BYTES, content_types=IMAGE_TYPES) as resp:
+                data = resp.read()
+        except FetchError as exc:
+            log.info("%s image not fetched: %s", what, exc)
+            raise ValueError(image_fetch_failed(what)) from None
         if sniff_image(data) is None:
-            raise ValueError(f"the {what} URL did not return a JPEG, PNG, WebP or GIF image")
+            log.info("%s image not fetched: the body is not a JPEG, PNG, WebP or GIF", what)
+            raise ValueError(image_fetch_failed(what))
         return data
 
     # -- uploads --------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from lib.safe_fetch import SafeFetcher
+
 from .engine import Engine
 from .server import ABORT_KEY, build_app
 
@@ -44,12 +46,14 @@ class DroppableH11Protocol(H11Protocol):
 
 class LocalGateway:
     def __init__(
-        self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0
+        self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
+        *, image_fetcher: SafeFetcher | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.speed = speed
+        self.image_fetcher = image_fetcher  # None: pasted image URLs may not reach private addresses
         self.engine: Engine | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -66,7 +70,7 @@ class LocalGateway:
         """Start serving; returns once GET /__control/info answers (RuntimeError otherwise)."""
         if self._server is not None:
             return self
-        self.engine = Engine(self.data_dir, speed=self.speed)
+        self.engine = Engine(self.data_dir, speed=self.speed, image_fetcher=self.image_fetcher)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,6 +11,7 @@ import pytest
 from lib.archive import Archive, ArchiveError
 from lib.contract import VideoRequest
 from lib.gateway import GatewayClient, Task
+from lib.safe_fetch import FetchPolicy, SafeFetcher
 
 RUN_ID = "run_abcdefgh12"
 TOKEN_NAME = re.compile(r"^(videos|posters)/[A-Za-z0-9_-]{24}\.(mp4|jpg)$")
@@ -19,6 +20,11 @@ TOKEN_NAME = re.compile(r"^(videos|posters)/[A-Za-z0-9_-]{24}\.(mp4|jpg)$")
 def _kept(root: Path) -> list[Path]:
     """Every file the archive holds under videos/ (the gateway's own data is elsewhere in tmp_path)."""
     return list((root / "videos").glob("*")) if (root / "videos").is_dir() else []
+
+
+def trusting(gw, root: Path, **kw) -> Archive:
+    """The archive as the app builds it: the gateway's own origin (127.0.0.1 here) is trusted."""
+    return Archive(root, fetcher=SafeFetcher(FetchPolicy.for_gateway(gw.url)), **kw)
 
 
 @pytest.fixture
@@ -35,8 +41,8 @@ def done(local_gateway) -> Task:
     return task
 
 
-def test_store_video_gets_its_own_token_and_is_a_playable_mp4(done: Task, tmp_path: Path):
-    arch = Archive(tmp_path)
+def test_store_video_gets_its_own_token_and_is_a_playable_mp4(local_gateway, done: Task, tmp_path: Path):
+    arch = trusting(local_gateway, tmp_path)
     key = arch.store_video(RUN_ID, done.video_url)
     assert TOKEN_NAME.match(key) and key.startswith("videos/") and RUN_ID not in key
     path = arch.resolve(key)
@@ -46,11 +52,12 @@ def test_store_video_gets_its_own_token_and_is_a_playable_mp4(done: Task, tmp_pa
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".part-")]  # no temp file left
 
 
-def test_every_file_has_a_token_unrelated_to_the_run_and_to_each_other(done: Task, tmp_path: Path):
+def test_every_file_has_a_token_unrelated_to_the_run_and_to_each_other(local_gateway, done: Task,
+                                                                       tmp_path: Path):
     """A direct video URL must not lead to the run (its share view) or to another run's files."""
     keys = []
     for run_id in ("group_aaaaaaaa-1", "group_aaaaaaaa-2"):  # grid cells: ids that follow each other
-        arch = Archive(tmp_path)
+        arch = trusting(local_gateway, tmp_path)
         video = arch.store_video(run_id, done.video_url)
         keys += [video, arch.store_poster(run_id, video)]
     names = [k.split("/", 1)[1].rsplit(".", 1)[0] for k in keys]
@@ -61,7 +68,7 @@ def test_a_retry_after_a_stored_video_reuses_it_instead_of_a_second_copy(local_g
                                                                          tmp_path: Path):
     """The worker retries the whole step when the poster (or the ledger write) fails after the video was
     saved: the saved video is reused, not downloaded again under a new token."""
-    arch = Archive(tmp_path)
+    arch = trusting(local_gateway, tmp_path)
     first = arch.store_video(RUN_ID, done.video_url)
     downloads = len(local_gateway.requests("file"))
     assert arch.store_video(RUN_ID, done.video_url) == first
@@ -72,8 +79,8 @@ def test_a_retry_after_a_stored_video_reuses_it_instead_of_a_second_copy(local_g
     assert again != first and arch.exists(again)
 
 
-def test_poster_from_frame_zero_is_a_320px_jpeg(done: Task, tmp_path: Path):
-    arch = Archive(tmp_path)
+def test_poster_from_frame_zero_is_a_320px_jpeg(local_gateway, done: Task, tmp_path: Path):
+    arch = trusting(local_gateway, tmp_path)
     video = arch.store_video(RUN_ID, done.video_url)
     poster = arch.store_poster(RUN_ID, video)
     assert TOKEN_NAME.match(poster) and poster.startswith("posters/")
@@ -83,10 +90,9 @@ def test_poster_from_frame_zero_is_a_320px_jpeg(done: Task, tmp_path: Path):
         assert img.format == "JPEG" and img.size == (320, 320)
 
 
-def test_poster_from_gateway_thumbnail(done: Task, tmp_path: Path):
-    if not done.thumbnail_url:
-        pytest.skip("this gateway reports no thumbnail")
-    arch = Archive(tmp_path)
+def test_poster_from_gateway_thumbnail(local_gateway, done: Task, tmp_path: Path):
+    assert done.thumbnail_url, "the local gateway reports a thumbnail"
+    arch = trusting(local_gateway, tmp_path)
     video = arch.store_video(RUN_ID, done.video_url)
     poster = arch.store_poster(RUN_ID, video, done.thumbnail_url)
     assert arch.resolve(poster).read_bytes()[:3] == b"\xff\xd8\xff"
@@ -95,15 +101,15 @@ def test_poster_from_gateway_thumbnail(done: Task, tmp_path: Path):
 def test_expired_link_is_reported_as_expired(local_gateway, done: Task, tmp_path: Path):
     local_gateway.control("expire", task_id=done.id)
     with pytest.raises(ArchiveError) as info:
-        Archive(tmp_path).store_video(RUN_ID, done.video_url)
+        trusting(local_gateway, tmp_path).store_video(RUN_ID, done.video_url)
     assert info.value.code == "expired" and not info.value.retryable
     assert "Re-run" in info.value.message
     assert not _kept(tmp_path)
 
 
-def test_size_cap(done: Task, tmp_path: Path):
+def test_size_cap(local_gateway, done: Task, tmp_path: Path):
     with pytest.raises(ArchiveError) as info:
-        Archive(tmp_path, max_bytes=1000).store_video(RUN_ID, done.video_url)
+        trusting(local_gateway, tmp_path, max_bytes=1000).store_video(RUN_ID, done.video_url)
     assert info.value.code == "too_large" and "limit" in info.value.message
     assert not _kept(tmp_path)
     assert not list(tmp_path.rglob(".part-*"))  # the partial download was removed
@@ -112,7 +118,7 @@ def test_size_cap(done: Task, tmp_path: Path):
 def test_wrong_content_type_is_refused(local_gateway, tmp_path: Path):
     # the control surface's info answers 200 with JSON: not a video
     with pytest.raises(ArchiveError) as info:
-        Archive(tmp_path).store_video(RUN_ID, local_gateway.url + "/__control/info")
+        trusting(local_gateway, tmp_path).store_video(RUN_ID, local_gateway.url + "/__control/info")
     assert info.value.code == "bad_type" and "MP4" in info.value.message
     assert not _kept(tmp_path)
 
@@ -127,15 +133,17 @@ def test_only_http_urls_are_fetched(tmp_path: Path, url: str):
 
 
 def test_unreachable_host_is_a_retryable_network_error(tmp_path: Path):
+    closed = "http://127.0.0.1:9"  # trusted as if it were the gateway, so the connection is really tried
+    fetcher = SafeFetcher(FetchPolicy(trusted=(closed,)), connect_timeout=0.5, read_timeout=0.5)
     with pytest.raises(ArchiveError) as info:
-        Archive(tmp_path, timeout=(0.5, 0.5)).store_video(RUN_ID, "http://127.0.0.1:9/v.mp4")
+        Archive(tmp_path, fetcher=fetcher).store_video(RUN_ID, closed + "/v.mp4")
     assert info.value.code == "network" and info.value.retryable
 
 
-def test_unwritable_folder_is_a_disk_error_in_words(done: Task, tmp_path: Path):
+def test_unwritable_folder_is_a_disk_error_in_words(local_gateway, done: Task, tmp_path: Path):
     (tmp_path / "videos").write_text("a file where the folder should be")
     with pytest.raises(ArchiveError) as info:
-        Archive(tmp_path).store_video(RUN_ID, done.video_url)
+        trusting(local_gateway, tmp_path).store_video(RUN_ID, done.video_url)
     assert info.value.code == "disk" and info.value.retryable
     assert "Could not save the video" in info.value.message
 

@@ -32,6 +32,7 @@ from lib.contract import VideoRequest
 from lib.gateway import GatewayClient
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
+from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.worker import Worker
 
 REQ = VideoRequest(prompt="a paper boat on a rain puddle", mode="std", duration=5, aspect_ratio="1:1")
@@ -65,10 +66,20 @@ def led(tmp_path: Path) -> Iterator[Ledger]:
     ledger.close()
 
 
+def trusting(root: Path, url: str, **kw: Any) -> Archive:
+    """An archive as the app builds one: the gateway at `url` (on 127.0.0.1) is its trusted origin."""
+    return Archive(root, fetcher=SafeFetcher(FetchPolicy.for_gateway(url)), **kw)
+
+
 @pytest.fixture
-def archive(tmp_path: Path) -> Archive:
+def archive(tmp_path: Path, request: pytest.FixtureRequest) -> Archive:
+    """Trusts the gateway the test talks to (local_gateway, or odd_server playing one), as the app would."""
     root = tmp_path / "archive"
     root.mkdir()
+    if "local_gateway" in request.fixturenames:
+        return trusting(root, request.getfixturevalue("local_gateway").url)
+    if "odd_server" in request.fixturenames:
+        return trusting(root, request.getfixturevalue("odd_server"))
     return Archive(root)
 
 
@@ -291,7 +302,7 @@ def test_expired_link_before_archiving_is_explained_and_the_run_kept(
 ) -> None:
     """Archiving was held up (disk), and meanwhile the gateway's link expired: say so, try no more."""
     clock = Clock()
-    archive = Archive(tmp_path / "held")
+    archive = trusting(tmp_path / "held", local_gateway.url)
     blocker = _block_archive(archive)
     worker = workers(led, client_for(local_gateway.url), archive, clock=clock)
     run_id = new_run(led, "a lighthouse at dawn")
@@ -418,7 +429,7 @@ def test_archive_checks_the_content_type_and_the_bytes(archive: Archive, odd_ser
 
 
 def test_archive_size_cap_stops_a_stream_without_a_length(tmp_path: Path, odd_server: str) -> None:
-    small = Archive(tmp_path / "a", max_bytes=256 * 1024)
+    small = trusting(tmp_path / "a", odd_server, max_bytes=256 * 1024)
     with pytest.raises(ArchiveError) as info:
         small.store_video(RUN_ID, f"{odd_server}/endless.mp4")
     assert info.value.code == "too_large" and "limit" in info.value.message
@@ -428,12 +439,12 @@ def test_archive_size_cap_stops_a_stream_without_a_length(tmp_path: Path, odd_se
 def test_archive_size_cap_on_a_real_gateway_video(
     local_gateway: Any, led: Ledger, tmp_path: Path, workers: WorkerFactory
 ) -> None:
-    worker = workers(led, client_for(local_gateway.url), Archive(tmp_path / "big"))
+    worker = workers(led, client_for(local_gateway.url), trusting(tmp_path / "big", local_gateway.url))
     run_id = new_run(led)
     drive(worker, lambda: archived(led, run_id))
     url = run_of(led, run_id).video_url
     assert url and url.startswith("http")
-    tiny = Archive(tmp_path / "tiny", max_bytes=4096)
+    tiny = trusting(tmp_path / "tiny", local_gateway.url, max_bytes=4096)
     with pytest.raises(ArchiveError) as info:
         tiny.store_video(RUN_ID, url)
     assert info.value.code == "too_large"

@@ -44,12 +44,13 @@ WORKER_SCRIPT = textwrap.dedent("""
     from lib.gateway import GatewayClient
     from lib.ledger import Ledger
     from lib.ratelimit import RateLimiter
+    from lib.safe_fetch import FetchPolicy, SafeFetcher
     from lib.worker import Worker
 
     db_url, gw_url, root, owner, out, n_runs, limit = sys.argv[1:8]
     led = Ledger(db_url)
     client = GatewayClient(gw_url, "team-key", retry=Retry(total=0), limiter=RateLimiter())
-    archive = Archive(Path(root))
+    archive = Archive(Path(root), fetcher=SafeFetcher(FetchPolicy.for_gateway(gw_url)))
     calls, lock = [], threading.Lock()
 
     def recorded(kind, fn):

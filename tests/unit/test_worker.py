@@ -21,6 +21,7 @@ from lib.contract import VideoRequest
 from lib.gateway import GatewayClient
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
+from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.services import worker_client
 from lib.worker import Worker
 
@@ -45,7 +46,8 @@ class Rig:
                  **worker_kw) -> None:
         self.gateway = gateway
         self.ledger = ledger
-        self.archive = Archive(root)
+        # as lib/services builds it: the gateway's own origin (127.0.0.1 here) is the one trusted host
+        self.archive = Archive(root, fetcher=SafeFetcher(FetchPolicy.for_gateway(gateway.url)))
         self.client = client or worker_client(gateway.url, gateway.key, RateLimiter())
         worker_kw.setdefault("first_look", FIRST_LOOK)
         worker_kw.setdefault("idle", 0.1)
