@@ -55,7 +55,7 @@ def playback(run: Any, now: float) -> Playback:
     # a link the archive refused as pointing somewhere it never goes (bad_url) is not offered either
     url = None if run.error_code == "bad_url" else vetted_http_url(run.video_url)
     expires_in = None if run.expires_at is None else run.expires_at - now
-    if run.video_url and url is None and run.error_code != "bad_url":
+    if run.video_url and url is None:
         message = f"{message} {NOT_PLAYABLE}"
     elif url is not None and (run.error_code == "expired" or (expires_in is not None and expires_in <= 0)):
         if run.error_code != "expired":
