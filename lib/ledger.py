@@ -33,6 +33,8 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from lib import migrations
+
 if TYPE_CHECKING:
     from lib.contract import VideoRequest
     from lib.gateway import Task
@@ -105,6 +107,7 @@ runs_table = sa.Table(
     sa.Column("polls", sa.Integer, nullable=False, server_default="0"),
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_until", sa.Double),
+    sa.Column("not_found", sa.Integer, nullable=False, server_default="0"),  # 404s in a row (migration 0002)
 )
 sa.Index("ix_runs_created", runs_table.c.created_at.desc(), runs_table.c.run_id.desc())
 sa.Index("ix_runs_state_due", runs_table.c.state, runs_table.c.next_poll_at)
@@ -122,11 +125,12 @@ sa.Index(
 # One row counting committed writes to runs: the live fragment's change token. Every write transaction
 # increments it as its last statement, so the row lock orders the increments like the commits; a
 # max(updated_at) token can miss a write whose stamp was taken before a concurrent, earlier-committed one.
+# (Called `version` until migration 0002: "version" now means the schema's, see lib/migrations.)
 meta_table = sa.Table(
     "ledger_meta",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("changes", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 uploads_table = sa.Table(
@@ -151,6 +155,22 @@ CSV_COLUMNS = (
 
 class LedgerError(Exception):
     """A ledger operation that cannot be done as asked (words for the user, no SQL)."""
+
+
+class LedgerTooNew(LedgerError):
+    """The ledger's schema is at a revision this app does not know: a newer version of the app wrote it.
+
+    Raised by Ledger() before anything is written; str() says what is wrong and what to do (a start-up
+    error page shows it as is). `revision` is the ledger's, `head` the newest this app knows."""
+
+    def __init__(self, where: str, revision: str, head: str) -> None:
+        self.where, self.revision, self.head = where, revision, head
+        super().__init__(
+            f"The ledger at {where} was written by a newer version of this app: its schema is at revision "
+            f"{revision!r}, and this version only knows revisions up to {head!r}. Nothing was changed. "
+            "Run the newer version of the app with this ledger (for example after a git pull), or point "
+            "PLAYGROUND_DB_URL at another ledger."
+        )
 
 
 @dataclass(frozen=True)
@@ -187,6 +207,7 @@ class Run:
     aspect_ratio: str | None = None
     lease_owner: str | None = None
     lease_until: float | None = None
+    not_found: int = 0  # the gateway's 404 answers to status checks since its last readable answer
 
     @property
     def request(self) -> VideoRequest:
@@ -294,6 +315,7 @@ def run_row(
         "source": source,
         "next_poll_at": now if state in _WORKABLE else None,
         "polls": 0,
+        "not_found": 0,
     })
     return row
 
@@ -336,7 +358,11 @@ class Ledger:
         self.url = sa.engine.make_url(url)
         self.dialect = self.url.get_backend_name()
         self.engine = self._make_engine(echo)
-        self._create_schema()
+        try:
+            self.schema_revision = self._upgrade_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # ----------------------------------------------------------------- engine set-up
     def _make_engine(self, echo: bool) -> Engine:
@@ -380,13 +406,23 @@ class Ledger:
 
         return engine
 
-    def _create_schema(self) -> None:
+    def _upgrade_schema(self) -> str:
+        """Create or upgrade the tables (lib/migrations) and return the schema revision now in place.
+
+        Under the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory lock e215a0f's
+        create_all took too), so processes starting together migrate once; a ledger newer than this app
+        is refused in words, with the transaction rolled back and nothing written.
+        """
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise LedgerError(f"Unsupported database {self.dialect!r}: use SQLite or PostgreSQL.")
         with self._write() as conn:
             if self.dialect == "postgresql":
-                # Two app processes starting at once must not both try CREATE TABLE.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7361001)"))
-            metadata.create_all(conn, checkfirst=True)
-            conn.execute(self._insert_ignore(meta_table, {"id": 1, "version": 0}, "id"))
+            try:
+                return migrations.upgrade(conn)
+            except migrations.UnknownRevision as exc:
+                where = self.url.render_as_string(hide_password=True)
+                raise LedgerTooNew(where, ", ".join(exc.revisions), exc.head) from None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -404,7 +440,7 @@ class Ledger:
     def _bump(conn: Connection) -> None:
         """Count one committed change; always the last statement of a write transaction (see meta_table)."""
         meta = meta_table.c
-        conn.execute(sa.update(meta_table).where(meta.id == 1).values(version=meta.version + 1))
+        conn.execute(sa.update(meta_table).where(meta.id == 1).values(changes=meta.changes + 1))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -416,7 +452,7 @@ class Ledger:
         return float(self._clock())
 
     def _stamp(self) -> float:
-        """updated_at: strictly increasing within this process, so version() sees every write."""
+        """updated_at: strictly increasing within this process, so changes() sees every write."""
         with self._stamp_lock:
             stamp = max(time.time(), self._last_stamp + 1e-6)
             self._last_stamp = stamp
@@ -582,10 +618,10 @@ class Ledger:
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def version(self) -> tuple[int]:
+    def changes(self) -> tuple[int]:
         """Cheap change token for the live fragment: the count of committed writes (one-row read)."""
         with self._read() as conn:
-            value = conn.execute(sa.select(meta_table.c.version).where(meta_table.c.id == 1)).scalar_one()
+            value = conn.execute(sa.select(meta_table.c.changes).where(meta_table.c.id == 1)).scalar_one()
         return (int(value),)
 
     # ----------------------------------------------------------------- submit path
@@ -634,7 +670,7 @@ class Ledger:
             .values(error_message=text, updated_at=self._stamp())
         )
         if text is None:
-            stmt = stmt.where(c.error_message.isnot(None))  # clearing nothing must not bump version()
+            stmt = stmt.where(c.error_message.isnot(None))  # clearing nothing must not bump changes()
         self._execute_write(stmt)
 
     def mark_submitted(self, run_id: str, task: Task, next_poll_at: float) -> None:
