@@ -47,6 +47,7 @@ STATE_LABELS = {
     "completed": "completed",
     "failed": "failed",
     "unknown": "unknown",
+    "timed_out": "timed out",
 }
 
 TABLE_COLUMNS = (

@@ -48,7 +48,10 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 FAILED = "failed"
 UNKNOWN = "unknown"
-STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN)
+# Sent, but not finished by the deadline after submit: no longer in flight (nothing is re-sent, pages stop
+# ticking for it), still billed, and still checked slowly so a late finish is archived (-> completed).
+TIMED_OUT = "timed_out"
+STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN, TIMED_OUT)
 ACTIVE = frozenset({DRAFT, SUBMITTING, QUEUED, IN_PROGRESS})
 TERMINAL = frozenset({COMPLETED, FAILED})
 SOURCES = ("compose", "compare", "recovered", "rerun", "promote")
@@ -62,6 +65,8 @@ _STATUS_TO_STATE = {
     "failed": FAILED,
 }
 
+TIMED_OUT_CODE = "timed_out"
+TASK_GONE_CODE = "task_gone"  # an unknown run whose task the gateway answered 404 for, several times in a row
 STALE_SUBMIT_CODE = "submit_interrupted"
 STALE_SUBMIT_MESSAGE = (
     "The app stopped while sending this run; it may or may not have reached the gateway — "
@@ -143,8 +148,9 @@ uploads_table = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
-# States a worker may have work for (submit, poll, archive); others never get a next_poll_at.
-_WORKABLE = (DRAFT, QUEUED, IN_PROGRESS, COMPLETED)
+# States a worker may have work for (submit, poll, archive, a timed-out run's slow check); others never
+# get a next_poll_at.
+_WORKABLE = (DRAFT, QUEUED, IN_PROGRESS, COMPLETED, TIMED_OUT)
 
 CSV_COLUMNS = (
     "run_id", "created", "state", "mode", "duration", "aspect_ratio", "prompt", "negative_prompt",
@@ -706,6 +712,31 @@ class Ledger:
             next_poll_at=None, lease_owner=None, lease_until=None,
         )
 
+    def mark_timed_out(self, run_id: str, message: str, next_poll_at: float | None) -> bool:
+        """Stop waiting for a sent run past its deadline: state timed_out with `message` (words for the
+        card), no longer in flight, never re-sent; `next_poll_at` is its next slow check, None when they
+        are over. Only from queued/in_progress/timed_out; False when the run was elsewhere (finished)."""
+        c = runs_table.c
+        stmt = (
+            sa.update(runs_table)
+            .where(c.run_id == run_id, c.state.in_([QUEUED, IN_PROGRESS, TIMED_OUT]))
+            .values(state=TIMED_OUT, error_code=TIMED_OUT_CODE, error_message=message,
+                    next_poll_at=next_poll_at, updated_at=self._stamp())
+        )
+        return self._execute_write(stmt)
+
+    def note_not_found(self, run_id: str) -> int:
+        """Count one 404 answer to this run's status check; returns the 404s since its last readable
+        answer (apply_task resets it), kept in the ledger so a restart or another process counts on."""
+        c = runs_table.c
+        stmt = (sa.update(runs_table).where(c.run_id == run_id)
+                .values(not_found=c.not_found + 1).returning(c.not_found))
+        with self._write() as conn:
+            count = conn.execute(stmt).scalar_one_or_none()
+        if count is None:
+            raise LedgerError(f"No run {run_id!r} in the ledger.")
+        return int(count)
+
     def mark_unknown(self, run_id: str, message: str, code: str = "submit_unknown") -> None:
         """The submit may or may not have reached the gateway (timeout): never re-submitted by itself."""
         self._update(
@@ -773,13 +804,14 @@ class Ledger:
         """Column updates for one gateway Task; never moves a finished run back, never loses a URL."""
         old = row["state"]
         new = _STATUS_TO_STATE.get(str(_task_value(task, "status") or ""), old)
-        if old in TERMINAL:
-            new = old
+        if old in TERMINAL or (old == TIMED_OUT and new not in TERMINAL):
+            new = old  # a timed-out run leaves that state only by finishing
         progress = int(_task_value(task, "progress") or 0)
         values: dict[str, Any] = {
             "state": new,
             "progress": 100 if new == COMPLETED else max(int(row["progress"] or 0), min(100, progress)),
             "polls": int(row["polls"] or 0) + 1,
+            "not_found": 0,  # the gateway answered for this task: a run of 404s is broken
             "updated_at": self._stamp(),
         }
         for col, attr in (
@@ -805,6 +837,8 @@ class Ledger:
             values["next_poll_at"] = None if archived else (now if next_poll_at is None else next_poll_at)
         elif new == FAILED:
             values["next_poll_at"] = None
+        elif new == TIMED_OUT:
+            values["next_poll_at"] = next_poll_at  # the next slow check; None once they are over
         else:
             values["next_poll_at"] = now if next_poll_at is None else next_poll_at
         return values
@@ -880,6 +914,7 @@ class Ledger:
         needs_work = sa.or_(
             c.state.in_([DRAFT, QUEUED, IN_PROGRESS]),
             sa.and_(c.state == COMPLETED, c.video_path.is_(None), c.error_code.is_(None)),
+            sa.and_(c.state == TIMED_OUT, c.next_poll_at.isnot(None)),  # NULL: its slow checks are over
         )
         if next_poll_at is None:
             next_value: Any = sa.case((needs_work, now), else_=sa.null())
