@@ -87,8 +87,8 @@ def timed_out_words(deadline: float, every: float, window: float, *, over: bool 
     head = (f"Timed out: the gateway had not finished this run {_span(deadline)} after it was sent, so the "
             "app stopped waiting for it and sent nothing again. It may still have been billed.")
     if over:
-        return (f"{head} It was checked every {_span(every)} until {_span(window)} after sending and never "
-                "finished, so the app stopped checking. Re-run it if you still want the video.")
+        return (f"{head} It had still not finished {_span(window)} after it was sent, so the app stopped "
+                "checking it. Re-run it if you still want the video.")
     return (f"{head} The app still checks it every {_span(every)} until {_span(window)} after sending, and "
             "keeps the video if it finishes late; or re-run it now.")
 
