@@ -31,7 +31,7 @@ def ledger_calls(url: str, reps: int = 20) -> dict[str, float]:
     calls = {
         "spend()": ledger.spend,
         "in_flight()": ledger.in_flight,
-        "version()": ledger.version,
+        "changes()": ledger.changes,
         "list_runs(limit=8)": lambda: ledger.list_runs(limit=8),
         "count_runs()": lambda: ledger.count_runs(RunFilter()),
         "list_runs(limit=50)": lambda: ledger.list_runs(RunFilter(), limit=50),

@@ -21,6 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
 LOCAL_API_KEY = "local-playground"  # the bearer token sent to a local gateway when no key is set
 DEFAULT_FIRST_LOOK = 5.0            # api-contract §7.2: "Initial wait: 5 seconds"
+DEFAULT_RUN_DEADLINE_MIN = 30.0     # minutes from submit until an unfinished run is "timed out"
+MAX_RUN_DEADLINE_MIN = 1440.0       # the gateway keeps a task 24 h: a later deadline would never come
 
 
 @dataclass(frozen=True, repr=False)
@@ -38,6 +40,7 @@ class Settings:
     passcode: str | None = field(default=None, repr=False)
     first_look: float = DEFAULT_FIRST_LOOK
     file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
+    run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -126,6 +129,18 @@ def _number(
     return value
 
 
+def _deadline(src: _Source) -> float:
+    """PLAYGROUND_RUN_DEADLINE in minutes (fractions allowed, for tests and demos) -> seconds."""
+    name = "PLAYGROUND_RUN_DEADLINE"
+    minutes = _number(src, name, DEFAULT_RUN_DEADLINE_MIN, positive=True,
+                      what="minutes after submit before an unfinished run counts as timed out, e.g. 30")
+    assert minutes is not None
+    if minutes > MAX_RUN_DEADLINE_MIN:
+        raise ValueError(f"{name} must be at most {MAX_RUN_DEADLINE_MIN:.0f} minutes (24 hours: the gateway "
+                         f"forgets a task after that), but it is {src.get(name)!r}.")
+    return minutes * 60
+
+
 def _path(raw: str | None, default: Path) -> Path:
     """Relative paths are taken from the repository root, so the working directory does not matter."""
     if raw is None:
@@ -212,4 +227,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,
                            what="seconds before the first status check after submit, e.g. 5", positive=True),
         file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),
+        run_deadline=_deadline(src),
     )

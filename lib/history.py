@@ -43,6 +43,7 @@ STATE_LABELS = {
     "completed": "completed",
     "failed": "failed",
     "unknown": "unknown",
+    "timed_out": "timed out",
 }
 
 TABLE_COLUMNS = (

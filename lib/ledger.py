@@ -33,6 +33,8 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from lib import migrations
+
 if TYPE_CHECKING:
     from lib.contract import VideoRequest
     from lib.gateway import Task
@@ -46,7 +48,10 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 FAILED = "failed"
 UNKNOWN = "unknown"
-STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN)
+# Sent, but not finished by the deadline after submit: no longer in flight (nothing is re-sent, pages stop
+# ticking for it), still billed, and still checked slowly so a late finish is archived (-> completed).
+TIMED_OUT = "timed_out"
+STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN, TIMED_OUT)
 ACTIVE = frozenset({DRAFT, SUBMITTING, QUEUED, IN_PROGRESS})
 TERMINAL = frozenset({COMPLETED, FAILED})
 SOURCES = ("compose", "compare", "recovered", "rerun", "promote")
@@ -65,6 +70,8 @@ _STATUS_TO_STATE = {
     "failed": FAILED,
 }
 
+TIMED_OUT_CODE = "timed_out"
+TASK_GONE_CODE = "task_gone"  # an unknown run whose task the gateway answered 404 for, several times in a row
 STALE_SUBMIT_CODE = "submit_interrupted"
 STALE_SUBMIT_MESSAGE = (
     "The app stopped while sending this run; it may or may not have reached the gateway — "
@@ -110,6 +117,7 @@ runs_table = sa.Table(
     sa.Column("polls", sa.Integer, nullable=False, server_default="0"),
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_until", sa.Double),
+    sa.Column("not_found", sa.Integer, nullable=False, server_default="0"),  # 404s in a row (migration 0002)
 )
 sa.Index("ix_runs_created", runs_table.c.created_at.desc(), runs_table.c.run_id.desc())
 sa.Index("ix_runs_state_due", runs_table.c.state, runs_table.c.next_poll_at)
@@ -127,11 +135,12 @@ sa.Index(
 # One row counting committed writes to runs: the live fragment's change token. Every write transaction
 # increments it as its last statement, so the row lock orders the increments like the commits; a
 # max(updated_at) token can miss a write whose stamp was taken before a concurrent, earlier-committed one.
+# (Called `version` until migration 0002: "version" now means the schema's, see lib/migrations.)
 meta_table = sa.Table(
     "ledger_meta",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("changes", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 uploads_table = sa.Table(
@@ -144,8 +153,9 @@ uploads_table = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
-# States a worker may have work for (submit, poll, archive); others never get a next_poll_at.
-_WORKABLE = (DRAFT, QUEUED, IN_PROGRESS, COMPLETED)
+# States a worker may have work for (submit, poll, archive, a timed-out run's slow check); others never
+# get a next_poll_at.
+_WORKABLE = (DRAFT, QUEUED, IN_PROGRESS, COMPLETED, TIMED_OUT)
 
 CSV_COLUMNS = (
     "run_id", "created", "state", "mode", "duration", "aspect_ratio", "prompt", "negative_prompt",
@@ -156,6 +166,22 @@ CSV_COLUMNS = (
 
 class LedgerError(Exception):
     """A ledger operation that cannot be done as asked (words for the user, no SQL)."""
+
+
+class LedgerTooNew(LedgerError):
+    """The ledger's schema is at a revision this app does not know: a newer version of the app wrote it.
+
+    Raised by Ledger() before anything is written; str() says what is wrong and what to do (a start-up
+    error page shows it as is). `revision` is the ledger's, `head` the newest this app knows."""
+
+    def __init__(self, where: str, revision: str, head: str) -> None:
+        self.where, self.revision, self.head = where, revision, head
+        super().__init__(
+            f"The ledger at {where} was written by a newer version of this app: its schema is at revision "
+            f"{revision!r}, and this version only knows revisions up to {head!r}. Nothing was changed. "
+            "Run the newer version of the app with this ledger (for example after a git pull), or point "
+            "PLAYGROUND_DB_URL at another ledger."
+        )
 
 
 @dataclass(frozen=True)
@@ -192,6 +218,7 @@ class Run:
     aspect_ratio: str | None = None
     lease_owner: str | None = None
     lease_until: float | None = None
+    not_found: int = 0  # the gateway's 404 answers to status checks since its last readable answer
 
     @property
     def request(self) -> VideoRequest:
@@ -304,6 +331,7 @@ def run_row(
         "source": source,
         "next_poll_at": now if state in _WORKABLE else None,
         "polls": 0,
+        "not_found": 0,
     })
     return row
 
@@ -311,7 +339,7 @@ def run_row(
 _REQUIRED_NUMBERS = ("created_at", "updated_at", "est_cost")
 _OPTIONAL_NUMBERS = ("submitted_at", "completed_at", "gateway_completed_at", "expires_at", "archived_at",
                      "next_poll_at", "lease_until")
-_REQUIRED_COUNTS = ("progress", "polls")
+_REQUIRED_COUNTS = ("progress", "polls", "not_found")
 _REQUIRED_TEXT = ("run_id", "state", "source")
 _PARAM_TEXT = ("prompt", "negative_prompt", "mode", "aspect_ratio")
 
@@ -458,7 +486,11 @@ class Ledger:
         self.url = sa.engine.make_url(url)
         self.dialect = self.url.get_backend_name()
         self.engine = self._make_engine(echo)
-        self._create_schema()
+        try:
+            self.schema_revision = self._upgrade_schema()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # ----------------------------------------------------------------- engine set-up
     def _make_engine(self, echo: bool) -> Engine:
@@ -502,13 +534,23 @@ class Ledger:
 
         return engine
 
-    def _create_schema(self) -> None:
+    def _upgrade_schema(self) -> str:
+        """Create or upgrade the tables (lib/migrations) and return the schema revision now in place.
+
+        Under the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory lock e215a0f's
+        create_all took too), so processes starting together migrate once; a ledger newer than this app
+        is refused in words, with the transaction rolled back and nothing written.
+        """
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise LedgerError(f"Unsupported database {self.dialect!r}: use SQLite or PostgreSQL.")
         with self._write() as conn:
             if self.dialect == "postgresql":
-                # Two app processes starting at once must not both try CREATE TABLE.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7361001)"))
-            metadata.create_all(conn, checkfirst=True)
-            conn.execute(self._insert_ignore(meta_table, {"id": 1, "version": 0}, "id"))
+            try:
+                return migrations.upgrade(conn)
+            except migrations.UnknownRevision as exc:
+                where = self.url.render_as_string(hide_password=True)
+                raise LedgerTooNew(where, ", ".join(exc.revisions), exc.head) from None
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -526,7 +568,7 @@ class Ledger:
     def _bump(conn: Connection) -> None:
         """Count one committed change; always the last statement of a write transaction (see meta_table)."""
         meta = meta_table.c
-        conn.execute(sa.update(meta_table).where(meta.id == 1).values(version=meta.version + 1))
+        conn.execute(sa.update(meta_table).where(meta.id == 1).values(changes=meta.changes + 1))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -538,7 +580,7 @@ class Ledger:
         return float(self._clock())
 
     def _stamp(self) -> float:
-        """updated_at: strictly increasing within this process, so version() sees every write."""
+        """updated_at: strictly increasing within this process, so changes() sees every write."""
         with self._stamp_lock:
             stamp = max(time.time(), self._last_stamp + 1e-6)
             self._last_stamp = stamp
@@ -706,10 +748,10 @@ class Ledger:
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def version(self) -> tuple[int]:
+    def changes(self) -> tuple[int]:
         """Cheap change token for the live fragment: the count of committed writes (one-row read)."""
         with self._read() as conn:
-            value = conn.execute(sa.select(meta_table.c.version).where(meta_table.c.id == 1)).scalar_one()
+            value = conn.execute(sa.select(meta_table.c.changes).where(meta_table.c.id == 1)).scalar_one()
         return (int(value),)
 
     # ----------------------------------------------------------------- submit path
@@ -758,7 +800,7 @@ class Ledger:
             .values(error_message=text, updated_at=self._stamp())
         )
         if text is None:
-            stmt = stmt.where(c.error_message.isnot(None))  # clearing nothing must not bump version()
+            stmt = stmt.where(c.error_message.isnot(None))  # clearing nothing must not bump changes()
         self._execute_write(stmt)
 
     def mark_submitted(self, run_id: str, task: Task, next_poll_at: float) -> None:
@@ -793,6 +835,31 @@ class Ledger:
             state=FAILED, error_code=code, error_message=message, completed_at=now,
             next_poll_at=None, lease_owner=None, lease_until=None,
         )
+
+    def mark_timed_out(self, run_id: str, message: str, next_poll_at: float | None) -> bool:
+        """Stop waiting for a sent run past its deadline: state timed_out with `message` (words for the
+        card), no longer in flight, never re-sent; `next_poll_at` is its next slow check, None when they
+        are over. Only from queued/in_progress/timed_out; False when the run was elsewhere (finished)."""
+        c = runs_table.c
+        stmt = (
+            sa.update(runs_table)
+            .where(c.run_id == run_id, c.state.in_([QUEUED, IN_PROGRESS, TIMED_OUT]))
+            .values(state=TIMED_OUT, error_code=TIMED_OUT_CODE, error_message=message,
+                    next_poll_at=next_poll_at, updated_at=self._stamp())
+        )
+        return self._execute_write(stmt)
+
+    def note_not_found(self, run_id: str) -> int:
+        """Count one 404 answer to this run's status check; returns the 404s since its last readable
+        answer (apply_task resets it), kept in the ledger so a restart or another process counts on."""
+        c = runs_table.c
+        stmt = (sa.update(runs_table).where(c.run_id == run_id)
+                .values(not_found=c.not_found + 1).returning(c.not_found))
+        with self._write() as conn:
+            count = conn.execute(stmt).scalar_one_or_none()
+        if count is None:
+            raise LedgerError(f"No run {run_id!r} in the ledger.")
+        return int(count)
 
     def mark_unknown(self, run_id: str, message: str, code: str = "submit_unknown") -> None:
         """The submit may or may not have reached the gateway (timeout): never re-submitted by itself."""
@@ -861,13 +928,14 @@ class Ledger:
         """Column updates for one gateway Task; never moves a finished run back, never loses a URL."""
         old = row["state"]
         new = _STATUS_TO_STATE.get(str(_task_value(task, "status") or ""), old)
-        if old in TERMINAL:
-            new = old
+        if old in TERMINAL or (old == TIMED_OUT and new not in TERMINAL):
+            new = old  # a timed-out run leaves that state only by finishing
         progress = int(_task_value(task, "progress") or 0)
         values: dict[str, Any] = {
             "state": new,
             "progress": 100 if new == COMPLETED else max(int(row["progress"] or 0), min(100, progress)),
             "polls": int(row["polls"] or 0) + 1,
+            "not_found": 0,  # the gateway answered for this task: a run of 404s is broken
             "updated_at": self._stamp(),
         }
         for col, attr in (
@@ -893,6 +961,8 @@ class Ledger:
             values["next_poll_at"] = None if archived else (now if next_poll_at is None else next_poll_at)
         elif new == FAILED:
             values["next_poll_at"] = None
+        elif new == TIMED_OUT:
+            values["next_poll_at"] = next_poll_at  # the next slow check; None once they are over
         else:
             values["next_poll_at"] = now if next_poll_at is None else next_poll_at
         return values
@@ -974,6 +1044,7 @@ class Ledger:
         needs_work = sa.or_(
             c.state.in_([DRAFT, QUEUED, IN_PROGRESS]),
             sa.and_(c.state == COMPLETED, c.video_path.is_(None), c.error_code.is_(None)),
+            sa.and_(c.state == TIMED_OUT, c.next_poll_at.isnot(None)),  # NULL: its slow checks are over
         )
         if next_poll_at is None:
             next_value: Any = sa.case((needs_work, now), else_=sa.null())

@@ -24,7 +24,7 @@ from lib.contract import (
     image_info,
     validate,
 )
-from lib.ledger import FAILED, IN_PROGRESS, QUEUED, UNKNOWN
+from lib.ledger import FAILED, IN_PROGRESS, QUEUED, TASK_GONE_CODE, TIMED_OUT, UNKNOWN
 
 if TYPE_CHECKING:
     from lib.ledger import Run
@@ -293,13 +293,20 @@ _EXPLAIN: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def explain(run: Run) -> str:
-    """A failed or unknown run's error in words: what happened and what to do next.
+    """A failed, unknown or timed-out run's error in words: what happened and what to do next.
 
     A refused submit (no task id) already carries the worker's words (gateway.user_message); a task that
-    failed at the gateway carries the gateway's own short message, which is classified here.
+    failed at the gateway carries the gateway's own short message, which is classified here. A timed-out
+    run and a task the gateway forgot carry the worker's words too (they name the deadline and the counts).
     """
     code = (run.error_code or "").lower()
     message = (run.error_message or "").strip()
+    if run.state == TIMED_OUT:
+        return message or ("Timed out: the gateway did not finish this run in time, so the app stopped "
+                           "waiting for it and sent nothing again. It may have been billed; re-run it.")
+    if run.state == UNKNOWN and code == TASK_GONE_CODE:
+        return message or ("The gateway no longer knows this task, so the video cannot be fetched. It may "
+                           "have been billed; re-run it if you still want the video.")
     if run.state == UNKNOWN:
         what = message or (
             "The submit's answer never arrived, so we cannot tell whether the gateway started a task.")

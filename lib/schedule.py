@@ -33,6 +33,13 @@ _HOLD_GROWTH = 0.3    # while held, the next gap is this fraction of the hold so
 _HOLD_CAP = 3.0       # …but at most this: a finished video should show within seconds
 _TIGHT_CAP_FACTOR = 2.0  # with sharp experience of this kind of task, gaps may be this many caps long
 
+# Every run ends: past DEADLINE after submit a run is "timed out" (the docs advise giving up after 10
+# minutes; the default leaves room for a slow queue). A timed-out run is still looked at every LATE_EVERY
+# until LATE_WINDOW after submit (the gateway keeps a finished video 24 h), so a late finish is archived.
+DEADLINE = 1800.0
+LATE_EVERY = 600.0
+LATE_WINDOW = 86400.0
+
 
 @dataclass(frozen=True)
 class Prior:
@@ -195,6 +202,16 @@ def next_look(
         # A young slope may be far off (progress wobbles): never jump further than the time waited so far.
         target = min(target, last_t + max(floor, _QUEUE_GROWTH * (last_t - submitted)))
     return min(max(target, earliest), latest)
+
+
+def late_look(sent_at: float, now: float, *, every: float = LATE_EVERY,
+              window: float = LATE_WINDOW) -> float | None:
+    """When to check a timed-out run again: every `every` seconds, the last check at the window's end;
+    None once `window` seconds have passed since it was sent (the checks are over)."""
+    end = sent_at + window
+    if now >= end:
+        return None
+    return min(now + every, end)
 
 
 @dataclass(frozen=True)

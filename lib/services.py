@@ -117,7 +117,8 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
         fetcher = SafeFetcher(FetchPolicy.for_gateway(base_url, settings.file_hosts))
         archive = Archive(settings.archive_dir, fetcher=fetcher)
         worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
-                        first_look=settings.first_look, threads=worker_threads)
+                        first_look=settings.first_look, threads=worker_threads,
+                        deadline=settings.run_deadline)
     except Exception:
         if local is not None:
             local.stop()

@@ -35,7 +35,18 @@ from lib.gateway import (
     ServerError,
     user_message,
 )
-from lib.schedule import CAP, FIRST_LOOK, FLOOR, Calibration, next_look, observe
+from lib.schedule import (
+    CAP,
+    DEADLINE,
+    FIRST_LOOK,
+    FLOOR,
+    LATE_EVERY,
+    LATE_WINDOW,
+    Calibration,
+    late_look,
+    next_look,
+    observe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +56,8 @@ ERROR_BACKOFF_MAX = 120.0    # api-contract §7.2: back off up to 120 s after er
 ARCHIVE_BACKOFF_MAX = 600.0  # disk full: try again every few minutes, not in a tight loop
 HANDLER_ERROR_RETRY = 30.0   # an unexpected bug in one run's handling: look again later, keep the run
 SUBMIT_RECORD_TRIES = 6      # ~15 s of retries before a task id that only the gateway knows is logged
-RECOVERED_404_LIMIT = 3      # a pasted task id the gateway keeps denying is a typo or another account's
+NOT_FOUND_LIMIT = 3   # 404s in a row: the gateway no longer knows the task (a pasted id: a typo or another
+                      # account's), so following it is over
 _KEEP_SAMPLES = 12    # samples kept per run (plus the submit sample): the fit uses the last few
 _ARCHIVE_NOW = -1.0   # a step's answer meaning "it just completed: archive it now, in the archive pool"
 
@@ -59,6 +71,32 @@ def _backoff(failures: int, base: float, cap: float) -> float:
 
 def _secs(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def _span(seconds: float) -> str:
+    """A duration in words for a card: "1.5 s", "30 minutes", "24 hours"."""
+    if seconds < 90:
+        return _secs(seconds)
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.0f} hours"
+
+
+def timed_out_words(deadline: float, every: float, window: float, *, over: bool = False) -> str:
+    """The card's words for a run past its deadline: what happened, what the app still does, what to do."""
+    head = (f"Timed out: the gateway had not finished this run {_span(deadline)} after it was sent, so the "
+            "app stopped waiting for it and sent nothing again. It may still have been billed.")
+    if over:
+        return (f"{head} It had still not finished {_span(window)} after it was sent, so the app stopped "
+                "checking it. Re-run it if you still want the video.")
+    return (f"{head} The app still checks it every {_span(every)} until {_span(window)} after sending, and "
+            "keeps the video if it finishes late; or re-run it now.")
+
+
+def task_gone_words(task_id: str | None, times: int) -> str:
+    return (f"The gateway no longer knows this task ({task_id}): it answered HTTP 404 to {times} status "
+            "checks in a row, so the video cannot be fetched. It may have been billed; re-run it if you "
+            "still want the video.")
 
 
 def _poll_note(err: GatewayError, wait: float) -> str:
@@ -98,6 +136,9 @@ class Worker:
         idle: float = IDLE,
         archive_retry: float = 5.0,
         calibration: Calibration | None = None,
+        deadline: float = DEADLINE,
+        late_every: float = LATE_EVERY,
+        late_window: float = LATE_WINDOW,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -110,6 +151,9 @@ class Worker:
         self.idle = idle
         self.archive_retry = archive_retry
         self.calibration = calibration or Calibration()
+        self.deadline = deadline          # seconds from submit until a run unfinished is timed out
+        self.late_every = late_every      # a timed-out run's slow checks, this far apart…
+        self.late_window = late_window    # …until this long after submit
         self._gateway_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker-gw")
         self._archive_pool = ThreadPoolExecutor(max(1, archive_threads), thread_name_prefix="worker-archive")
         self._lock = threading.Lock()
@@ -223,7 +267,7 @@ class Worker:
         try:
             if run.state == L.DRAFT:
                 next_at = self._submit(run)
-            elif run.state in (L.QUEUED, L.IN_PROGRESS):
+            elif run.state in (L.QUEUED, L.IN_PROGRESS, L.TIMED_OUT):
                 next_at = self._poll(run)
             elif run.state == L.COMPLETED:
                 next_at = self._archive(run)
@@ -365,10 +409,27 @@ class Worker:
         return samples
 
     def _plan(self, run: L.Run, samples: list[tuple[float, int]], now: float) -> float:
+        """The next look from the progress so far, but no later than the run's deadline."""
         mode = run.mode or "std"
         duration = run.duration or 5
-        return next_look(samples, now, mode=mode, duration=duration,
-                         prior=self.calibration.prior(mode, duration), first_look=self.first_look)
+        nxt = next_look(samples, now, mode=mode, duration=duration,
+                        prior=self.calibration.prior(mode, duration), first_look=self.first_look)
+        return min(nxt, max(now + FLOOR, samples[0][0] + self.deadline))
+
+    @staticmethod
+    def _sent_at(run: L.Run) -> float:
+        return run.submitted_at or run.created_at
+
+    def _time_out(self, run: L.Run, now: float) -> float | None:
+        """Past the deadline: stop waiting (timed out, slow checks from now on), or, when a timed-out
+        run's window is over, stop checking. Returns the next slow check."""
+        nxt = late_look(self._sent_at(run), now, every=self.late_every, window=self.late_window)
+        if run.state != L.TIMED_OUT or nxt is None:
+            words = timed_out_words(self.deadline, self.late_every, self.late_window, over=nxt is None)
+            if self.ledger.mark_timed_out(run.run_id, words, nxt):
+                log.info("run %s timed out; slow checks %s", run.run_id, "over" if nxt is None else "go on")
+        self._forget(run.run_id)
+        return nxt
 
     def _poll(self, run: L.Run) -> float | None:
         if not run.task_id:
@@ -384,7 +445,7 @@ class Worker:
         with self._lock:
             self._failures.pop(run.run_id, None)
         if task.status == "completed":
-            if len(samples) > 1 and run.mode and run.duration:
+            if len(samples) > 1 and run.mode and run.duration and run.state != L.TIMED_OUT:
                 total = (task.completed_at - task.created_at
                          if task.completed_at is not None and task.created_at is not None else None)
                 self.calibration.add(observe(samples, now, run.mode, run.duration, gateway_total=total))
@@ -397,6 +458,9 @@ class Worker:
             self._note(run.run_id, None)
             self._forget(run.run_id)
             return None
+        if run.state == L.TIMED_OUT or now >= self._sent_at(run) + self.deadline:
+            self.ledger.apply_task(run.run_id, task, now)  # keep its progress (and reset its 404 count)
+            return self._time_out(run, now)
         samples.append((now, task.progress))
         del samples[1:-_KEEP_SAMPLES]  # keep the submit sample and the recent ones
         nxt = self._plan(run, samples, now)
@@ -407,14 +471,20 @@ class Worker:
     def _poll_failed(self, run: L.Run, err: GatewayError) -> float | None:
         now = self.clock()
         fails = self._fail_count(run.run_id)
-        if isinstance(err, NotFound) and run.source == "recovered" and fails >= RECOVERED_404_LIMIT:
-            self.ledger.mark_submit_failed(
-                run.run_id, "task_not_found",
-                f"The gateway has no task {run.task_id} (HTTP 404, {fails} times). Check the id was copied "
-                "whole and belongs to this API key's account; nothing was billed here.",
-            )
+        misses = self.ledger.note_not_found(run.run_id) if isinstance(err, NotFound) else 0
+        if misses >= NOT_FOUND_LIMIT:
+            if run.source == "recovered":
+                self.ledger.mark_submit_failed(
+                    run.run_id, "task_not_found",
+                    f"The gateway has no task {run.task_id} (HTTP 404, {misses} times). Check the id was "
+                    "copied whole and belongs to this API key's account; nothing was billed here.",
+                )
+            else:
+                self.ledger.mark_unknown(run.run_id, task_gone_words(run.task_id, misses), L.TASK_GONE_CODE)
             self._forget(run.run_id)
             return None
+        if run.state == L.TIMED_OUT or now >= self._sent_at(run) + self.deadline:
+            return self._time_out(run, now)  # a failing check changes nothing about the deadline
         wait = _backoff(fails, 1.0, ERROR_BACKOFF_MAX)
         if isinstance(err, RateLimited):
             wait = max(FLOOR, err.retry_after if err.retry_after is not None else 1.0)

@@ -22,6 +22,7 @@ from lib.ledger import (
     IN_PROGRESS,
     QUEUED,
     SUBMITTING,
+    TIMED_OUT,
     UNKNOWN,
     UNREADABLE,
 )
@@ -42,6 +43,7 @@ _STATE_WORDS = {
     FAILED: ("Failed", "red", ":material/error:"),
     UNKNOWN: ("Outcome unknown", "orange", ":material/help:"),
     UNREADABLE: ("Unreadable run", "gray", ":material/broken_image:"),
+    TIMED_OUT: ("Timed out", "orange", ":material/timer_off:"),
 }
 
 
@@ -137,7 +139,10 @@ def _status(services: Any, run: Any, prefix: str) -> None:
         st.caption("Not billed: failed runs cost nothing.")
     elif run.state == UNKNOWN:
         st.warning(escape_md(playground.explain(run)), icon=":material/help:")
-        _recover_form(services, run, prefix)
+        if not run.task_id:  # with a task id (the gateway forgot it) there is nothing to recover
+            _recover_form(services, run, prefix)
+    elif run.state == TIMED_OUT:
+        st.warning(escape_md(playground.explain(run)), icon=":material/timer_off:")
 
 
 def _recover_form(services: Any, run: Any, prefix: str) -> None:

@@ -157,7 +157,7 @@ def signature(run: Any) -> tuple[str, bool, bool]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _spent(ledger_id: int, version: tuple) -> float:
     """The ledger's estimated spend, summed once per ledger change rather than on every rerun: it is a
-    SUM over every billed run (31 ms at 100,000 runs), while version() is one tiny read."""
+    SUM over every billed run (31 ms at 100,000 runs), while changes() is one tiny read."""
     del ledger_id, version  # cache keys only
     return state.services().ledger.spend()
 
@@ -214,7 +214,7 @@ def _live(public: bool = False) -> None:
     ledger = services.ledger
     ss = st.session_state
     widget_gc.prune()  # cards that left the page: Streamlit alone would keep their buttons forever
-    version = ledger.version()  # before in_flight: a change in between then shows as a new version
+    version = ledger.changes()  # before in_flight: a change in between then shows as a new version
     in_flight = ledger.in_flight()
     if not public:
         with st.container(key="frame_live"):

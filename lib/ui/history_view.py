@@ -105,7 +105,7 @@ def _column_config() -> dict[str, Any]:
 def _table(services: Any, flt: RunFilter) -> Any:
     """One page of runs; returns the selected run (or None)."""
     ledger = services.ledger
-    total = _count(id(ledger), ledger.version(), flt)
+    total = _count(id(ledger), ledger.changes(), flt)
     pages = history.page_count(total)
     page = history.clamp_page(st.session_state.get(PAGE_KEY), total)
     if st.session_state.get(PAGE_KEY) not in (None, page):
@@ -183,7 +183,7 @@ def _stats(ledger_key: str, version: tuple, utc_offset: float) -> tuple[dict, li
 def _spend_and_stats(services: Any) -> None:
     ledger = services.ledger
     offset = history.utc_offset_seconds(share_view.viewer_tz(), time.time())
-    stats, by_day = _stats(repr(ledger), ledger.version(), offset)
+    stats, by_day = _stats(repr(ledger), ledger.changes(), offset)
     with st.container(horizontal=True, key="hist_stats"):
         for label, value in history.stats_summary(stats):
             st.metric(label, value, border=True)

@@ -237,14 +237,14 @@ def test_unclaim_submit_makes_a_never_sent_run_a_draft_again(ledger: Ledger) -> 
 
 def test_notes_show_on_active_runs_only_and_clear_on_completion(ledger: Ledger) -> None:
     submitted(ledger, "r", "t")
-    v0 = ledger.version()
+    v0 = ledger.changes()
     ledger.set_note("r", "The gateway asked us to slow down; next look in 4 s.")
-    assert ledger.get("r").error_message.startswith("The gateway asked") and ledger.version() != v0
+    assert ledger.get("r").error_message.startswith("The gateway asked") and ledger.changes() != v0
     ledger.set_note("r", None)
     assert ledger.get("r").error_message is None
-    v1 = ledger.version()
+    v1 = ledger.changes()
     ledger.set_note("r", None)  # nothing to clear: no change for the live fragment
-    assert ledger.version() == v1
+    assert ledger.changes() == v1
     ledger.set_note("r", "retrying")
     ledger.apply_task("r", task("completed", 100, id="t", video_url="https://cdn/v.mp4"), None)
     run = ledger.get("r")
@@ -506,19 +506,19 @@ def test_stats_on_an_empty_ledger(ledger: Ledger) -> None:
     assert st["success_rate"] is None and st["median_finish"] == [] and st["total"] == 0
 
 
-def test_version_changes_on_every_write(ledger: Ledger) -> None:
-    seen = [ledger.version()]
+def test_changes_counter_moves_on_every_write(ledger: Ledger) -> None:
+    seen = [ledger.changes()]
 
     def changed() -> None:
-        v = ledger.version()
+        v = ledger.changes()
         assert v != seen[-1]
         seen.append(v)
 
-    assert ledger.version() == seen[0]  # reading changes nothing
+    assert ledger.changes() == seen[0]  # reading changes nothing
     ledger.create_run("r", REQ, 0.1)
     changed()
     ledger.create_run("r", REQ, 0.1)  # the no-op repeat
-    assert ledger.version() == seen[-1]
+    assert ledger.changes() == seen[-1]
     ledger.claim_for_submit("r")
     changed()
     ledger.mark_submitted("r", task("queued", id="t"), time.time())
@@ -531,7 +531,7 @@ def test_version_changes_on_every_write(ledger: Ledger) -> None:
     changed()
 
 
-def test_version_counts_every_committed_change_from_many_threads(ledger_url: str) -> None:
+def test_changes_counter_counts_every_committed_change_from_many_threads(ledger_url: str) -> None:
     """Concurrent writers from two Ledgers (processes): the token moves once per change, none is lost."""
     import threading
 
@@ -539,7 +539,7 @@ def test_version_counts_every_committed_change_from_many_threads(ledger_url: str
     try:
         for i in range(12):
             leds[0].create_run(f"r{i}", REQ, 0.1)
-        start = leds[1].version()[0]
+        start = leds[1].changes()[0]
         barrier = threading.Barrier(4)
 
         def writer(k: int) -> None:
@@ -553,11 +553,11 @@ def test_version_counts_every_committed_change_from_many_threads(ledger_url: str
             t.start()
         for t in threads:
             t.join(60)
-        assert leds[0].version()[0] == start + 24
+        assert leds[0].changes()[0] == start + 24
         leds[1].claim_for_submit("r0")  # lost claim: nothing changed, token unchanged
-        assert leds[0].version()[0] == start + 24
+        assert leds[0].changes()[0] == start + 24
         assert leds[0].claim_due(time.time(), "w") == []  # leases only: unchanged
-        assert leds[0].version()[0] == start + 24
+        assert leds[0].changes()[0] == start + 24
     finally:
         for led in leds:
             led.close()
@@ -593,7 +593,7 @@ def test_a_filtered_page_stays_fast_at_100k_runs(ledger: Ledger) -> None:
     for row in rows:  # like a real history: finished runs are archived and need no worker
         if row["state"] == COMPLETED:
             row.update(video_path=f"/archive/{row['run_id']}.mp4", next_poll_at=None)
-    before = ledger.version()
+    before = ledger.changes()
     t0 = time.perf_counter()
     bulk_insert(ledger, rows)
     insert_s = time.perf_counter() - t0
@@ -604,7 +604,7 @@ def test_a_filtered_page_stays_fast_at_100k_runs(ledger: Ledger) -> None:
     page = ledger.list_runs(flt, limit=50, offset=50)
     total = ledger.count_runs(flt)
     newest = ledger.list_runs(limit=50, offset=0)
-    version = ledger.version()
+    version = ledger.changes()
     due = ledger.claim_due(base + 200_000, "w", limit=20)
     query_s = time.perf_counter() - t0
 
@@ -613,5 +613,5 @@ def test_a_filtered_page_stays_fast_at_100k_runs(ledger: Ledger) -> None:
     assert [r.created_at for r in page] == sorted((r.created_at for r in page), reverse=True)
     assert newest[0].run_id == "run099999" and version != before
     assert len(due) == 20
-    print(f"\n[{ledger.dialect}] 100k insert {insert_s:.2f}s; page+count+newest+version+claim {query_s:.3f}s")
+    print(f"\n[{ledger.dialect}] 100k insert {insert_s:.2f}s; page+count+newest+changes+claim {query_s:.3f}s")
     assert query_s < 2.0

@@ -165,7 +165,7 @@ def test_many_threads_writing_and_reading_at_once(ledger: Ledger) -> None:
                 ledger.apply_task(rid, Task(id=f"t{rid}", status="in_progress", progress=k), None)
             else:
                 ledger.list_runs(limit=20)
-                ledger.version()
+                ledger.changes()
                 ledger.count_runs()
             done += 1
         return done

@@ -84,5 +84,5 @@ def test_an_http_link_the_archive_refused_is_never_offered() -> None:
     """A link to a private address (or a host off the allow-list) was refused by the archive as bad_url:
     the browser is not pointed at it either, even though it is a well-formed http(s) URL."""
     shown = playback(FakeRun(video_url="http://127.0.0.1:9/admin", error_code="bad_url",
-                             error_message="The gateway's video link leads to a local or private address."), NOW)
+                             error_message="The video link leads to a private address."), NOW)
     assert shown.kind == "failed" and shown.gateway_url is None
