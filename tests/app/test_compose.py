@@ -140,9 +140,10 @@ def test_rerun_restores_every_setting_including_images(isolated):
 
 def test_rerun_link_from_a_share_page(isolated):
     ledger = ledger_of(isolated)
-    ledger.create_run("r-link", VideoRequest("Snowy owl", mode="std", duration=10, aspect_ratio="1:1"), 0.3)
+    request = VideoRequest("Snowy owl", mode="std", duration=10, aspect_ratio="1:1")
+    ledger.create_run("r-link-snowy-owl", request, 0.3)  # run ids are 8-64 characters (lib.query.is_id)
     at = AppTest.from_file(APP, default_timeout=30)
-    at.query_params["rerun"] = "r-link"
+    at.query_params["rerun"] = "r-link-snowy-owl"
     at.run()
     assert by_label(at.text_area, "Prompt").value == "Snowy owl"
     assert by_label(at.radio, "Duration").value == 10 and by_label(at.radio, "Aspect ratio").value == "1:1"

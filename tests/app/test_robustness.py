@@ -304,6 +304,7 @@ def test_streamlit_extras_exception_handler_does_nothing_on_streamlit_1_67() -> 
 
 def test_install_keeps_a_handler_set_by_st_app() -> None:
     class Ctx:
+        session_id = "no-such-session"
         on_script_error = staticmethod(lambda exc: None)
 
     import streamlit.runtime.scriptrunner_utils.script_run_context as src
