@@ -160,3 +160,18 @@ def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     assert grid_button.label == "Re-run this grid"
     compare_exists = (ROOT / "pages" / "compare.py").is_file()
     assert grid_button.disabled is (not compare_exists)
+
+
+def test_a_cell_link_shows_that_cell_and_nothing_of_its_grid(ledger: Ledger) -> None:
+    gid = Ledger.new_id()
+    mine = seed(ledger, VideoRequest(prompt="a red kite over dunes", mode="std", duration=5), group_id=gid,
+                label="Prompt 1 · std", **archived(name="kite"))
+    other = seed(ledger, VideoRequest(prompt="OTHER CELL: a fox in snow", mode="pro", duration=5),
+                 group_id=gid, label="Prompt 2 · pro", **archived(name="fox"))
+    at = share(id=mine)
+    assert [t.value for t in at.title] == ["Shared run"]
+    assert [v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")] == ["kite.mp4"]
+    assert all(gid not in str(p.proto) for p in at.get("page_link"))  # sidebar links included
+    seen = main_text(at) + "".join(str(e.proto) for e in at.main.get("page_link"))
+    for leak in (gid, other, "OTHER CELL", "fox.mp4", "Prompt 2", "comparison"):
+        assert leak not in seen, leak
