@@ -27,106 +27,50 @@ from collections import Counter
 from pathlib import Path
 
 import requests
-import websockets
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.st_socket import BareSession  # noqa: E402
+
 PASSCODE = "correct horse battery staple"
 
 
-def _elements(msg: ForwardMsg) -> list:
-    if msg.WhichOneof("type") != "delta" or msg.delta.WhichOneof("type") != "new_element":
-        return []
-    return [msg.delta.new_element]
+async def new_session(url: str) -> BareSession:
+    session = await BareSession(url).open()
+    await session.run()
+    return session
 
 
-class Session:
-    """One Streamlit session driven over its websocket."""
-
-    def __init__(self, url: str) -> None:
-        self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
-        self.ws: websockets.ClientConnection | None = None
-        self.text_id: str | None = None
-        self.button_id: str | None = None
-
-    async def open(self) -> None:
-        self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None)
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-
-    async def run(self, widgets: list | None = None) -> list[str]:
-        """One script run; the text of every element it drew."""
-        assert self.ws is not None
-        back = BackMsg()
-        back.rerun_script.query_string = ""
-        back.rerun_script.page_script_hash = ""
-        for w in widgets or []:
-            back.rerun_script.widget_states.widgets.append(w)
-        await self.ws.send(back.SerializeToString())
-        texts: list[str] = []
-        while True:
-            msg = ForwardMsg()
-            msg.ParseFromString(await asyncio.wait_for(self.ws.recv(), 30))
-            kind = msg.WhichOneof("type")
-            for el in _elements(msg):
-                which = el.WhichOneof("type")
-                if which == "text_input" and el.text_input.label == "Passcode":
-                    self.text_id = el.text_input.id
-                elif which == "button" and el.button.label == "Unlock":
-                    self.button_id = el.button.id
-                elif which in ("alert", "markdown", "heading"):
-                    texts.append(getattr(el, which).body)
-                elif which == "text_area":
-                    texts.append(f"text_area:{el.text_area.label}")
-            if kind == "script_finished":
-                return texts
-
-    async def guess(self, guess: str) -> str:
-        from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-        text = WidgetState(id=self.text_id, string_value=guess)
-        states = [text]
-        if self.button_id:
-            states.append(WidgetState(id=self.button_id, trigger_value=True))
-        texts = await self.run(states)
-        joined = " ".join(texts)
-        if "not right" in joined:
-            return "judged"
-        if "Try again in" in joined or "wait" in joined.lower():
-            return "refused"
-        if "text_area:Prompt" in joined:
-            return "open"
-        return "other"
+async def guess(session: BareSession, text: str) -> str:
+    states = [session.text("Passcode", text)]
+    if "Unlock" in session.widgets:  # the gate is a form: its button sends the guess
+        states.append(session.press("Unlock"))
+    joined = " ".join(await session.run(states))
+    if "not right" in joined:
+        return "judged"
+    if "Try again in" in joined:
+        return "refused"
+    if "text_area:Prompt" in joined:
+        return "open"
+    return "other"
 
 
 async def attacker(url: str, deadline: float, reconnect: bool, out: list[tuple[float, str]]) -> None:
-    session = Session(url)
-    await session.open()
-    await session.run()
+    session = await new_session(url)
     try:
         while time.monotonic() < deadline:
             if reconnect:
                 await session.close()
-                session = Session(url)
-                await session.open()
-                await session.run()
-            outcome = await session.guess(secrets.token_hex(8))
-            out.append((time.monotonic(), outcome))
+                session = await new_session(url)
+            out.append((time.monotonic(), await guess(session, secrets.token_hex(8))))
     finally:
         await session.close()
 
 
 async def warm_up(url: str) -> None:
-    session = Session(url)
-    await session.open()
-    await session.run()
-    await session.close()
+    await (await new_session(url)).close()
 
 
 async def attack(url: str, sessions: int, seconds: float, reconnect: bool) -> dict:
