@@ -80,7 +80,7 @@ def test_a_bomb_between_40_and_80_megapixels_is_refused_with_its_size() -> None:
 def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same() -> None:
     at = new_app()
     uploader = at.file_uploader(key=FILE_KEY)
-    assert uploader.proto.max_upload_size_mb == contract.MAX_IMAGE_MB  # "Limit 10MB per file"
+    assert uploader.proto.max_upload_size_mb == contract.MAX_IMAGE_MB  # "10MB per file"
     assert "up to 10 MB" in uploader.help and "40 megapixels" in uploader.help
     rnd = random.Random(3)
     noisy = Image.frombytes("RGB", (1900, 1800), rnd.randbytes(1900 * 1800 * 3))
