@@ -77,8 +77,9 @@ def test_a_bomb_between_40_and_80_megapixels_is_refused_with_its_size() -> None:
                for e in errors(at)), errors(at)
 
 
-def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same() -> None:
+def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same(isolated: Path) -> None:
     at = new_app()
+    at.text_area(key=compose_form.PROMPT).set_value("A harbour at dawn").run()
     uploader = at.file_uploader(key=FILE_KEY)
     assert uploader.proto.max_upload_size_mb == contract.MAX_IMAGE_MB  # "10MB per file"
     assert "up to 10 MB" in uploader.help and "40 megapixels" in uploader.help
@@ -89,8 +90,12 @@ def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same() -> None
     data = buf.getvalue()
     assert len(data) > contract.MAX_IMAGE_BYTES
     uploader.upload("big.png", data, "image/png").run()
-    assert (f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes); the limit is 10 MB — resize "
-            "or compress it (a JPEG at quality 85 is usually far smaller).") in errors(at)
+    words = (f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes); the limit is 10 MB — resize "
+             "or compress it (a JPEG at quality 85 is usually far smaller).")
+    assert words in errors(at)
+    at.button(key=f"generate_{at.session_state[compose_form.RUN_ID]}").click().run()
+    assert words in errors(at)
+    assert Ledger(f"sqlite:///{isolated / 'ledger.db'}").list_runs(limit=5) == []  # Generate sent nothing
 
 
 def test_the_preview_is_made_once_not_on_every_rerun(monkeypatch) -> None:
