@@ -321,7 +321,8 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
         chosen = ss.get(file_key(frame))
         if upload and upload.get("url") == url and chosen is not None:
             # Made once per file (by content hash), not decoded again on every rerun.
-            thumb = images.preview(upload.get("sha") or "", chosen.getvalue)
+            sha = upload.get("sha") or images.content_hash(chosen.getvalue())
+            thumb = images.preview(sha, chosen.getvalue)
             if thumb is not None:
                 st.image(thumb, caption=f"{label}: {upload['name']}", width=images.PREVIEW_SIDE)
         else:

@@ -90,8 +90,8 @@ def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same(isolated:
     data = buf.getvalue()
     assert len(data) > contract.MAX_IMAGE_BYTES
     uploader.upload("big.png", data, "image/png").run()
-    words = (f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes); the limit is 10 MB — resize "
-             "or compress it (a JPEG at quality 85 is usually far smaller).")
+    words = (f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes); the limit is 10 MB — "
+             "resize or compress it (a JPEG at quality 85 is usually far smaller).")
     assert words in errors(at)
     at.button(key=f"generate_{at.session_state[compose_form.RUN_ID]}").click().run()
     assert words in errors(at)
