@@ -70,3 +70,15 @@ def test_many_sessions_get_three_guesses_then_wait_even_with_the_right_one(monke
     time.sleep(guard.wait_for(passcode.LOCAL_CLIENT)[0] + 0.05)
     guess(at, PASSCODE)
     assert "Prompt" in [w.label for w in at.text_area]
+
+
+def test_a_short_passcode_stops_the_app_with_words(monkeypatch):
+    """Checked at start-up (lib/config.py): the words name the variable and the minimum, never the value.
+    Shown as the script's error, or on a settings page where one catches the settings' ValueError."""
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", "hunter2")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    shown = [e.message for e in at.exception] + [e.value for e in [*at.error, *at.markdown, *at.text]]
+    text = " ".join(str(s) for s in shown).replace("\\", "")
+    assert "PLAYGROUND_PASSCODE is 7 characters long; it must have at least 12" in text, shown
+    assert "hunter2" not in text
+    assert not at.text_area and not at.text_input  # no Compose, no passcode box either
