@@ -16,7 +16,7 @@ import pytest
 
 from lib import passcode
 from tests.fixtures.servers import AppServer, GatewayProcess
-from tests.fixtures.st_socket import BareSession
+from tests.fixtures.st_socket import BareSession, run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,7 @@ def test_guessing_over_websockets_is_slowed_to_the_schedule(tmp_path: Path) -> N
             await asyncio.gather(*(attacker(app.url, start + ATTACK_SECONDS, out) for _ in range(6)))
             return out, time.monotonic() - start
 
-        out, elapsed = asyncio.run(attack())
+        out, elapsed = run_async(attack())
         judged = out.count("judged")
         rate = len(out) / elapsed
         print(f"{len(out)} guesses in {elapsed:.1f} s ({rate:.1f}/s), {judged} compared")
@@ -72,13 +72,13 @@ def test_guessing_over_websockets_is_slowed_to_the_schedule(tmp_path: Path) -> N
         assert passcode.FREE_FAILURES <= judged <= judged_by(elapsed), (judged, elapsed)
 
         # The right passcode, on a fresh session, while the wait is on: refused unseen.
-        assert asyncio.run(one_guess(app.url, PASSCODE)) == "refused"
+        assert run_async(one_guess(app.url, PASSCODE)) == "refused"
         # After the wait (at most the next step of the schedule), it opens.
         deadline = time.monotonic() + passcode.delay_after(judged) + 5
         result = "refused"
         while result == "refused" and time.monotonic() < deadline:
             time.sleep(1.0)
-            result = asyncio.run(one_guess(app.url, PASSCODE))
+            result = run_async(one_guess(app.url, PASSCODE))
         assert result == "open"
     finally:
         app.stop()

@@ -7,7 +7,6 @@ of 9.9 MB files, from one session and from several. The server's resident memory
 """
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import requests
 
 from lib.ui import upload_quota
 from tests.fixtures.servers import AppServer, GatewayProcess
-from tests.fixtures.st_socket import BareSession
+from tests.fixtures.st_socket import BareSession, run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +88,7 @@ def test_uploads_are_capped_per_file_per_session_and_in_all(tmp_path: Path) -> N
             await s.close()
 
     try:
-        asyncio.run(attack())
+        run_async(attack())
         assert app.proc.poll() is None
     finally:
         app.stop()
