@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lib.contract import Prices
+from lib.passcode import check_length
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
@@ -207,6 +208,10 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     data_dir = _path(src.get("PLAYGROUND_DATA"), REPO_ROOT / "data")
     archive_dir = _path(src.get("PLAYGROUND_ARCHIVE"), data_dir / "archive")
     db_url = src.get("PLAYGROUND_DB_URL") or f"sqlite:///{(data_dir / 'ledger.db').as_posix()}"
+    passcode = src.get("PLAYGROUND_PASSCODE")
+    too_short = check_length(passcode)
+    if too_short:
+        raise ValueError(too_short)
     defaults = Prices()
     prices = Prices(
         std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
@@ -223,7 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         local_speed=_number(src, "LOCAL_GATEWAY_SPEED", 1.0, positive=True,
                             what="the local gateway's clock speed, e.g. 1 or 10"),
         prices=prices,
-        passcode=src.get("PLAYGROUND_PASSCODE"),
+        passcode=passcode,
         first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,
                            what="seconds before the first status check after submit, e.g. 5", positive=True),
         file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),

@@ -28,7 +28,17 @@ DEFAULT_DURATION = 5
 DEFAULT_ASPECT = "16:9"
 MAX_PROMPT = 2500
 MAX_IMAGES = 2
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# One size rule everywhere: .streamlit/config.toml's server.maxUploadSize, the uploaders' shown limit, their
+# tooltips and our words. Streamlit counts this limit in MB; browsers outside Windows enforce it as
+# decimal megabytes (10,000,000 bytes, shown as "10.0MB"), so our own check uses the same bytes.
+MAX_IMAGE_MB = 10
+MAX_IMAGE_BYTES = MAX_IMAGE_MB * 1_000_000
+# About 40 megapixels: far above anything a 1080p video needs, far below what a few hundred KB of PNG can
+# unpack to (13,000 × 13,000 = 169 MP = 676 MB of RGBA). Checked from the header, before any decoding.
+MAX_IMAGE_PIXELS = 40_000_000
+# Pillow's own guard, process-wide: Image.open refuses anything over twice this (and warns above it), so
+# even a decode path that skips our header check cannot unpack a bomb.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 MIN_IMAGE_SIDE = 300
 MAX_IMAGE_RATIO = 2.5
 MAX_I2V_DURATION = 10
@@ -42,6 +52,10 @@ RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
     ("pro", "9:16"): (1080, 1920),
     ("pro", "1:1"): (1080, 1080),
 }
+
+# The uploaders' tooltip on every page: the same numbers as the checks below.
+IMAGE_RULES_TEXT = (f"JPEG or PNG, at least {MIN_IMAGE_SIDE} px a side, aspect between 1:2.5 and 2.5:1, "
+                    f"up to {MAX_IMAGE_MB} MB and {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
 
 MODE_LABELS = {"std": "std (720p)", "pro": "pro (1080p)"}
 IMAGE_FIELDS = ("first_frame", "last_frame")
@@ -282,17 +296,52 @@ def validate(req: VideoRequest) -> list[Problem]:
     return problems
 
 
+class TooManyPixels(ValueError):
+    """An image whose header promises more than MAX_IMAGE_PIXELS: refused before any pixel is decoded."""
+
+    def __init__(self, pixels: int | None, size: tuple[int, int] | None = None) -> None:
+        self.pixels = pixels
+        self.size = size
+        super().__init__(f"image of {pixels or 'too many'} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
+
+
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
 def image_info(data: bytes) -> tuple[str, int, int]:
-    """(Pillow format name, width, height) read from the bytes themselves; ValueError if not an image."""
+    """(Pillow format name, width, height) read from the header alone; ValueError if not an image.
+
+    Why header only: Image.open reads the size without decoding, so a 500 KB file that would unpack to
+    gigabytes is measured, and refused (TooManyPixels), for the price of a few bytes.
+    """
     try:
         with Image.open(io.BytesIO(data), formats=_KNOWN_FORMATS) as img:
-            return str(img.format), int(img.width), int(img.height)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            fmt, width, height = str(img.format), int(img.width), int(img.height)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (twice ours) tripped while opening
+        found = _BOMB_PIXELS.search(str(exc))
+        raise TooManyPixels(int(found.group(1)) if found else None) from None
+    except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"not a readable image ({exc.__class__.__name__})") from exc
+    if width * height > MAX_IMAGE_PIXELS:
+        raise TooManyPixels(width * height, (width, height))
+    return fmt, width, height
+
+
+def too_many_pixels_message(label: str, err: TooManyPixels) -> str:
+    """Words for an image refused by its pixel count (its size when the header gave it)."""
+    limit = f"the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+    if err.size:
+        what = f"{err.size[0]:,}×{err.size[1]:,} px ({err.pixels / 1_000_000:,.0f} megapixels)"
+    elif err.pixels:
+        what = f"{err.pixels / 1_000_000:,.0f} megapixels"
+    else:
+        what = f"far more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+    return (f"The {label} is {what}; {limit}, so it was not opened — resize it (4,000 px on the long side "
+            "is plenty for a 1080p video).")
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB ({n:,} bytes)"
+    return f"{n / 1_000_000:.1f} MB ({n:,} bytes)"
 
 
 def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
@@ -304,11 +353,14 @@ def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
     if len(data) > MAX_IMAGE_BYTES:
         problems.append(Problem(
             field,
-            f"The {label} is {_mb(len(data))}; the limit is 10 MB — resize or compress it "
+            f"The {label} is {_mb(len(data))}; the limit is {MAX_IMAGE_MB} MB — resize or compress it "
             "(a JPEG at quality 85 is usually far smaller).",
         ))
     try:
         fmt, width, height = image_info(data)
+    except TooManyPixels as err:
+        problems.append(Problem(field, too_many_pixels_message(label, err)))
+        return problems
     except ValueError:
         problems.append(Problem(
             field,
@@ -388,7 +440,8 @@ def format_estimate(usd: float) -> str:
 
 
 __all__ = [
-    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "MAX_IMAGES", "MAX_IMAGE_BYTES",
-    "MAX_PROMPT", "MODEL", "MODES", "RESOLUTION", "Prices", "Problem", "VideoRequest", "check_image",
-    "estimate_cost", "forbidden_reason", "format_estimate", "image_info", "validate",
+    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "IMAGE_RULES_TEXT", "MAX_IMAGES",
+    "MAX_IMAGE_BYTES", "MAX_IMAGE_MB", "MAX_IMAGE_PIXELS", "MAX_PROMPT", "MODEL", "MODES", "RESOLUTION",
+    "Prices", "Problem", "TooManyPixels", "VideoRequest", "check_image", "estimate_cost", "forbidden_reason",
+    "format_estimate", "image_info", "too_many_pixels_message", "validate",
 ]

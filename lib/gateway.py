@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from lib.contract import MAX_IMAGE_MB
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import url_problem
 
@@ -280,8 +281,8 @@ def user_message(err: GatewayError) -> str:
     """What happened and what to do, in words a user can act on."""
     detail = f" ({err.message})" if err.message and err.message != err.default_message else ""
     if isinstance(err, UploadRejected):
-        return (f"The image upload was refused: {err.message}. Use a JPEG or PNG of at most 10 MB "
-                "and try again.")
+        return (f"The image upload was refused: {err.message}. Use a JPEG or PNG of at most "
+                f"{MAX_IMAGE_MB} MB and try again.")
     if isinstance(err, BadRequest):
         field_hint = f" Check the '{err.param}' field." if err.param else " Check the settings."
         return (f"The gateway rejected the request{detail}.{field_hint} Nothing was billed; "

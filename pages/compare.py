@@ -18,7 +18,9 @@ from lib.contract import (
     ASPECTS,
     DURATIONS,
     FIFTEEN_WITH_IMAGES,
+    IMAGE_RULES_TEXT,
     MAX_I2V_DURATION,
+    MAX_IMAGE_MB,
     MAX_PROMPT,
     MODE_LABELS,
     MODES,
@@ -26,7 +28,6 @@ from lib.contract import (
 )
 from lib.ledger import ACTIVE, COMPLETED, FAILED
 from lib.ui import card, frame, player, state, sync_player
-from lib.ui.compose_form import UPLOAD_CEILING_MB
 from lib.ui.text import escape_md, shorten
 
 services = frame.render("Compare", icon=":material/compare:")
@@ -254,8 +255,8 @@ def draw_form() -> None:
         for col, name in zip(cols, FRAMES, strict=True):
             with col, st.container(key=f"{K}{name}_box"):
                 st.file_uploader(FRAME_LABELS[name], type=IMAGE_TYPES, key=file_key(name),
-                                 on_change=_on_file, args=(name,), max_upload_size=UPLOAD_CEILING_MB,
-                                 help="JPEG or PNG, at least 300 px a side, aspect 1:2.5 to 2.5:1, ≤ 10 MB.")
+                                 on_change=_on_file, args=(name,), max_upload_size=MAX_IMAGE_MB,
+                                 help=IMAGE_RULES_TEXT)
                 st.text_input(f"{FRAME_LABELS[name]} URL", key=url_key(name), persist_state=PERSIST,
                               placeholder="or paste an https:// image URL", label_visibility="collapsed")
                 for message in ss.get(f"{K}{name}_problems", []):

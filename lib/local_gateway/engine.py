@@ -23,7 +23,7 @@ from lib.safe_fetch import FetchError, FetchPolicy, SafeFetcher
 from . import clock
 from .faults import Faults
 from .limits import SlidingWindow
-from .render import RenderCancelled, render_clip
+from .render import ImageTooLarge, RenderCancelled, render_clip
 from .store import Store, TaskRow
 from .validation import ClipRequest
 
@@ -268,6 +268,9 @@ class Engine:
                 cancel=stop,
             )
         except RenderCancelled:
+            return
+        except ImageTooLarge as exc:  # refused from its header: nothing was decoded
+            self.store.set_failure(task_id, "generation_failed", f"Generation failed: {exc}")
             return
         except Exception:  # a bad input image or a disk problem: fail the task rather than retry forever
             log.exception("render of %s failed", task_id)

@@ -43,6 +43,11 @@ RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
     ("pro", "1:1"): (1080, 1080),
 }
 ENCODER_OPTIONS = {"preset": "ultrafast", "crf": "28", "g": "48"}
+# Input images over this many pixels are refused from their header, before decoding: a few hundred KB of
+# PNG can promise 13,000 × 13,000 px (over 600 MB once decoded). Pillow's own guard is set to match, so
+# Image.open itself refuses anything over twice this.
+MAX_IMAGE_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 LABEL = "synthetic · local gateway"
 
 # Alpha is kept in 7 bits so that colour*alpha and value*(128-alpha) both fit in uint16.
@@ -61,6 +66,10 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in luma pixels, all even
 
 class RenderCancelled(Exception):
     """The render was stopped (gateway shutting down); nothing was written."""
+
+
+class ImageTooLarge(ValueError):
+    """An input image whose header promises more than MAX_IMAGE_PIXELS; nothing was decoded."""
 
 
 @dataclass(frozen=True)
@@ -479,13 +488,36 @@ def _text_panel(
 # Images
 
 
-def _load_image(src: ImageSource) -> Image.Image:
+def _open(src: ImageSource) -> Image.Image:
+    """Open lazily (header only); Pillow's guard refuses over 2 × MAX_IMAGE_PIXELS here already."""
     if isinstance(src, Image.Image):
-        img = src
-    elif isinstance(src, bytes | bytearray):
-        img = Image.open(io.BytesIO(src))
-    else:
-        img = Image.open(Path(src))
+        return src
+    try:
+        return Image.open(io.BytesIO(src) if isinstance(src, bytes | bytearray) else Path(src))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image has more than {2 * MAX_IMAGE_PIXELS // 1_000_000} megapixels; "
+                            f"the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels") from exc
+
+
+def check_image_size(src: ImageSource, role: str = "image") -> tuple[int, int]:
+    """(width, height) from the header; ImageTooLarge in words when over MAX_IMAGE_PIXELS."""
+    img = _open(src)
+    try:
+        width, height = img.size
+    finally:
+        if img is not src:
+            img.close()
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(f"the {role} image is {width}×{height} px ({width * height / 1e6:.0f} "
+                            f"megapixels); the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+    return width, height
+
+
+def _load_image(src: ImageSource) -> Image.Image:
+    img = _open(src)
+    if img.width * img.height > MAX_IMAGE_PIXELS:  # checked before load(): nothing decoded yet
+        raise ImageTooLarge(f"the image is {img.width}×{img.height} px; the limit is "
+                            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
     img = ImageOps.exif_transpose(img)
     return img.convert("RGB")
 
@@ -543,6 +575,9 @@ class Scene:
         # Seeded by the prompt alone, so std and pro of one prompt show the same scene at two sizes.
         digest = hashlib.sha256(prompt.encode("utf-8")).digest()
         self.rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+        for role, src in (("first frame", first_image), ("last frame", last_image)):
+            if src is not None:
+                check_image_size(src, role)
         self.first = _Still.build(first_image, self.width, self.height) if first_image is not None else None
         self.last = _Still.build(last_image, self.width, self.height) if last_image is not None else None
         self._palette()

@@ -8,6 +8,7 @@ headers) follows ../shared/api-contract.md §2–§7.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from .engine import CREDITS_PER_USD, MAX_IMAGE_BYTES, PRICES, UPLOAD_NAME, Engin
 from .errors import ApiError
 from .faults import Fault
 from .limits import LIMITS
+from .render import ImageTooLarge, check_image_size
 from .validation import parse_submit
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,11 @@ def build_app(engine: Engine) -> ASGIApp:
         kind = sniff_image(data)
         if kind is None:
             raise errors.upload_rejected("Unsupported image type. Allowed: JPEG, PNG, WebP, GIF")
+        with contextlib.suppress(OSError, SyntaxError):  # an unreadable header fails at render, as before
+            try:  # header only: a decompression bomb is refused before a pixel is decoded
+                check_image_size(data, "uploaded")
+            except ImageTooLarge as exc:
+                raise errors.upload_rejected(f"Image too large: {exc}") from None
         info = engine.save_upload(data, filename, *kind)
         return _json(
             {

@@ -16,12 +16,14 @@ from typing import Any
 
 import streamlit as st
 
-from lib import contract, links, playground, query
+from lib import contract, images, links, playground, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
     FIFTEEN_WITH_IMAGES,
+    IMAGE_RULES_TEXT,
     MAX_I2V_DURATION,
+    MAX_IMAGE_MB,
     MAX_PROMPT,
     MODE_LABELS,
     MODES,
@@ -210,7 +212,7 @@ def _on_file(frame: str) -> None:
     data = uploaded.getvalue()
     url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
     ss[upload_key(frame)] = {
-        "name": uploaded.name, "url": url,
+        "name": uploaded.name, "url": url, "sha": images.content_hash(data),
         "problems": [{"field": p.field, "message": p.message, "level": p.level} for p in problems],
     }
     if url:
@@ -314,25 +316,26 @@ def render(services: Any) -> None:
     _estimate_and_buttons(services, request, problems)
 
 
-UPLOAD_CEILING_MB = 50
-
-
 def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
     ss = st.session_state
     label = FRAME_LABELS[frame]
+    # The same limit as server.maxUploadSize: a bigger file is refused by the browser ("File must be
+    # 10.0MB or smaller.") and never reaches the server.
     st.file_uploader(label, type=IMAGE_TYPES, key=file_key(frame), disabled=disabled,
-                     # Above our 10 MB rule on purpose: Streamlit's own refusal happens in the browser,
-                     # where Generate cannot see it; ours explains and blocks Generate.
-                     on_change=_on_file, args=(frame,), max_upload_size=UPLOAD_CEILING_MB,
-                     help="JPEG or PNG, at least 300 px a side, aspect between 1:2.5 and 2.5:1, up to 10 MB.")
+                     on_change=_on_file, args=(frame,), max_upload_size=MAX_IMAGE_MB, help=IMAGE_RULES_TEXT)
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed")
     url = (ss.get(url_key(frame)) or "").strip()
     upload = ss.get(upload_key(frame))
     field_problems = problems.get(frame, [])
     if url and not any(p.level == "error" for p in field_problems):
-        if upload and upload.get("url") == url and ss.get(file_key(frame)) is not None:
-            st.image(ss[file_key(frame)].getvalue(), caption=f"{label}: {upload['name']}", width=220)
+        chosen = ss.get(file_key(frame))
+        if upload and upload.get("url") == url and chosen is not None:
+            # Made once per file (by content hash), not decoded again on every rerun.
+            sha = upload.get("sha") or images.content_hash(chosen.getvalue())
+            thumb = images.preview(sha, chosen.getvalue)
+            if thumb is not None:
+                st.image(thumb, caption=f"{label}: {upload['name']}", width=images.PREVIEW_SIDE)
         else:
             st.image(url, caption=label, width=220)
     _show(problems, frame)

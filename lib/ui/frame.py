@@ -16,7 +16,6 @@ flight ended. Run cards and grid cells refresh themselves in their own fragments
 from __future__ import annotations
 
 import contextvars
-import hmac
 import logging
 import time
 from collections.abc import Iterable
@@ -26,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import last_resort, setup_page, state, widget_gc
+from lib.ui import last_resort, passcode_gate, setup_page, state, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -47,7 +46,6 @@ _FOLLOW_NEW_KEY = "_live_follow_new"  # the page lists runs as they start (Histo
 _BUSY_KEY = "_live_busy"  # whether the last full run saw runs in flight (it set the fragment timers)
 _VERSION_KEY = "_live_version"
 _TOASTS_KEY = "_live_toasts"
-_UNLOCKED_KEY = "_passcode_ok"
 _full_run: contextvars.ContextVar[bool] = contextvars.ContextVar("frame_full_run", default=False)
 
 
@@ -77,19 +75,9 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
 
 
 def _gate(passcode: str | None) -> None:
-    """A shared passcode keeps a public deployment from spending the key's money (PLAYGROUND_PASSCODE)."""
-    if not passcode or st.session_state.get(_UNLOCKED_KEY):
-        return
-    st.title(APP_NAME)
-    entered = st.text_input("Passcode", type="password", key="passcode_input",
-                            help="This playground is shared privately; ask its owner for the passcode.")
-    if entered:
-        if hmac.compare_digest(entered.encode(), passcode.encode()):
-            st.session_state[_UNLOCKED_KEY] = True
-            st.session_state.pop("passcode_input", None)
-            st.rerun()
-        st.error("That passcode is not right.")
-    st.stop()
+    """A shared passcode keeps a public deployment from spending the key's money (PLAYGROUND_PASSCODE);
+    the guessing limits live in lib/passcode.py, the page in passcode_gate."""
+    passcode_gate.require(passcode, APP_NAME)
 
 
 def _page_exists(page: str) -> bool:

@@ -126,7 +126,9 @@ def _table(services: Any, flt: RunFilter) -> Any:
             icon=":material/download:",
             key="hist_export",
             disabled=total == 0,
-            help="Every run that matches the filters (not just this page), as CSV.",
+            help=f"Every run that matches the filters (not just this page), newest first, as CSV, up to "
+                 f"{history.CSV_MAX_MB} MB: a bigger export stops there and its last line says how many "
+                 "runs it holds.",
         )
     event = st.dataframe(
         table, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,

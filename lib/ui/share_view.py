@@ -1,8 +1,9 @@
 """The read-only share view (`/run?id=…` and `/run?group=…`) and the run facts History reuses.
 
 Why its own module: a share link is a capability handed to anyone, so this view shows exactly one run (or
-one comparison group) and nothing else — no history, no key, no other run — and must work as the first
-request a freshly started server sees. User text (prompts, labels, URLs) is drawn only with elements that
+one comparison group) and nothing else — no history, no key, no other run; a cell of a comparison opened by
+its own link shows that cell alone, not its grid — and must work as the first request a freshly started
+server sees. User text (prompts, labels, URLs) is drawn only with elements that
 never interpret Markdown or HTML (st.text, st.code, dataframes).
 """
 from __future__ import annotations
@@ -142,9 +143,8 @@ def show_run(services: Any, run: Any) -> None:
                 st.button("Re-run this config", key="share_rerun", type="primary", icon=":material/replay:",
                           disabled=not history.has_settings(run), on_click=_on_rerun, args=(run.run_id,),
                           help="Open Compose with every setting of this run filled in, images included.")
-                if run.group_id:
-                    st.page_link("pages/run.py", label="See its comparison", icon=":material/grid_view:",
-                                 query_params={"group": run.group_id})
+            # A cell of a comparison shows only itself: its link is no key to the grid or the other cells
+            # (no group id, no link to it). The grid has its own link, which its owner may share.
             run_facts(run, key="share", stacked=True)
         if history.has_settings(run):
             _snippets(services, run)

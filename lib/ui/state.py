@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from lib.contract import VideoRequest
+from lib.ui import upload_quota
 
 NAV_KEY = "_nav_pending"
 RESTORE_KEY = "_compose_restore"
@@ -58,6 +59,7 @@ def stop_all() -> None:
 
 def services() -> Any:
     """The process-wide Services (settings, ledger, client, archive, worker, local gateway)."""
+    upload_quota.install_in_runtime()  # once per process; before _start, which may refuse bad settings
     return _start()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
+from lib import passcode
 from lib.ui import state
 
 CLEARED = ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_ARCHIVE", "PLAYGROUND_BUDGET_USD",
@@ -27,6 +28,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.setenv("PLAYGROUND_FIRST_LOOK", "0.3")
     st.cache_resource.clear()
     st.cache_data.clear()
+    passcode.reset()  # the guessing counters are process-wide on purpose: start each test with none
     yield tmp_path
     state.stop_all()
     st.cache_resource.clear()

@@ -82,13 +82,22 @@ def test_sidebar_says_gateway_spend_and_in_flight(isolated, monkeypatch):
     assert any("of the $5.00 budget" in unescape_md(p.proto.text) for p in at.sidebar.get("progress"))
 
 
+PASSCODE = "open sesame, friend"
+
+
+def guess(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="passcode_input").set_value(text)
+    return at.button[0].click().run()
+
+
 def test_passcode_gate(monkeypatch):
-    monkeypatch.setenv("PLAYGROUND_PASSCODE", "open sesame")
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", PASSCODE)
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert [w.label for w in at.text_input] == ["Passcode"] and not at.text_area
-    at.text_input[0].set_value("wrong").run()
+    assert [b.label for b in at.button] == ["Unlock"]
+    guess(at, "wrong")
     assert any("not right" in e.value for e in at.error) and not at.text_area
-    at.text_input[0].set_value("open sesame").run()
+    guess(at, PASSCODE)
     assert "Prompt" in [w.label for w in at.text_area]
 
 
@@ -110,7 +119,7 @@ def test_toast_when_a_run_finishes_on_another_page(isolated, monkeypatch):
 
 
 def test_share_view_stays_open_behind_a_passcode_and_hides_the_account(monkeypatch, isolated):
-    monkeypatch.setenv("PLAYGROUND_PASSCODE", "open sesame")
+    monkeypatch.setenv("PLAYGROUND_PASSCODE", PASSCODE)
     monkeypatch.setenv("PLAYGROUND_BUDGET_USD", "25")
     ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
     ledger.create_run("shared-run-0001", VideoRequest("A lighthouse in fog", duration=5), 0.18)

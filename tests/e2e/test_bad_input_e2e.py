@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from lib.contract import FIFTEEN_WITH_IMAGES, MAX_PROMPT, VideoRequest, check_image, validate
+from tests.fixtures.bombs import bomb_png
 from tests.fixtures.servers import (
     AppServer,
     GatewayProcess,
@@ -264,12 +266,10 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("which", ["text-renamed-jpg", "11-MB", "200x200", "3000x500"])
+@pytest.mark.parametrize("which", ["text-renamed-jpg", "200x200", "3000x500"])
 def test_bad_image_file(compose: Any, server: AppServer, tmp_path: Path, which: str, baseline: Mark) -> None:
     path = _bad_files(tmp_path)[which]
     data = path.read_bytes()
-    if which == "11-MB":
-        assert len(data) > 11 * 2**20 - 2**16
     expected = [p.message for p in check_image(data, "first_frame") if p.level == "error"]
     assert expected, f"lib.contract.check_image accepts {which}"
     type_prompt(compose)
@@ -279,5 +279,43 @@ def test_bad_image_file(compose: Any, server: AppServer, tmp_path: Path, which: 
     generate(compose)  # a press now must not quietly send a text-only video instead
     shows(compose, expected[0])
     screenshot(compose, f"bad_input_file_{which}")
+    assert_nothing_sent(server, baseline)
+    assert_prompt_kept(compose)
+
+
+def test_an_11_mb_image_never_leaves_the_browser(compose: Any, server: AppServer, tmp_path: Path,
+                                                  baseline: Mark) -> None:
+    """server.maxUploadSize = 10 (MB): Streamlit's uploader refuses the file in the browser, in words, and
+    the server never receives it (a direct PUT is answered 413: tests/e2e/test_upload_limits_e2e.py)."""
+    path = _bad_files(tmp_path)["11-MB"]
+    assert path.stat().st_size > 11 * 2**20 - 2**16
+    puts: list[str] = []
+    compose.on("request", lambda r: puts.append(r.url) if "/_stcore/upload_file/" in r.url else None)
+    type_prompt(compose)
+    box = frame_box(compose, "first_frame")
+    expect(box.get_by_text("10MB per file", exact=False)).to_be_visible()  # the uploader says the limit
+    choose_file(compose, path)
+    expect(box.get_by_text("File must be 10.0MB or smaller.")).to_be_visible(timeout=15_000)
+    screenshot(compose, "bad_input_file_11-MB")
+    assert puts == [], puts
+    assert_nothing_sent(server, baseline)
+    assert compose.locator(".st-key-compose_first_frame_box img").count() == 0  # no preview
+    assert_prompt_kept(compose)
+
+
+def test_a_decompression_bomb_is_refused_in_words(compose: Any, server: AppServer, tmp_path: Path,
+                                                  baseline: Mark) -> None:
+    """13,000 × 13,000 px in half a megabyte: refused from its header, never decoded, never uploaded."""
+    path = tmp_path / "holiday.png"
+    path.write_bytes(bomb_png())
+    expected = check_image(path.read_bytes(), "first_frame")[0].message
+    assert "169 megapixels; the limit is 40 megapixels" in expected
+    type_prompt(compose)
+    choose_file(compose, path)
+    shows(compose, expected, timeout=30_000)
+    assert_nothing_sent(server, baseline)
+    generate(compose)
+    shows(compose, expected)
+    screenshot(compose, "bad_input_file_bomb")
     assert_nothing_sent(server, baseline)
     assert_prompt_kept(compose)

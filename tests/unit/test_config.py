@@ -73,7 +73,7 @@ def test_every_variable_is_read() -> None:
         "LOCAL_GATEWAY_SPEED": "20",
         "PLAYGROUND_PRICE_STD": "0.05",
         "PLAYGROUND_PRICE_PRO": "0.1",
-        "PLAYGROUND_PASSCODE": "open sesame",
+        "PLAYGROUND_PASSCODE": "open sesame, friend",
         "PLAYGROUND_FIRST_LOOK": "0.5",
     })
     assert s.data_dir == Path("/tmp/pg-data")
@@ -82,7 +82,7 @@ def test_every_variable_is_read() -> None:
     assert s.budget_usd == 12.5
     assert s.local_speed == 20.0
     assert s.prices == Prices(std=0.05, pro=0.1)
-    assert s.passcode == "open sesame"
+    assert s.passcode == "open sesame, friend"
     assert s.first_look == 0.5
 
 
@@ -99,11 +99,12 @@ def test_relative_paths_are_from_the_repo_root() -> None:
 
 
 def test_environment_wins_over_secrets() -> None:
-    secrets = {"TOAPIS_API_KEY": "sk-from-secrets", "PLAYGROUND_BUDGET_USD": 3, "PLAYGROUND_PASSCODE": "s"}
+    secrets = {"TOAPIS_API_KEY": "sk-from-secrets", "PLAYGROUND_BUDGET_USD": 3,
+               "PLAYGROUND_PASSCODE": "secret from toml"}
     s = load_settings({"TOAPIS_API_KEY": KEY, "PLAYGROUND_BUDGET_USD": "7"}, secrets)
     assert s.api_key == KEY
     assert s.budget_usd == 7.0
-    assert s.passcode == "s"  # only in secrets: used
+    assert s.passcode == "secret from toml"  # only in secrets: used
 
 
 def test_secrets_alone_and_toml_numbers() -> None:
@@ -169,7 +170,7 @@ def test_credentials_in_base_url_are_refused_without_echoing_them() -> None:
 
 
 def test_key_and_passcode_never_in_repr_or_str() -> None:
-    s = load_settings({"TOAPIS_API_KEY": KEY, "PLAYGROUND_PASSCODE": "open sesame",
+    s = load_settings({"TOAPIS_API_KEY": KEY, "PLAYGROUND_PASSCODE": "open sesame, friend",
                        "PLAYGROUND_DB_URL": "postgresql+psycopg://app:db-pass@db:5432/ledger"})
     for text in (repr(s), str(s), f"{s}", repr([s])):
         assert KEY not in text
@@ -177,6 +178,17 @@ def test_key_and_passcode_never_in_repr_or_str() -> None:
         assert "db-pass" not in text
         assert "base_url='https://toapis.com'" in text
         assert "db_url='postgresql+psycopg://app:***@db:5432/ledger'" in text
+
+
+@pytest.mark.parametrize("passcode", ["s3cr3t", "open-sesame", "x" * 11])
+def test_a_short_passcode_is_refused_at_start_up_in_words(passcode: str) -> None:
+    with pytest.raises(ValueError) as info:
+        load_settings({"PLAYGROUND_PASSCODE": passcode})
+    words = str(info.value)
+    assert words.startswith(f"PLAYGROUND_PASSCODE is {len(passcode)} characters long; it must have at least "
+                            "12 so that it cannot be guessed.")
+    assert passcode not in words  # never echoed
+    assert load_settings({"PLAYGROUND_PASSCODE": "x" * 12}).passcode == "x" * 12
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -13,10 +13,12 @@ from lib.contract import (
     DURATIONS,
     FIFTEEN_WITH_IMAGES,
     MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
     MODES,
     RESOLUTION,
     Prices,
     Problem,
+    TooManyPixels,
     VideoRequest,
     check_image,
     estimate_cost,
@@ -25,6 +27,7 @@ from lib.contract import (
     image_info,
     validate,
 )
+from tests.fixtures.bombs import bomb_png
 
 # The five use-case bodies of the seed page (seed-kling-v3-generation.txt), copied verbatim.
 SEED_BODIES = [
@@ -306,7 +309,7 @@ def test_over_10_mb_jpeg_is_refused_with_its_size() -> None:
     assert len(data) > MAX_IMAGE_BYTES
     assert image_info(data) == ("JPEG", 800, 600)  # still a valid image: size is the only problem
     problems = check_image(data)
-    mb = f"{len(data) / 1024 / 1024:.1f}"
+    mb = f"{len(data) / 1e6:.1f}"
     assert problems == [Problem(
         "first_frame",
         f"The first frame is {mb} MB ({len(data):,} bytes); the limit is 10 MB — resize or compress it "
@@ -323,7 +326,12 @@ def test_over_10_mb_noise_png_is_refused() -> None:
     data = buf.getvalue()
     assert len(data) > MAX_IMAGE_BYTES
     assert [p.message.split(";")[0] for p in check_image(data)] == [
-        f"The first frame is {len(data) / 1024 / 1024:.1f} MB ({len(data):,} bytes)"]
+        f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes)"]
+
+
+def test_the_size_rule_is_the_browser_s_10_mb() -> None:
+    """Streamlit's uploader (outside Windows) refuses files over 10 × 1,000,000 bytes as "10.0MB"."""
+    assert MAX_IMAGE_BYTES == 10_000_000
 
 
 @pytest.mark.parametrize(("size", "ok"), [(MAX_IMAGE_BYTES, True), (MAX_IMAGE_BYTES + 1, False)])
@@ -331,6 +339,24 @@ def test_10_mb_boundary(size: int, ok: bool) -> None:
     data = _jpeg_of_size(size)
     assert image_info(data) == ("JPEG", 800, 600)
     assert (check_image(data) == []) is ok
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_in_words() -> None:
+    bomb = bomb_png()  # 13,000 × 13,000: over Pillow's own hard limit (2 × 40 MP) as well
+    Image.core.reset_stats()
+    assert check_image(bomb) == [Problem(
+        "first_frame",
+        "The first frame is 169 megapixels; the limit is 40 megapixels, so it was not opened — resize it "
+        "(4,000 px on the long side is plenty for a 1080p video).")]
+    with pytest.raises(TooManyPixels):
+        image_info(bomb)
+    mid = bomb_png(7000, 7000, "L")  # 49 MP: over our limit, under Pillow's
+    assert [p.message for p in check_image(mid, "last_frame")] == [
+        "The last frame is 7,000×7,000 px (49 megapixels); the limit is 40 megapixels, so it was not opened "
+        "— resize it (4,000 px on the long side is plenty for a 1080p video)."]
+    assert Image.core.get_stats()["allocated_blocks"] == 0  # not one pixel decoded
+    assert Image.MAX_IMAGE_PIXELS == MAX_IMAGE_PIXELS == 40_000_000
+    assert image_info(bomb_png(6000, 6000, "L")) == ("PNG", 6000, 6000)  # 36 MP: allowed
 
 
 def test_too_small_image() -> None:

@@ -179,15 +179,33 @@ def test_export_csv_holds_the_filtered_runs_only(sqlite_ledger: Ledger) -> None:
     fox = seed(sqlite_ledger, "=HYPERLINK(\"http://evil\") fox", created=now - 100)
     seed(sqlite_ledger, "whale", created=now - 50)
     future = seed(sqlite_ledger, "fox from the future", created=now + 3600)
-    text = history.export_csv(sqlite_ledger, history.parse_filter("fox"), now=now)
+    text = history.export_csv(sqlite_ledger, history.parse_filter("fox"), now=now).decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["run_id"] for r in rows] == [fox]  # filtered, and the window is frozen at the click
     assert future not in text
     assert rows[0]["prompt"].startswith("'=HYPERLINK")  # a spreadsheet must not run it
     assert "local-playground" not in text and "Bearer" not in text
-    everything = list(csv.DictReader(io.StringIO(history.export_csv(sqlite_ledger, RunFilter(), now=now))))
+    everything = list(csv.DictReader(io.StringIO(
+        history.export_csv(sqlite_ledger, RunFilter(), now=now).decode("utf-8"))))
     assert len(everything) == 2
     assert history.csv_file_name(NOW) == "kling-runs-20260528-202640.csv"
+
+
+def test_a_big_export_stops_at_its_cap_with_words_and_whole_rows(sqlite_ledger: Ledger) -> None:
+    now = time.time()
+    long_prompt = "ünïcode and a very long prompt, " * 70  # ~2,200 characters, some of them 2 bytes
+    ids = [seed(sqlite_ledger, f"{i} {long_prompt}", created=now - 1000 + i) for i in range(40)]
+    data = history.export_csv(sqlite_ledger, RunFilter(), now=now, max_bytes=30_000)
+    assert len(data) <= 30_000 + 500  # the cap, plus the one line of words
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    header, runs, note = rows[0], rows[1:-1], rows[-1]
+    assert header[0] == "run_id" and 5 <= len(runs) < 40
+    assert [r[0] for r in runs] == ids[::-1][:len(runs)]  # newest first, each row whole
+    assert all(len(r) == len(header) for r in runs)
+    assert note == [history.export_note(len(runs), 30_000)]
+    assert note[0].startswith(f"Export stopped at 0.03 MB after the newest {len(runs)} matching runs: narrow")
+    whole = history.export_csv(sqlite_ledger, RunFilter(), now=now)  # the default cap: everything fits
+    assert len(list(csv.reader(io.StringIO(whole.decode("utf-8"))))) == 41
 
 
 # ---------------------------------------------------------------- spend and stats
