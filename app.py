@@ -31,6 +31,7 @@ if __name__ == "__main__":
                   "loses nothing.",
         )
 else:
-    from lib.ui import routes
+    from lib.ui import last_resort, routes
 
-    app = st.App(__file__, routes=routes.routes())
+    # on_script_error: words instead of a traceback from a session's very first run on (lib/ui/last_resort)
+    app = st.App(__file__, routes=routes.routes(), on_script_error=last_resort.handle)

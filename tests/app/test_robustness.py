@@ -244,7 +244,8 @@ def test_an_unreadable_row_in_the_csv_export(isolated: Path) -> None:
     healthy, damaged = seed_with_a_damaged_row(isolated / "ledger.db")
     ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
     try:
-        rows = {r["run_id"]: r for r in csv.DictReader(io.StringIO(history.export_csv(ledger, RunFilter())))}
+        text = history.export_csv(ledger, RunFilter()).decode("utf-8")
+        rows = {r["run_id"]: r for r in csv.DictReader(io.StringIO(text))}
     finally:
         ledger.close()
     assert rows[healthy]["state"] == "completed"

@@ -234,13 +234,13 @@ def test_an_archived_run_plays_only_the_archive_route(ledger: Ledger) -> None:
 def test_a_cell_link_shows_that_cell_and_nothing_of_its_grid(ledger: Ledger) -> None:
     gid = Ledger.new_id()
     mine = seed(ledger, VideoRequest(prompt="a red kite over dunes", mode="std", duration=5), group_id=gid,
-                label="Prompt 1 · std", **archived(name="kite"))
+                label="Prompt 1 · std", **archived(name="kite-clip-0001"))
     other = seed(ledger, VideoRequest(prompt="OTHER CELL: a fox in snow", mode="pro", duration=5),
-                 group_id=gid, label="Prompt 2 · pro", **archived(name="fox"))
+                 group_id=gid, label="Prompt 2 · pro", **archived(name="fox-clip-0002"))
     at = share(id=mine)
     assert [t.value for t in at.title] == ["Shared run"]
-    assert [v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")] == ["kite.mp4"]
+    assert [v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")] == ["kite-clip-0001.mp4"]
     assert all(gid not in str(p.proto) for p in at.get("page_link"))  # sidebar links included
     seen = main_text(at) + "".join(str(e.proto) for e in at.main.get("page_link"))
-    for leak in (gid, other, "OTHER CELL", "fox.mp4", "Prompt 2", "comparison"):
+    for leak in (gid, other, "OTHER CELL", "fox-clip-0002", "Prompt 2", "comparison"):
         assert leak not in seen, leak
