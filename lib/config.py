@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lib.contract import Prices
+from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
@@ -36,6 +37,7 @@ class Settings:
     prices: Prices = field(default_factory=Prices)
     passcode: str | None = field(default=None, repr=False)
     first_look: float = DEFAULT_FIRST_LOOK
+    press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -108,6 +110,17 @@ def _number(
     return value
 
 
+def _press_window(src: _Source) -> float:
+    """Shorter than a hesitant double press would charge twice; longer than a minute blocks real retakes."""
+    name = "PLAYGROUND_PRESS_WINDOW"
+    what = "seconds in which pressing the same button with the same settings again counts as one press"
+    value = _number(src, name, DEFAULT_WINDOW, what=f"{what}, e.g. 3", positive=True) or DEFAULT_WINDOW
+    if not MIN_WINDOW <= value <= MAX_WINDOW:
+        raise ValueError(f"{name} must be between {MIN_WINDOW:g} and {MAX_WINDOW:g} ({what}), "
+                         f"but it is {src.get(name)!r}.")
+    return value
+
+
 def _path(raw: str | None, default: Path) -> Path:
     """Relative paths are taken from the repository root, so the working directory does not matter."""
     if raw is None:
@@ -160,4 +173,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         passcode=src.get("PLAYGROUND_PASSCODE"),
         first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,
                            what="seconds before the first status check after submit, e.g. 5", positive=True),
+        press_window=_press_window(src),
     )
