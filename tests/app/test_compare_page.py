@@ -228,6 +228,7 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     _finish(at, isolated, 2)
     std_run = next(r for r in ledger(isolated).group(gid) if r.label == "std")
 
+    time.sleep(presses.GUARD)  # a person watches the cell before promoting it; no faster than the guard
     at.button(key=f"cmp_promote_{std_run.run_id}").click().run()
     children = [c for c in ledger(isolated).children(std_run.run_id) if c.source == "promote"]
     assert len(children) == 1

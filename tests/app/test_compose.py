@@ -118,7 +118,8 @@ def test_a_run_completes_and_plays_the_archived_video(isolated, monkeypatch):
     assert any(f"/run?id={run_id}" in c.value for c in at.code)
     assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
 
-    # promote: a pro child of the same prompt, longer
+    # promote: a pro child of the same prompt, longer (a person watches the video first: past the guard)
+    time.sleep(presses.GUARD)
     button(at, "Promote to pro", f"card_promote_{run_id}").click().run()
     children = ledger.children(run_id)
     assert len(children) == 1
