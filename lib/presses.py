@@ -10,9 +10,10 @@ after the window are a deliberate new take, and the caller says so.
 
 One more rule, found with real clicks: a press makes a new card appear above the old ones, so the
 rest of a quick double click lands on whatever slid under the mouse, which can be another run's spending
-button. A press of a *different* button (or the same one with other inputs) within GUARD seconds of the
-last spending press is therefore held (TOO_SOON): nothing is sent, the page says why, and pressing it
-again after that moment sends it. No deliberate sequence of two different presses is that fast.
+button. A press of a *different* button within GUARD seconds of the tab's last spending press is
+therefore held (TOO_SOON): nothing is sent, the page says why, and pressing it again after that moment
+sends it. No deliberate sequence of two different buttons is that fast. The same button with other
+inputs is never held: only the person's own edits change a form's inputs.
 
 The ids are remembered before anything is written: a rerun that interrupts the first press half-way
 still maps the next click to the same ids. Plain Python, no streamlit: the book is any mutable mapping
@@ -96,7 +97,7 @@ def decide(
     gap = None if last is None else max(0.0, now - last.last_at)
     repeat = last is not None and last.fingerprint == digest and gap is not None and gap <= window
     latest = max(book.values(), key=lambda p: p.last_at, default=None)
-    if not repeat and latest is not None and 0 <= now - latest.last_at < guard:
+    if not repeat and latest is not None and latest.action != action and 0 <= now - latest.last_at < guard:
         held = Press(action, digest, (), now, now)  # no ids: nothing can be sent with it, nothing recorded
         return Decision(TOO_SOON, held, now - latest.last_at)
     book.pop(action, None)  # re-inserted below: the book's order is least recently pressed first

@@ -57,14 +57,14 @@ def test_the_window_slides_with_each_repeat_and_ends_in_a_new_take() -> None:
 def test_other_inputs_or_another_action_are_a_new_press() -> None:
     book: dict = {}
     _, make = ids_from()
-    step = presses.GUARD + 0.2   # inside the window, past the guard: a deliberate other press
+    step = presses.GUARD + 0.2   # past the guard: a deliberate press of another button
     a = presses.decide(book, "generate", {"prompt": "a"}, new_ids=make, now=0)
-    b = presses.decide(book, "generate", {"prompt": "b"}, new_ids=make, now=step)
-    pair = presses.decide(book, "pair", {"prompt": "b"}, new_ids=make, now=2 * step)
+    b = presses.decide(book, "generate", {"prompt": "b"}, new_ids=make, now=0.5)  # an edit, then Generate
+    pair = presses.decide(book, "pair", {"prompt": "b"}, new_ids=make, now=0.5 + step)
     assert a.kind == b.kind == pair.kind == presses.NEW
     assert len({a.ids, b.ids, pair.ids}) == 3
     # back to "a" within the window: the previous press of "generate" was "b", so this is new, not "a"'s
-    back = presses.decide(book, "generate", {"prompt": "a"}, new_ids=make, now=3 * step)
+    back = presses.decide(book, "generate", {"prompt": "a"}, new_ids=make, now=0.5 + 2 * step)
     assert back.kind == presses.NEW and back.ids != a.ids
 
 
