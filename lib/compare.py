@@ -1,6 +1,6 @@
 """The settings grid: one model across prompt variants × modes × durations × aspects, priced before sending.
 
-Pure and local (no streamlit, no I/O; only submit_grid writes, through lib.playground), so every decision
+Pure and local (no streamlit, no I/O; only submit_grid writes, through the ledger), so every decision
 the Compare page shows — which cells exist, which the gateway forbids and why, what each costs, whether
 the budget allows it, how a saved group maps back to its settings — is tested without a browser.
 Forbidden cells stay in the plan (shown crossed out with the reason) but are never submittable, so
@@ -396,15 +396,20 @@ class GridSubmit:
         return self.refused is None and not self.problems and bool(self.runs)
 
 
-def submit_grid(services: Any, plan: GridPlan, group_id: str) -> GridSubmit:
+def submit_grid(
+    services: Any, plan: GridPlan, group_id: str, run_ids: Sequence[str] | None = None
+) -> GridSubmit:
     """Write every submittable cell as a draft run of one group; the worker sends them under its limiter.
 
-    The one function here with side effects (ledger writes through lib.playground.submit), kept beside
-    the plan it executes. All or nothing: validation and the budget are checked for the whole grid
-    before the first row is written. Run ids derive from the group id, so a second press for the same
-    group (a double click) writes nothing new. Forbidden cells are never written.
+    The one function here with side effects, kept beside the plan it executes. All or nothing: the
+    plan's problems first, then the budget check and every row in one ledger transaction (so two grids
+    pressed at once cannot together pass the cap, and a grid is never half-written). `run_ids` gives
+    one id per submittable cell, in order: the page's press memory hands the same ids to a repeated
+    press, which then writes nothing new. Each cell's id is random (Ledger.new_id), unrelated to the
+    group's or any other run's, so one cell's share link reveals nothing else. Forbidden cells are
+    never written.
     """
-    from lib import playground  # the pure part of this module must not need the ledger to load
+    from lib.ledger import NewRun  # the pure part of this module must not need the ledger to load
 
     if plan.errors:
         return GridSubmit(group_id, problems=plan.errors)
@@ -412,36 +417,17 @@ def submit_grid(services: Any, plan: GridPlan, group_id: str) -> GridSubmit:
     if not cells:
         return GridSubmit(group_id, refused="Nothing to send: every cell of this grid is unavailable.")
     ledger = services.ledger
-    existing = {c.index: ledger.get(cell_run_id(group_id, c)) for c in cells}
-    new_cost = round(sum(c.est_cost for c in cells if existing[c.index] is None), 6)
-    spent = ledger.spend(include_drafts=True)
-    verdict = check_budget(new_cost, spent, services.settings.budget_usd)
-    if not verdict.ok:
-        return GridSubmit(group_id, refused=verdict.message)
-    runs: list[Any] = []
-    created = 0
-    for cell in cells:
-        if existing[cell.index] is not None:
-            runs.append(existing[cell.index])
-            continue
-        outcome = playground.submit(services, cell.request, run_id=cell_run_id(group_id, cell),
-                                    group_id=group_id, label=cell.run_label, source="compare")
-        if outcome.refused or not outcome.ok:
-            # only a budget changed by another session in between can get here; say what was written
-            words = outcome.refused or "; ".join(p.message for p in outcome.errors)
-            return GridSubmit(group_id, tuple(runs), created,
-                              refused=f"Stopped after {len(runs)} of {len(cells)} cells: {words}")
-        runs.append(outcome.run)
-        created += int(outcome.created)
-    return GridSubmit(group_id, tuple(runs), created)
-
-
-def cell_run_id(group_id: str, cell: Cell) -> str:
-    """Run id of a cell in a group: derived, so pressing Submit twice for one group is a ledger no-op.
-
-    The group id is unguessable (Ledger.new_id), so the run ids made from it are too.
-    """
-    return f"{group_id}-{cell.index}"
+    ids = list(run_ids) if run_ids is not None else [ledger.new_id() for _ in cells]
+    if len(ids) != len(cells):
+        raise ValueError(f"{len(cells)} cells need {len(cells)} run ids, got {len(ids)}")
+    new = [NewRun(rid, cell.request, cell.est_cost, group_id=group_id, label=cell.run_label, source="compare")
+           for rid, cell in zip(ids, cells, strict=True)]
+    budget = services.settings.budget_usd
+    done = ledger.create_runs(new, budget=budget)
+    if done.refused:
+        return GridSubmit(group_id, refused=check_budget(done.cost, done.spent, budget).message)
+    services.worker.wake()
+    return GridSubmit(group_id, done.runs, done.n_created)
 
 
 __all__ = [
@@ -458,7 +444,6 @@ __all__ = [
     "GridSubmit",
     "attach_runs",
     "cell_label",
-    "cell_run_id",
     "check_budget",
     "expand",
     "run_key",

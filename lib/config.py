@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from lib.contract import Prices
 from lib.passcode import check_length
+from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
@@ -42,6 +43,7 @@ class Settings:
     first_look: float = DEFAULT_FIRST_LOOK
     file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
     run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
+    press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -140,6 +142,15 @@ def _deadline(src: _Source) -> float:
         raise ValueError(f"{name} must be at most {MAX_RUN_DEADLINE_MIN:.0f} minutes (24 hours: the gateway "
                          f"forgets a task after that), but it is {src.get(name)!r}.")
     return minutes * 60
+def _press_window(src: _Source) -> float:
+    """Shorter than a hesitant double press would charge twice; longer than a minute blocks real retakes."""
+    name = "PLAYGROUND_PRESS_WINDOW"
+    what = "seconds in which pressing the same button with the same settings again counts as one press"
+    value = _number(src, name, DEFAULT_WINDOW, what=f"{what}, e.g. 3", positive=True) or DEFAULT_WINDOW
+    if not MIN_WINDOW <= value <= MAX_WINDOW:
+        raise ValueError(f"{name} must be between {MIN_WINDOW:g} and {MAX_WINDOW:g} ({what}), "
+                         f"but it is {src.get(name)!r}.")
+    return value
 
 
 def _path(raw: str | None, default: Path) -> Path:
@@ -233,4 +244,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
                            what="seconds before the first status check after submit, e.g. 5", positive=True),
         file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),
         run_deadline=_deadline(src),
+        press_window=_press_window(src),
     )

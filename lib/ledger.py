@@ -257,6 +257,38 @@ class Run:
 
 _RUN_FIELDS = tuple(f.name for f in fields(Run))
 
+# PostgreSQL advisory lock key every budgeted Ledger.create_runs takes (7361001 guards schema creation).
+BUDGET_LOCK = 7361002
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """One draft run for Ledger.create_runs (the arguments of create_run, as a value)."""
+
+    run_id: str
+    request: Any  # VideoRequest | Mapping
+    est_cost: float
+    group_id: str | None = None
+    parent_id: str | None = None
+    label: str | None = None
+    source: str = "compose"
+
+
+@dataclass(frozen=True)
+class Creation:
+    """What Ledger.create_runs did: every run (in the order given) or a refusal with the numbers."""
+
+    runs: tuple[Run, ...] = ()
+    created: tuple[bool, ...] = ()   # per run: False = the id existed already (a repeated press)
+    refused: bool = False            # over budget: nothing was written
+    spent: float = 0.0               # committed spend seen under the lock, before this write (with a budget)
+    cost: float = 0.0                # est_cost of the runs that were new
+    budget: float | None = None
+
+    @property
+    def n_created(self) -> int:
+        return sum(self.created)
+
 
 @dataclass(frozen=True)
 class RunFilter:
@@ -627,6 +659,54 @@ class Ledger:
             if created:
                 self._bump(conn)
         return _to_run(row), created
+
+    def create_runs(self, new: Sequence[NewRun], *, budget: float | None = None) -> Creation:
+        """Write several draft rows all or none, checking the budget in the same transaction.
+
+        Why one transaction: "read spend, then insert" lets concurrent presses (two tabs, two processes)
+        each see the old spend and together pass the cap. Here the check and the inserts hold one lock:
+        SQLite's write lock (BEGIN IMMEDIATE) or, on PostgreSQL, a transaction-level advisory lock that
+        every budgeted create takes first, so the spend each one reads includes every earlier commit.
+        Spend is what ``spend(include_drafts=True)`` counts. Run ids that already exist are returned as
+        they are (a repeated press) and cost nothing; a refusal writes nothing at all.
+        """
+        ids = [n.run_id for n in new]
+        if len(set(ids)) != len(ids):
+            raise LedgerError("The same run id was given twice in one press.")
+        if not ids:
+            return Creation(budget=budget)
+        now = self._now()
+        rows = []
+        for i, n in enumerate(new):  # a microsecond apart: the rows keep the order they were given in
+            row = run_row(n.run_id, n.request, n.est_cost, now=now + i * 1e-6, group_id=n.group_id,
+                          parent_id=n.parent_id, label=n.label, source=n.source)
+            row["updated_at"] = self._stamp()
+            rows.append(row)
+        c = runs_table.c
+        with self._write() as conn:
+            if budget is not None and self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": BUDGET_LOCK})
+            existing = set(conn.execute(sa.select(c.run_id).where(c.run_id.in_(ids))).scalars())
+            fresh = [r for r in rows if r["run_id"] not in existing]
+            cost = round(sum(r["est_cost"] for r in fresh), 6)
+            spent = 0.0
+            if budget is not None:
+                spent = float(conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(c.est_cost), 0.0)).where(c.state != FAILED)
+                ).scalar_one())
+                if fresh and spent + cost > budget + 1e-9:
+                    return Creation(refused=True, spent=spent, cost=cost, budget=budget)
+            made: set[str] = set()
+            for row in fresh:
+                insert = self._insert_ignore(runs_table, row, "run_id").returning(c.run_id)
+                if conn.execute(insert).first() is not None:
+                    made.add(row["run_id"])
+            got = {r["run_id"]: _to_run(r)
+                   for r in conn.execute(sa.select(runs_table).where(c.run_id.in_(ids))).mappings()}
+            if made:
+                self._bump(conn)
+        return Creation(runs=tuple(got[i] for i in ids), created=tuple(i in made for i in ids),
+                        spent=spent, cost=cost, budget=budget)
 
     # ----------------------------------------------------------------- reading runs
     def get(self, run_id: str) -> Run | None:

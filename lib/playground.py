@@ -24,7 +24,7 @@ from lib.contract import (
     image_info,
     validate,
 )
-from lib.ledger import FAILED, IN_PROGRESS, QUEUED, TASK_GONE_CODE, TIMED_OUT, UNKNOWN
+from lib.ledger import FAILED, IN_PROGRESS, QUEUED, TASK_GONE_CODE, TIMED_OUT, UNKNOWN, NewRun
 
 if TYPE_CHECKING:
     from lib.ledger import Run
@@ -66,13 +66,8 @@ def budget_left(services: Any) -> float | None:
     return budget - services.ledger.spend(include_drafts=True)
 
 
-def _budget_refusal(services: Any, cost: float, what: str = "This run") -> str | None:
-    budget = services.settings.budget_usd
-    if budget is None:
-        return None
-    spent = services.ledger.spend(include_drafts=True)
-    if spent + cost <= budget + 1e-9:
-        return None
+def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
+    """A budget refusal with the numbers: the estimate, what is left, what was spent, what to do."""
     left = max(0.0, budget - spent)
     return (
         f"{what} is estimated at ${cost:.2f}, but only ${left:.2f} of the ${budget:.2f} budget is left "
@@ -100,22 +95,22 @@ def submit(
     label: str | None = None,
     source: str = "compose",
 ) -> SubmitOutcome:
-    """Validate, check the budget, write the draft run, wake the worker. Nothing is sent from here."""
+    """Validate, then check the budget and write the draft run in one ledger transaction (so concurrent
+    presses cannot together pass the cap), wake the worker. Nothing is sent from here."""
     done = _already(services, run_id)
     if done is not None:
         return done
     problems = validate(request)
     if any(p.level == "error" for p in problems):
         return SubmitOutcome(problems=problems)
-    cost = estimate(services, request)
-    refused = _budget_refusal(services, cost)
-    if refused:
-        return SubmitOutcome(problems=problems, refused=refused)
-    run, created = services.ledger.create_run(
-        run_id, request, cost, group_id=group_id, parent_id=parent_id, label=label, source=source
-    )
+    new = NewRun(run_id, request, estimate(services, request), group_id=group_id, parent_id=parent_id,
+                 label=label, source=source)
+    done = services.ledger.create_runs([new], budget=services.settings.budget_usd)
+    if done.refused:
+        return SubmitOutcome(problems=problems,
+                             refused=refusal_words("This run", done.cost, done.spent, done.budget))
     services.worker.wake()
-    return SubmitOutcome(run=run, created=created, problems=problems)
+    return SubmitOutcome(run=done.runs[0], created=done.created[0], problems=problems)
 
 
 def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
@@ -134,22 +129,15 @@ def submit_pair(
     problems = validate(std) + [p for p in validate(pro) if p.field != "mode"]
     if any(p.level == "error" for p in problems):
         return [SubmitOutcome(problems=problems)]
-    missing = [(rid, req) for rid, req, e in zip(run_ids, (std, pro), existing, strict=True) if e is None]
-    cost = sum(estimate(services, req) for _, req in missing)
-    refused = _budget_refusal(services, cost, "This comparison")
-    if refused:
-        return [SubmitOutcome(problems=problems, refused=refused)]
-    outcomes: list[SubmitOutcome] = []
-    for rid, req, e in zip(run_ids, (std, pro), existing, strict=True):
-        if e is not None:
-            outcomes.append(e)
-            continue
-        run, created = services.ledger.create_run(
-            rid, req, estimate(services, req), group_id=group_id, label=req.mode, source="compare"
-        )
-        outcomes.append(SubmitOutcome(run=run, created=created, problems=problems))
+    new = [NewRun(rid, req, estimate(services, req), group_id=group_id, label=req.mode, source="compare")
+           for rid, req in zip(run_ids, (std, pro), strict=True)]
+    done = services.ledger.create_runs(new, budget=services.settings.budget_usd)
+    if done.refused:
+        words = refusal_words("This comparison", done.cost, done.spent, done.budget)
+        return [SubmitOutcome(problems=problems, refused=words)]
     services.worker.wake()
-    return outcomes
+    return [SubmitOutcome(run=run, created=created, problems=problems)
+            for run, created in zip(done.runs, done.created, strict=True)]
 
 
 _IMAGE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
@@ -210,6 +198,22 @@ def promote(
         parent_id=run.run_id,
         label="promoted",
         source="promote",
+    )
+
+
+def another_take(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+    """The same settings again as a new run: a deliberate variation (the model is not deterministic).
+
+    Kept in the run's group with its label, as a child of it, so a grid shows the newest take of a cell.
+    """
+    return submit(
+        services,
+        VideoRequest.from_dict(run.params),
+        run_id=run_id or services.ledger.new_id(),
+        group_id=run.group_id,
+        parent_id=run.run_id,
+        label=run.label,
+        source="rerun",
     )
 
 

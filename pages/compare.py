@@ -27,7 +27,7 @@ from lib.contract import (
     format_estimate,
 )
 from lib.ledger import ACTIVE, COMPLETED, FAILED
-from lib.ui import card, frame, player, state, sync_player
+from lib.ui import card, frame, player, press, state, sync_player
 from lib.ui.text import escape_md, shorten
 
 services = frame.render("Compare", icon=":material/compare:")
@@ -35,7 +35,8 @@ services = frame.render("Compare", icon=":material/compare:")
 K = "cmp_"
 N_VARIANTS, MODES_KEY, DURATIONS_KEY, ASPECTS_KEY = f"{K}n", f"{K}modes", f"{K}durations", f"{K}aspects"
 NEGATIVE, WATERMARK = f"{K}negative", f"{K}watermark"
-PRESS, REFUSED, SEEDED, DRAWN = f"{K}press", f"{K}refused", f"{K}seeded", f"{K}drawn"
+REFUSED, SEEDED, DRAWN = f"{K}refused", f"{K}seeded", f"{K}drawn"
+GRID = "grid"  # press-memory action of "Submit grid"
 GRID_REFUSED = f"{K}grid_refused"
 FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
@@ -142,77 +143,49 @@ def current_spec() -> compare.GridSpec:
 
 
 # ------------------------------------------------------------------ callbacks (run before the script)
-def _press_id() -> str:
-    ss = st.session_state
-    if PRESS not in ss:
-        ss[PRESS] = services.ledger.new_id()
-    return ss[PRESS]
-
-
-def _on_submit(group_id: str) -> None:
+def _on_submit() -> None:
     ss = st.session_state
     ss.pop(REFUSED, None)
     if any(ss.get(f"{K}{name}_problems") for name in FRAMES):
         ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
         return
-    svc = state.services()
-    plan = compare.expand(current_spec(), svc.settings.prices)
-    result = compare.submit_grid(svc, plan, group_id)
+    spec = current_spec()
+    result = press.submit_grid(GRID, compare.expand(spec, state.services().settings.prices))
     if not result.ok:
         ss[REFUSED] = result.refused or "; ".join(p.message for p in result.problems)
         if not result.runs:
             return
-    ss.pop(PRESS, None)  # the next press is a new grid; this one's button no longer exists
-    ss[SEEDED] = f"group:{group_id}"
+    ss[SEEDED] = f"group:{result.group_id}"
     if result.created:
         st.toast(f"Grid submitted: {len(result.runs)} runs on their way.", icon=":material/send:")
-    state.navigate("pages/compare.py", {"group": group_id})
+    state.navigate("pages/compare.py", {"group": result.group_id})
 
 
-def _on_rerun_grid(group_id: str, press: str) -> None:
+def _on_rerun_grid(group_id: str) -> None:
     """The same grid again, as a new group (a new take of every cell)."""
     ss = st.session_state
     svc = state.services()
     spec = compare.spec_from_runs(svc.ledger.group(group_id))
     if spec is None:
         return
-    plan = compare.expand(spec, svc.settings.prices)
-    result = compare.submit_grid(svc, plan, press)
+    result = press.submit_grid(f"rerun_grid:{group_id}", compare.expand(spec, svc.settings.prices))
     if not result.ok:
         ss[GRID_REFUSED] = result.refused or "; ".join(p.message for p in result.problems)
         if not result.runs:
             return
-    ss.pop(f"{K}rerun_press_{group_id}", None)
     seed_form(spec)
-    ss[SEEDED] = f"group:{press}"
-    state.navigate("pages/compare.py", {"group": press})
+    ss[SEEDED] = f"group:{result.group_id}"
+    state.navigate("pages/compare.py", {"group": result.group_id})
 
 
-def _on_cell_rerun(run_id: str, new_run_id: str) -> None:
+def _on_cell_rerun(run_id: str) -> None:
     """A new take of one cell, in the same group with the same label (the grid shows the newest)."""
-    svc = state.services()
-    run = svc.ledger.get(run_id)
-    if run is None:
-        return
-    outcome = playground.submit(svc, run.request, run_id=new_run_id, group_id=run.group_id,
-                                parent_id=run.run_id, label=run.label, source="rerun")
-    if outcome.refused:
-        st.toast(escape_md(outcome.refused), icon=":material/block:")
-    elif not outcome.ok:
-        st.toast(escape_md("; ".join(p.message for p in outcome.errors)), icon=":material/error:")
+    card.press_take(run_id, "New take: this cell is being made again; the grid shows the newest take.")
 
 
 def _on_promote(run_id: str) -> None:
-    """std → pro with the same prompt and frames, as a child run (one promotion per run)."""
-    svc = state.services()
-    run = svc.ledger.get(run_id)
-    if run is None:
-        return
-    outcome = playground.promote(svc, run, run_id=f"{run_id}-pro")
-    if outcome.ok:
-        st.toast("Promoted: a pro run is on its way, linked to this cell.", icon=":material/upgrade:")
-    elif outcome.refused:
-        st.toast(escape_md(outcome.refused), icon=":material/block:")
+    """std → pro with the same prompt and frames, as a child run (one promotion per cell)."""
+    card.press_promote(run_id, "Promoted: a pro run is on its way, linked to this cell.")
 
 
 def _on_file(frame_name: str) -> None:
@@ -319,10 +292,9 @@ def draw_total_and_submit(plan: compare.GridPlan) -> None:
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     blocked = not plan.ok or not verdict.ok
-    press = _press_id()
     st.button(f"Submit grid ({sent} run{'s' if sent != 1 else ''})", type="primary",
-              key=f"{K}submit_{press}", icon=":material/grid_view:", disabled=blocked,
-              on_click=_on_submit, args=(press,),
+              key=f"{K}submit_grid", icon=":material/grid_view:", disabled=blocked,
+              on_click=_on_submit,
               help="Sends every cell that is not crossed out, as one comparison group.")
     if not plan.sendable and plan.cells:
         st.caption("Nothing to send: every cell is crossed out.")
@@ -336,7 +308,7 @@ def _finished_text(run: Any) -> str:
     return f"Finished in {playground.format_seconds(took)}"
 
 
-def draw_cell(view: compare.CellView, group_id: str, *, show_prompt: bool = False) -> None:
+def draw_cell(view: compare.CellView, *, show_prompt: bool = False) -> None:
     cell, run = view.cell, view.run
     with st.container(border=True, key=f"{K}cell_{cell.index}"):
         if cell.forbidden:
@@ -367,37 +339,35 @@ def draw_cell(view: compare.CellView, group_id: str, *, show_prompt: bool = Fals
             st.caption("Not billed.")
         else:
             st.caption(escape_md(playground.explain(run)))
-        for child in services.ledger.children(run.run_id):
-            if child.source == "promote":
-                req = child.request
-                st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
-                             label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
-                                   f"{child.state.replace('_', ' ')}")
+        promoted = [c for c in services.ledger.children(run.run_id) if c.source == "promote"]
+        for child in promoted:
+            req = child.request
+            st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
+                         label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
+                               f"{child.state.replace('_', ' ')}")
         with st.container(horizontal=True, gap="small", key=f"{K}actions_{cell.index}"):
             if run.state == COMPLETED and run.request.effective_mode == "std":
                 st.button("Promote", key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
-                          on_click=_on_promote, args=(run.run_id,),
-                          disabled=services.ledger.get(f"{run.run_id}-pro") is not None,
+                          on_click=_on_promote, args=(run.run_id,), disabled=bool(promoted),
                           help="The same prompt and frames as pro 1080p (longer when allowed), linked "
                                "to this cell.")
             if run.state not in ACTIVE:
-                take = f"{group_id}-{cell.index}-t{view.takes + 1}"
-                st.button("Re-run", key=f"{K}rerun_{run.run_id}", icon=":material/replay:",
-                          on_click=_on_cell_rerun, args=(run.run_id, take),
+                st.button(f"Another take · ≈ ${run.est_cost:.2f}", key=f"{K}rerun_{run.run_id}",
+                          icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
             with st.popover("Share", icon=":material/link:", key=f"{K}share_{cell.index}"):
                 st.caption("Anyone with this link sees this run (read-only):")
                 st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
 
 
-def draw_cells(plan: compare.GridPlan, runs: Sequence[Any], group_id: str) -> None:
+def draw_cells(plan: compare.GridPlan, runs: Sequence[Any]) -> None:
     views = compare.attach_runs(plan, runs)
     n_cols = max(1, len(plan.spec.modes))
     for row in _rows(views, n_cols):
         cols = st.columns(n_cols, gap="small")
         for col, view in zip(cols, row, strict=False):
             with col:
-                draw_cell(view, group_id, show_prompt=len(plan.spec.prompts) > 1)
+                draw_cell(view, show_prompt=len(plan.spec.prompts) > 1)
 
 
 def _archived_ids(runs: Sequence[Any]) -> list[str]:
@@ -428,19 +398,15 @@ def draw_group(group_id: str, runs: Sequence[Any]) -> None:
                 st.code(links.share_url(player.origin(), group_id=group_id), language=None)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
-            press_key = f"{K}rerun_press_{group_id}"
-            if press_key not in st.session_state:
-                st.session_state[press_key] = services.ledger.new_id()
-            st.button(f"Re-run this grid · ≈ ${plan.total:,.2f}", key=f"{K}rerun_grid_"
-                      f"{st.session_state[press_key][:8]}", icon=":material/replay:",
-                      on_click=_on_rerun_grid, args=(group_id, st.session_state[press_key]),
+            st.button(f"Re-run this grid · ≈ ${plan.total:,.2f}", key=f"{K}rerun_grid_{group_id}",
+                      icon=":material/replay:", on_click=_on_rerun_grid, args=(group_id,),
                       help=f"Every cell again, as a new grid: {format_estimate(plan.total)}.")
         if st.session_state.get(GRID_REFUSED):
             st.error(st.session_state.pop(GRID_REFUSED), icon=":material/block:")
 
     def live() -> None:
         current = services.ledger.group(group_id)
-        draw_cells(plan, current, group_id)
+        draw_cells(plan, current)
         latest = [v.run for v in compare.attach_runs(plan, current) if v.run is not None]
         # a newly archived video belongs in the synced player, which only a full run redraws
         # (converges: the full run records what it drew before this body runs)
@@ -481,6 +447,9 @@ st.caption("One prompt (or up to four variants) across std 720p / pro 1080p, dur
 if note:
     st.info(note, icon=":material/tune:")
 
+if press_note := press.note_for(group_id if group_runs else None):
+    with st.container(key=f"{K}press_note"):
+        st.info(escape_md(press_note), icon=":material/info:")
 if params.has("group") and not group_runs:
     st.warning("That grid was not found (the link may be mistyped). Build a new one below.",
                icon=":material/link_off:")

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import links, playground
+from lib import links, playground, presses
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
@@ -26,10 +26,10 @@ from lib.ledger import (
     UNKNOWN,
     UNREADABLE,
 )
-from lib.ui import player, state
+from lib.ui import player, press, state
 from lib.ui.text import escape_md, shorten
 
-ACTIONS = ("download", "share", "rerun", "promote", "compare", "snippet")
+ACTIONS = ("download", "share", "rerun", "take", "promote", "compare", "snippet")
 COMPARE_PAGE = "pages/compare.py"
 FALLBACK_COMPARE_PAGE = "pages/run.py"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +114,8 @@ def run_card(
             state_badge(run)
             if run.label:
                 st.badge(escape_md(run.label), color="gray")
+            if run.source == "rerun" and run.parent_id:
+                st.badge("New take", color="blue", icon=":material/add_circle:")
             cost = f" · ≈ ${run.est_cost:.2f} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
         if show_prompt:
@@ -169,37 +171,79 @@ def _on_rerun(run_id: str) -> None:
     state.navigate("app.py")
 
 
-PRESS_IDS_KEY = "_press_promote"
-PRESS_IDS_KEPT = 256  # far more cards than any page shows at once
+def promote_action(run_id: str) -> str:
+    """The press-memory action of "Promote" for one run (the Compare page's cells share it)."""
+    return f"promote:{run_id}"
 
 
-def _press_id(services: Any, run_id: str) -> str:
-    """The id the next "Promote to pro" press of `run_id` will write, made before the press so that a
-    double click writes once. Kept in one dict of the most recently drawn runs, so a tab open for days
-    does not keep one entry per run it ever showed."""
-    ids: dict[str, str] = st.session_state.setdefault(PRESS_IDS_KEY, {})
-    press_id = ids.pop(run_id, None) or services.ledger.new_id()
-    ids[run_id] = press_id  # now the newest
-    while len(ids) > PRESS_IDS_KEPT:
-        del ids[next(iter(ids))]
-    return press_id
+def take_action(run_id: str) -> str:
+    """The press-memory action of "Another take" of one run (the Compare page's cells share it)."""
+    return f"take:{run_id}"
 
 
-def _on_promote(run_id: str, press_id: str) -> None:
+def toast_outcome(outcome: Any, decision: presses.Decision, done: str, what: str) -> None:
+    """One toast for a card press: sent, a repeat (nothing new), a new take, or why nothing was sent."""
+    if outcome is None:  # held: another button was pressed a moment ago
+        st.toast(escape_md(presses.too_soon(decision)), icon=":material/pan_tool:")
+    elif outcome.refused:
+        st.toast(escape_md(outcome.refused), icon=":material/block:")
+    elif not outcome.ok:
+        st.toast(escape_md("; ".join(p.message for p in outcome.errors)), icon=":material/error:")
+    elif not outcome.created:
+        words = presses.already_sent(decision, f"the {what} is on its way")
+        st.toast(escape_md(words), icon=":material/info:")
+    elif decision.kind == presses.NEW_TAKE:
+        st.toast(escape_md(presses.new_take(decision, what)), icon=":material/add_circle:")
+    else:
+        st.toast(escape_md(done), icon=":material/send:")
+
+
+PROMOTED = "Promoted: a pro run is on its way (linked to this one)."
+TAKEN = "New take: a new run with the same settings is on its way (its card is marked New take)."
+
+
+def press_promote(run_id: str, done: str = PROMOTED) -> None:
+    """A press of "Promote" (callback): one pro child per press, however fast the clicks come."""
     services = state.services()
     run = services.ledger.get(run_id)
     if run is None:
         return
-    # The id travels with the button, not through session state: a second click that lands before the
-    # rerun carries the same id, so the ledger writes nothing new and nothing is sent twice.
-    outcome = playground.promote(services, run, run_id=press_id)
-    st.session_state.get(PRESS_IDS_KEY, {}).pop(run_id, None)  # the next press is a new take
-    if outcome.ok:
-        st.toast("Promoted: a pro run is on its way (linked to this one).", icon=":material/upgrade:")
-    elif outcome.refused:
-        st.toast(escape_md(outcome.refused), icon=":material/block:")
-    else:
-        st.toast(escape_md("; ".join(p.message for p in outcome.errors)), icon=":material/error:")
+    duration = playground.promote_duration(run.request)
+    decision = press.decide(promote_action(run_id), {"duration": duration})
+    if decision.kind == presses.TOO_SOON:
+        toast_outcome(None, decision, done, "pro run")
+        return
+    outcome = playground.promote(services, run, duration, run_id=decision.ids[0])
+    if not outcome.ok:
+        press.forget(promote_action(run_id))
+    toast_outcome(outcome, decision, done, "pro run")
+
+
+def press_take(run_id: str, done: str = TAKEN) -> None:
+    """A press of "Another take" (callback): one new run per press, however fast the clicks come."""
+    services = state.services()
+    run = services.ledger.get(run_id)
+    if run is None:
+        return
+    decision = press.decide(take_action(run_id), run.params)
+    if decision.kind == presses.TOO_SOON:
+        toast_outcome(None, decision, done, "take")
+        return
+    outcome = playground.another_take(services, run, run_id=decision.ids[0])
+    if not outcome.ok:
+        press.forget(take_action(run_id))
+    toast_outcome(outcome, decision, done, "take")
+
+
+def take_label(services: Any, run: Any) -> str | None:
+    """'Another take · ≈ $0.18', or None when the run's settings cannot be sent again (unknown, invalid)."""
+    if not run.request.prompt:
+        return None
+    try:
+        cost = playground.estimate(services, run.request)
+    except ValueError:
+        return None
+    return f"Another take · ≈ ${cost:.2f}"
 
 
 def _on_compare(run_id: str) -> None:
@@ -219,12 +263,17 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
             st.button("Re-run", key=_k(prefix, "rerun", run), icon=":material/replay:",
                       help="Fill Compose with every setting of this run, images included.",
                       on_click=_on_rerun, args=(run.run_id,))
+        # Spending buttons only on settled runs: a new card slides in at the top, and a click meant for
+        # the button below must not land on a spending button of the run it just made.
+        if "take" in actions and run.state not in ACTIVE and (label := take_label(services, run)):
+            st.button(label, key=_k(prefix, "take", run), icon=":material/add_circle:",
+                      help="Send these same settings again as a new run: a new take (the model makes a "
+                           "different video each time). Priced on the button.",
+                      on_click=press_take, args=(run.run_id,))
         if "promote" in actions and run.state == COMPLETED and _promotable(run):
-            press_id = _press_id(services, run.run_id)
-            st.button("Promote to pro", key=f"{_k(prefix, 'promote', run)}_{press_id[:6]}",
-                      icon=":material/upgrade:",
+            st.button("Promote to pro", key=_k(prefix, "promote", run), icon=":material/upgrade:",
                       help="Same prompt and frames as pro 1080p, longer when allowed; linked to this run.",
-                      on_click=_on_promote, args=(run.run_id, press_id))
+                      on_click=press_promote, args=(run.run_id,))
         if "compare" in actions:
             st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
                       on_click=_on_compare, args=(run.run_id,))

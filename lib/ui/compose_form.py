@@ -1,10 +1,12 @@
 """The Compose form: every kling-v3 setting, checked live, priced live, submitted at most once per press.
 
-Why the run id lives in the button's key: a press is tied to the exact form the user saw. A double click,
-or a press while the first submit is still on its way, reaches the script as a press on the *old* button;
-once a submit has succeeded a fresh id (and so a fresh button) is drawn, the old press no longer maps to
-any widget, and the ledger's "same run_id twice is a no-op" covers the window in between. A deliberate
-later press is a press on the new button: a new take.
+Why presses are judged in time, not by widget: a person clicking Generate five times means one video,
+however the clicks fall against Streamlit's reruns. Each press goes through this tab's press memory
+(lib.presses via lib.ui.press): the same button with the same settings within the window (a setting,
+3 s by default) is the same press and gets the same run ids back, which the ledger turns into nothing
+new; the page says "Already sent". The same settings after the window are a new take, and the page
+says that too. The ids are remembered before anything is written, so a rerun that cuts a press short
+cannot turn the next click into a second run.
 
 Submits run in the button's on_click callback, before the script draws the fields, so the problems of a
 press appear next to their fields in the same rerun and nothing is written when any is an error.
@@ -16,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import contract, images, links, playground, query
+from lib import contract, images, links, playground, presses, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -30,7 +32,7 @@ from lib.contract import (
     Problem,
     VideoRequest,
 )
-from lib.ui import state
+from lib.ui import press, state
 from lib.ui.text import escape_md
 
 K = "compose_"
@@ -39,10 +41,10 @@ PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
 )
 FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
-RUN_ID, TRIED, PROBLEMS, REFUSED, EXAMPLE = (
-    f"{K}run_id", f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example",
+TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE = (
+    f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example", f"{K}press_note",
 )
-PAIR_IDS = f"{K}pair_ids"
+GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
 
 EXAMPLES = {
@@ -107,7 +109,7 @@ def apply_restore(request: VideoRequest) -> list[str]:
         ss.pop(upload_key(frame), None)
     if len(request.image_urls) > len(FRAMES):
         notes.append(f"{len(request.image_urls)} images were given; only the first two are used.")
-    for key in (TRIED, PROBLEMS, REFUSED):
+    for key in (TRIED, PROBLEMS, REFUSED, NOTE):
         ss.pop(key, None)
     return notes
 
@@ -187,11 +189,6 @@ def _show(problems: dict[str, list[Problem]], field: str) -> None:
             st.error(escape_md(p.message), icon=":material/error:")
 
 
-def _new_press_id(key: str = RUN_ID) -> str:
-    st.session_state[key] = state.services().ledger.new_id()
-    return st.session_state[key]
-
-
 # ------------------------------------------------------------------ callbacks (run before the script)
 def _on_example() -> None:
     choice = st.session_state.get(EXAMPLE)
@@ -225,41 +222,69 @@ def _upload_refused() -> bool:
     return any(p.get("level") == "error" for upload in uploads for p in upload.get("problems", []))
 
 
-def _on_generate(run_id: str) -> None:
+def _note(request: VideoRequest, kind: str, text: str) -> None:
+    """Words about the last press, shown under the buttons while the form still holds its settings."""
+    digest = presses.fingerprint("form", request.to_dict())
+    st.session_state[NOTE] = {"fp": digest, "kind": kind, "text": text}
+
+
+def _on_generate() -> None:
     ss = st.session_state
     ss[TRIED] = True
     ss.pop(REFUSED, None)
+    ss.pop(NOTE, None)
     if _upload_refused():
         return
-    outcome = playground.submit(state.services(), current_request(), run_id=run_id, source="compose")
-    if outcome.refused:
-        ss[REFUSED] = outcome.refused
+    request = current_request()
+    decision = press.decide(GENERATE, request.to_dict())
+    if decision.kind == presses.TOO_SOON:
+        _note(request, presses.TOO_SOON, presses.too_soon(decision))
         return
-    if not outcome.ok:
+    outcome = playground.submit(state.services(), request, run_id=decision.ids[0], source="compose")
+    if outcome.refused or not outcome.ok:
+        press.forget(GENERATE)  # nothing was written: the next press is judged afresh
+        if outcome.refused:
+            ss[REFUSED] = outcome.refused
         return
     ss[TRIED] = False
-    _new_press_id()
-    if outcome.created:
+    if not outcome.created:
+        _note(request, presses.SAME, presses.already_sent(decision))
+    elif decision.kind == presses.NEW_TAKE:
+        _note(request, presses.NEW_TAKE, presses.new_take(decision))
+        st.toast("New take: a second run with the same settings, watch it below.", icon=":material/send:")
+    else:
         st.toast("Submitted: watch it below.", icon=":material/send:")
 
 
-def _on_compare(run_ids: tuple[str, str], group_id: str) -> None:
+def _on_compare() -> None:
     ss = st.session_state
     ss[TRIED] = True
     ss.pop(REFUSED, None)
+    ss.pop(NOTE, None)
     if _upload_refused():
         return
-    outcomes = playground.submit_pair(state.services(), current_request(), run_ids=run_ids, group_id=group_id)
-    refused = next((o.refused for o in outcomes if o.refused), None)
-    if refused:
-        ss[REFUSED] = refused
+    request = current_request()
+    decision = press.decide(PAIR, request.to_dict(), n_ids=3)
+    if decision.kind == presses.TOO_SOON:
+        _note(request, presses.TOO_SOON, presses.too_soon(decision))
         return
-    if not all(o.ok for o in outcomes):
+    std_id, pro_id, group_id = decision.ids
+    outcomes = playground.submit_pair(state.services(), request, run_ids=(std_id, pro_id), group_id=group_id)
+    refused = next((o.refused for o in outcomes if o.refused), None)
+    if refused or not all(o.ok for o in outcomes):
+        press.forget(PAIR)
+        if refused:
+            ss[REFUSED] = refused
         return
     ss[TRIED] = False
-    ss.pop(PAIR_IDS, None)
     from lib.ui.card import compare_page
 
+    press.clear_note()
+    if not any(o.created for o in outcomes):
+        press.hand_over(presses.already_sent(decision, "the comparison below is the one it made"),
+                        about=group_id)
+    elif decision.kind == presses.NEW_TAKE:
+        press.hand_over(presses.new_take(decision, "comparison"), about=group_id)
     state.navigate(compare_page(), {"group": group_id})
 
 
@@ -268,11 +293,6 @@ def render(services: Any) -> None:
     """The whole form; call after frame.render() and any restore."""
     init_state()
     ss = st.session_state
-    if RUN_ID not in ss:
-        _new_press_id()
-    if PAIR_IDS not in ss:
-        ledger = services.ledger
-        ss[PAIR_IDS] = (ledger.new_id(), ledger.new_id(), ledger.new_id())
     request = current_request()
     problems = _problems(request)
 
@@ -363,16 +383,19 @@ def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[s
                 st.caption(escape_md(f"Budget: ${left:.2f} of ${budget:.2f} left (estimates)."))
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
-    run_id = ss[RUN_ID]
-    std_id, pro_id, group_id = ss[PAIR_IDS]
     with st.container(horizontal=True, key="compose_buttons"):
         with st.container(key="compose_generate", width="content"):
-            st.button("Generate", type="primary", key=f"generate_{run_id}", icon=":material/movie:",
-                      shortcut="Ctrl+Enter", on_click=_on_generate, args=(run_id,))
+            st.button("Generate", type="primary", key=f"{K}generate_button", icon=":material/movie:",
+                      shortcut="Ctrl+Enter", on_click=_on_generate)
         with st.container(key="compose_compare", width="content"):
-            st.button("Compare std vs pro", key=f"pair_{group_id}", icon=":material/compare:",
-                      on_click=_on_compare, args=((std_id, pro_id), group_id),
+            st.button("Compare std vs pro", key=f"{K}pair_button", icon=":material/compare:",
+                      on_click=_on_compare,
                       help="Submit this request twice, as std 720p and pro 1080p, and open them side by "
                            "side.")
+    note = ss.get(NOTE)
+    if note and note["fp"] == presses.fingerprint("form", request.to_dict()):
+        icon = {presses.NEW_TAKE: ":material/add_circle:", presses.TOO_SOON: ":material/pan_tool:"}
+        with st.container(key="compose_press_note"):
+            st.info(escape_md(note["text"]), icon=icon.get(note["kind"], ":material/info:"))
     if any(p.level == "error" for ps in problems.values() for p in ps):
         st.caption("Fix the problems above first: nothing is sent while any remains.")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib import presses
 from lib.ledger import COMPLETED, Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,12 +133,12 @@ def test_budget_the_grid_would_exceed_is_refused_with_the_numbers(
     assert any("Budget: $0.30 of $0.30 left" in c for c in texts(at, "caption"))
 
 
-def test_submit_creates_one_group_and_a_double_press_adds_nothing(isolated: Path) -> None:
+def test_submit_creates_one_group_and_a_second_press_in_the_window_adds_nothing(
+        isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_PRESS_WINDOW", "30")  # "in the window" must not depend on the load
     at = open_compare()
     at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
-    button = submit_button(at)
-    stale_key = button.key
-    button.click().run()
+    submit_button(at).click().run()
     assert not at.exception, at.exception
     runs = ledger(isolated).list_runs(limit=10)
     assert len(runs) == 2
@@ -147,19 +148,16 @@ def test_submit_creates_one_group_and_a_double_press_adds_nothing(isolated: Path
     assert sorted(r.label for r in runs) == ["pro", "std"]
     assert {r.source for r in runs} == {"compare"}
     assert {r.request.prompt for r in runs} == {PROMPT}
+    assert all(gid not in r.run_id for r in runs)          # cell ids are not derived from the group's
     assert at.query_params.get("group") in (gid, [gid])
-    # the page now shows the grid (and the submit button is a fresh one)
     assert at.get_by_key("cmp_group") is not None
-    assert submit_button(at).key != stale_key
-    # pressing the same submit again (same press id) is a ledger no-op
-    from lib import compare
-    from lib.ui import state
-
-    svc = state.services()
-    plan = compare.expand(compare.GridSpec(prompts=(PROMPT,)), svc.settings.prices)
-    again = compare.submit_grid(svc, plan, gid)
-    assert again.ok and again.created == 0
+    # the same button again (the form under the grid still holds the same settings), inside the window
+    submit_button(at).click().run()
+    assert not at.exception, at.exception
     assert ledger(isolated).count_runs() == 2
+    assert at.query_params.get("group") in (gid, [gid])
+    note = " ".join(plain(e.value) for e in at.get_by_key("cmp_press_note").info)
+    assert note.startswith("Already sent — the grid below is the one it made") and "nothing new" in note
 
 
 def _finish(at: AppTest, tmp: Path, n: int, timeout: float = 60) -> None:
@@ -230,6 +228,7 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     _finish(at, isolated, 2)
     std_run = next(r for r in ledger(isolated).group(gid) if r.label == "std")
 
+    time.sleep(presses.GUARD)  # a person watches the cell before promoting it; no faster than the guard
     at.button(key=f"cmp_promote_{std_run.run_id}").click().run()
     children = [c for c in ledger(isolated).children(std_run.run_id) if c.source == "promote"]
     assert len(children) == 1
@@ -238,6 +237,7 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     assert at.button(key=f"cmp_promote_{std_run.run_id}").disabled  # one promotion per run
     assert any("Promoted: pro" in link.label for link in at.get_by_key("cmp_cell_0").get("page_link"))
 
+    time.sleep(presses.GUARD)  # another button right after a press is held (the page may have moved)
     at.button(key=f"cmp_rerun_{std_run.run_id}").click().run()
     group = ledger(isolated).group(gid)
     assert len(group) == 3
@@ -258,6 +258,7 @@ def test_rerun_this_grid_makes_a_new_group_with_the_same_settings(isolated: Path
     first = ledger(isolated).list_runs(limit=1)[0].group_id
     again = [b for b in at.button if b.key and b.key.startswith("cmp_rerun_grid_")]
     assert len(again) == 1 and again[0].label == "Re-run this grid · ≈ $0.37"
+    time.sleep(presses.GUARD)
     again[0].click().run()
     assert not at.exception, at.exception
     runs = ledger(isolated).list_runs(limit=10)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from lib import presses
 from lib.contract import VideoRequest
 from lib.ledger import COMPLETED, Ledger
 from lib.ui.text import unescape_md
@@ -82,7 +83,8 @@ def test_validation_errors_show_inline_and_nothing_is_written(isolated):
     assert ledger_of(isolated).count_runs() == 0
 
 
-def test_a_run_completes_and_plays_the_archived_video(isolated):
+def test_a_run_completes_and_plays_the_archived_video(isolated, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PRESS_WINDOW", "30")  # "the same press" must not depend on the load
     at = new_app()
     by_label(at.text_area, "Prompt").set_value("A paper boat on a pond, test run")
     at.run()
@@ -92,7 +94,11 @@ def test_a_run_completes_and_plays_the_archived_video(isolated):
     assert len(runs) == 1 and runs[0].request.prompt == "A paper boat on a pond, test run"
     run_id = runs[0].run_id
     assert by_label(at.text_area, "Prompt").value == "A paper boat on a pond, test run"  # kept for tweaks
-    assert not any(b.key == f"generate_{run_id}" for b in at.button)                  # a fresh press id
+    # the same press again (same settings, inside the window): nothing new, and the page says so
+    button(at, "Generate").click().run()
+    assert ledger.count_runs() == 1
+    note = " ".join(unescape_md(e.value) for e in at.get_by_key("compose_press_note").info)
+    assert note.startswith("Already sent — see the card below") and "nothing new was sent" in note
 
     deadline = time.monotonic() + 60
     videos = []
@@ -113,12 +119,26 @@ def test_a_run_completes_and_plays_the_archived_video(isolated):
     assert any(f"/run?id={run_id}" in c.value for c in at.code)
     assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
 
-    # promote: a pro child of the same prompt, longer
+    # promote: a pro child of the same prompt, longer (a person watches the video first: past the guard)
+    time.sleep(presses.GUARD)
     button(at, "Promote to pro", f"card_promote_{run_id}").click().run()
     children = ledger.children(run_id)
     assert len(children) == 1
     child = children[0]
     assert child.request == run.request.replace(mode="pro", duration=10) and child.source == "promote"
+    assert run_id not in child.run_id                                   # its own random id
+    button(at, "Promote to pro", f"card_promote_{run_id}").click().run()  # a second click: no second child
+    assert len(ledger.children(run_id)) == 1
+
+    # Another take: a new run with the same settings, priced on the button, marked as a new take
+    time.sleep(presses.GUARD)  # another button right after a press is held (the list may have moved)
+    take_button = button(at, "Another take · ≈ $0.18", f"card_take_{run_id}")
+    take_button.click().run()
+    takes = [c for c in ledger.children(run_id) if c.source == "rerun"]
+    assert len(takes) == 1 and takes[0].request == run.request and takes[0].parent_id == run_id
+    button(at, "Another take · ≈ $0.18", f"card_take_{run_id}").click().run()   # a repeat: nothing new
+    assert len([c for c in ledger.children(run_id) if c.source == "rerun"]) == 1
+    assert any("New take" in m.value for m in at.get_by_key(f"card_{takes[0].run_id}").markdown)
 
 
 def test_rerun_restores_every_setting_including_images(isolated):

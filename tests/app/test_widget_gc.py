@@ -83,26 +83,3 @@ def test_compose_page_stays_the_same_size_while_runs_come_and_go(isolated):
     # from round 4 the 8 cards are full; 16 more runs passed through them. Without pruning each one
     # leaves its buttons behind (+8 a round, measured); with it the count stays where it was
     assert max(sizes[5:]) <= sizes[4] + 4, sizes
-
-
-def _press_ids() -> None:
-    import streamlit as st
-
-    from lib.ledger import Ledger
-    from lib.ui import card
-
-    services = type("S", (), {"ledger": Ledger})
-    first = card._press_id(services, "run-0")
-    st.session_state.same = card._press_id(services, "run-0") == first
-    for i in range(1, 400):
-        card._press_id(services, f"run-{i}")
-
-
-def test_promote_press_ids_are_stable_per_run_and_bounded_per_tab():
-    at = AppTest.from_function(_press_ids).run()
-    assert not at.exception
-    from lib.ui.card import PRESS_IDS_KEPT, PRESS_IDS_KEY
-
-    ids = at.session_state[PRESS_IDS_KEY]
-    assert at.session_state.same  # a second draw of the same card keeps the id a double click relies on
-    assert len(ids) == PRESS_IDS_KEPT and "run-399" in ids and "run-0" not in ids

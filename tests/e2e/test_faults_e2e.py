@@ -185,26 +185,6 @@ def test_kill_9_with_ten_runs_in_flight_then_restart(tmp_path: Path, browser: An
 # ---------------------------------------------------------------------------------- impatient people
 
 
-def test_five_fast_clicks_on_generate_make_one_submit(app: AppServer, page: Any) -> None:
-    open_app(page, app.url)
-    box = page.get_by_label("Prompt", exact=True)
-    box.fill("five fast clicks: a hummingbird at a feeder")
-    box.press("Tab")
-    settle(page)
-    mark, before = len(app.gateway.requests()), len(rows(app))
-    button = page.get_by_role("button", name="Generate")
-    button.scroll_into_view_if_needed()
-    bb = button.bounding_box()
-    assert bb is not None
-    x, y = bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2
-    for _ in range(5):
-        page.mouse.click(x, y)
-    settle(page)
-    page.wait_for_timeout(2500)
-    assert len(rows(app)) - before == 1
-    assert len(submits(app.gateway, mark)) == 1
-
-
 def test_reload_and_reopen_the_tab_mid_run(app: AppServer, browser: Any) -> None:
     app.gateway.control("config", speed=1)  # ~15 s: long enough to reload and reopen in the middle
     ctx = browser.new_context(viewport=DESKTOP)
