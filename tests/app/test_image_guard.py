@@ -61,7 +61,7 @@ def test_a_decompression_bomb_is_refused_in_words_without_being_decoded(isolated
     assert ledger.find_upload(images.content_hash(bomb)) is None  # never sent to the gateway
     for _ in range(3):  # reruns (a click elsewhere) do not decode it either
         at.run()
-    at.button(key=f"generate_{at.session_state[compose_form.RUN_ID]}").click().run()
+    at.button(key=f"{compose_form.K}generate_button").click().run()
     assert pillow_mb_allocated() < 40, Image.core.get_stats()
     assert words in errors(at)
     assert ledger.list_runs(limit=5) == []  # Generate sent nothing
@@ -93,7 +93,7 @@ def test_an_upload_over_10_mb_is_refused_and_every_limit_says_the_same(isolated:
     words = (f"The first frame is {len(data) / 1e6:.1f} MB ({len(data):,} bytes); the limit is 10 MB — "
              "resize or compress it (a JPEG at quality 85 is usually far smaller).")
     assert words in errors(at)
-    at.button(key=f"generate_{at.session_state[compose_form.RUN_ID]}").click().run()
+    at.button(key=f"{compose_form.K}generate_button").click().run()
     assert words in errors(at)
     assert Ledger(f"sqlite:///{isolated / 'ledger.db'}").list_runs(limit=5) == []  # Generate sent nothing
 
