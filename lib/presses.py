@@ -16,13 +16,16 @@ sends it. No deliberate sequence of two different buttons is that fast. The same
 inputs is never held: only the person's own edits change a form's inputs.
 
 The ids are remembered before anything is written: a rerun that interrupts the first press half-way
-still maps the next click to the same ids. Plain Python, no streamlit: the book is any mutable mapping
-(a tab's session state holds one).
+still maps the next click to the same ids. And decide() holds a lock: with Streamlit's fast reruns a
+second click stops the running script and starts a new one on another thread at once, so two presses of
+one tab can be decided at the same instant (seen in Chromium: two runs from clicks 6 ms apart).
+Plain Python, no streamlit: the book is any mutable mapping (a tab's session state holds one).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +40,10 @@ KEPT = 256  # actions remembered per tab: far more buttons than any page shows a
 GUARD = 1.5
 
 NEW, SAME, NEW_TAKE, TOO_SOON = "new", "same", "new_take", "too_soon"
+
+# One lock for every book in the process: a decision takes microseconds, and a caller that must also
+# create the book (lib/ui/press.py, from session state) takes it around both (it is re-entrant).
+LOCK = threading.RLock()
 
 
 def fingerprint(action: str, inputs: Any) -> str:
@@ -91,6 +98,20 @@ def decide(
     `new_ids` is called only for a new press; its ids are kept with the press so that a repeat gets
     exactly them back. `now` is monotonic seconds (tests pass their own clock).
     """
+    with LOCK:
+        return _decide(book, action, inputs, new_ids=new_ids, window=window, guard=guard, now=now)
+
+
+def _decide(
+    book: MutableMapping[str, Press],
+    action: str,
+    inputs: Any,
+    *,
+    new_ids: Callable[[], Sequence[str]],
+    window: float,
+    guard: float,
+    now: float | None,
+) -> Decision:
     now = time.monotonic() if now is None else float(now)
     digest = fingerprint(action, inputs)
     last = book.get(action)
@@ -118,7 +139,8 @@ def decide(
 
 def forget(book: MutableMapping[str, Press], action: str) -> None:
     """The press wrote nothing (refused, invalid): a later press with these inputs is not a "new take"."""
-    book.pop(action, None)
+    with LOCK:
+        book.pop(action, None)
 
 
 def too_soon(decision: Decision) -> str:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _book() -> dict[str, presses.Press]:
+    """This tab's book; call under presses.LOCK (two script threads of one tab may create it at once)."""
     return st.session_state.setdefault(BOOK_KEY, {})
 
 
@@ -28,8 +29,9 @@ def decide(action: str, inputs: Any, n_ids: int = 1) -> presses.Decision:
     """Record a press of `action` with `inputs`; its run ids (the same ones for a repeat in the window)."""
     services = state.services()
     ledger = services.ledger
-    decision = presses.decide(_book(), action, inputs, window=services.settings.press_window,
-                              new_ids=lambda: [ledger.new_id() for _ in range(n_ids)])
+    with presses.LOCK:
+        decision = presses.decide(_book(), action, inputs, window=services.settings.press_window,
+                                  new_ids=lambda: [ledger.new_id() for _ in range(n_ids)])
     # the action's kind only: run ids are share-link capabilities and stay out of logs
     log.info("press %s: %s (gap %s s)", action.split(":")[0], decision.kind,
              "n/a" if decision.gap is None else f"{decision.gap:.2f}")
@@ -38,7 +40,8 @@ def decide(action: str, inputs: Any, n_ids: int = 1) -> presses.Decision:
 
 def forget(action: str) -> None:
     """The press wrote nothing: the next press of `action` is judged afresh."""
-    presses.forget(_book(), action)
+    with presses.LOCK:
+        presses.forget(_book(), action)
 
 
 NOTE_KEY = "_press_note"
