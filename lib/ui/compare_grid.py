@@ -56,7 +56,13 @@ def _finished_text(run: Any) -> str:
     return f"Finished in {playground.format_seconds(took)}"
 
 
-def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = False) -> None:
+def player_key(group_id: str) -> str:
+    """The synced player's key for a group: ties the cells' videos to the group's one bar."""
+    return f"grid-{group_id[:10]}"
+
+
+def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = False, key: str = "grid") -> None:
+    """One cell: label and state, its video (in the cell, driven by the grid's bar), cost and actions."""
     cell, run = view.cell, view.run
     with st.container(border=True, key=f"{K}cell_{cell.index}"):
         if cell.forbidden:
@@ -74,6 +80,8 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
         if run is None:
             st.caption("Not sent.")
             return
+        if run.state == COMPLETED:
+            sync_player.cell_video(run, services.archive, key=key, label=cell.label)
         cost = format_estimate(run.est_cost)
         if run.state in ACTIVE:
             progress = max(0, min(100, int(run.progress or 0)))
@@ -108,14 +116,14 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
                 st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
 
 
-def draw_cells(services: Any, plan: compare.GridPlan, runs: Sequence[Any]) -> None:
+def draw_cells(services: Any, plan: compare.GridPlan, runs: Sequence[Any], *, key: str = "grid") -> None:
     views = compare.attach_runs(plan, runs)
     n_cols = max(1, len(plan.spec.modes))
     for row in rows(views, n_cols):
         cols = st.columns(n_cols, gap="small")
         for col, view in zip(cols, row, strict=False):
             with col:
-                draw_cell(services, view, show_prompt=len(plan.spec.prompts) > 1)
+                draw_cell(services, view, show_prompt=len(plan.spec.prompts) > 1, key=key)
 
 
 def _archived_ids(runs: Sequence[Any]) -> list[str]:
@@ -152,9 +160,11 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         if st.session_state.get(GRID_REFUSED):
             st.error(st.session_state.pop(GRID_REFUSED), icon=":material/block:")
 
+    pkey = player_key(group_id)
+
     def live() -> None:
         current = services.ledger.group(group_id)
-        draw_cells(services, plan, current)
+        draw_cells(services, plan, current, key=pkey)
         latest = [v.run for v in compare.attach_runs(plan, current) if v.run is not None]
         # a newly archived video belongs in the synced player, which only a full run redraws
         # (converges: the full run records what it drew before this body runs)
@@ -163,22 +173,22 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
 
     pending = any(r.state in ACTIVE or (r.state == COMPLETED and not r.video_path and not r.archive_failed)
                   for r in shown)
-    st.session_state[DRAWN] = (group_id, _archived_ids(shown))
-    with st.container(key=f"{K}cells"):
-        st.fragment(live, run_every=1.0 if pending else None, key=f"{K}live")()
+    archived = _archived_ids(shown)
+    st.session_state[DRAWN] = (group_id, archived)
+    with st.container(key=f"{K}gridbox"):  # the bar sticks while this box (the cells) is on screen
+        if archived:
+            sync_player.bar(pkey, len(archived), sticky_key=f"{K}syncbar", columns_key=f"{K}cells")
+        with st.container(key=f"{K}cells"):
+            st.fragment(live, run_every=1.0 if pending else None, key=f"{K}live")()
 
     with st.container(key=f"{K}player"):
-        st.subheader("Synced playback")
         labels = {v.run.run_id: v.cell.label for v in views if v.run is not None}
-        slots = [v.run if v.run is not None else
-                 f"{v.cell.label}: {'crossed out' if v.cell.forbidden else 'not sent'}" for v in views]
-        count = sync_player.grid(slots, services.archive, key=f"grid-{group_id[:10]}", labels=labels,
-                                 columns=len(plan.spec.modes))
-        if count == 0:
-            st.caption("Finished cells play here together: one control plays, pauses and seeks them all.")
-        elif count == 1:
+        sync_player.wipe([v.run for v in views if v.run is not None], services.archive, key=pkey,
+                         labels=labels)
+        if not archived:
+            st.caption("Finished cells play in their place together: one control plays, pauses and seeks "
+                       "them all.")
+        elif len(archived) == 1:
             st.caption("One cell has finished; the others join as they finish.")
-        if services.settings.uses_local_gateway and count:
+        if services.settings.uses_local_gateway and archived:
             st.caption("Synthetic videos from the local gateway (not made by Kling).")
-
-
