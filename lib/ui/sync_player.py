@@ -314,8 +314,11 @@ def cell_html(item: SyncItem, key: str) -> str:
 def layout_css(*, sticky_key: str, columns_key: str | None = None) -> str:
     """The bar's container sticks under Streamlit's header while its grid scrolls; on a phone the grid's
     columns stay side by side (Streamlit stacks columns under 640 px: std above pro, nothing compared)."""
-    css = (f".st-key-{sticky_key}{{position:sticky;top:3.75rem;z-index:20;background:var(--sp-bg,#fff);"
-           "padding:.15rem .25rem;border-radius:.5rem;box-shadow:0 2px 6px rgba(0,0,0,.12)}"
+    # Streamlit wraps a keyed container in a layout wrapper as tall as the container: the wrapper sticks
+    css = (f"[data-testid=stLayoutWrapper]:has(> .st-key-{sticky_key}),.st-key-{sticky_key}"
+           "{position:sticky;top:3.75rem;z-index:20}"
+           f".st-key-{sticky_key}{{background:var(--sp-bg,#fff);padding:.15rem .5rem;border-radius:.5rem;"
+           "box-shadow:0 2px 6px rgba(0,0,0,.15)}"
            f".st-key-{sticky_key} .sp-bar{{margin:.25rem 0}}")
     if columns_key:
         css += (f"@media (max-width:640px){{.st-key-{columns_key} [data-testid=stHorizontalBlock]"
