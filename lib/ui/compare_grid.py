@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, links, playground
+from lib import compare, history, links, playground
 from lib.contract import format_estimate
 from lib.ledger import ACTIVE, COMPLETED, FAILED
 from lib.ui import card, player, press, state, sync_player
@@ -139,8 +139,7 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
     shown = [v.run for v in views if v.run is not None]
     done = sum(1 for r in shown if r.state == COMPLETED)
     failed = sum(1 for r in shown if r.state == FAILED)
-    est = sum(float(r.est_cost or 0) for r in shown)
-    billed = sum(float(r.est_cost or 0) for r in shown if r.billed)
+    est, billed = history.group_cost(shown)
     with st.container(key=f"{K}group"):
         st.subheader("This grid")
         summary = f"{len(shown)} runs · {done} finished"
