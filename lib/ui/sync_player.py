@@ -180,7 +180,7 @@ _JS = r"""
   function setPlaying(on){
     state.playing = on;
     root.dataset.playing = on ? "1" : "0";
-    btn.textContent = on ? "❚❚ Pause all" : "▶ Play all";
+    btn.textContent = on ? cfg.pause_label : cfg.play_label;
     btn.setAttribute("aria-pressed", on ? "true" : "false");
     if (on) { if (!state.busy) startAll(); }
     else {
@@ -324,7 +324,11 @@ def layout_css(*, sticky_key: str, columns_key: str | None = None) -> str:
         css += (f"@media (max-width:640px){{.st-key-{columns_key} [data-testid=stHorizontalBlock]"
                 ":has(> [data-testid=stColumn]){flex-wrap:nowrap!important;gap:.4rem!important}"
                 f".st-key-{columns_key} [data-testid=stColumn]{{min-width:0!important;width:auto!important;"
-                "flex:1 1 0!important}}")
+                "flex:1 1 0!important}"
+                # half a phone is narrow: a priced button wraps instead of ending in "…"
+                f".st-key-{columns_key} button{{height:auto!important;max-width:100%}}"
+                f".st-key-{columns_key} button p,.st-key-{columns_key} button div"
+                "{white-space:normal!important;overflow:visible!important;text-overflow:clip!important;text-align:left}}")
     return f"<style>{css}</style>"
 
 
@@ -333,7 +337,7 @@ def bar_html(key: str, count: int, *, sticky_key: str, columns_key: str | None =
     k = _safe_key(key)
     root_id = f"sp-{k}-{int(count)}"
     cfg = {"root": root_id, "key": k, "group": k, "count": int(count), "drift": DRIFT_S,
-           "seek_over": SEEK_OVER_S, "items": []}
+           "seek_over": SEEK_OVER_S, "items": [], "play_label": "▶ Play all", "pause_label": "❚❚ Pause all"}
     return (f'<div class="sp-root" id="{root_id}" data-sync-player="{k}" data-count="{int(count)}">'
             f"<style>{_CSS}</style>{layout_css(sticky_key=sticky_key, columns_key=columns_key)}"
             f"{_bar()}{_script(cfg)}</div>")
@@ -350,7 +354,8 @@ def wipe_html(items: Sequence[SyncItem], key: str) -> str:
     k = f"{_safe_key(key)}-wipe"
     root_id = f"sp-{k}-{_digest(videos)}"
     cfg = {"root": root_id, "key": k, "group": None, "count": 2, "drift": DRIFT_S, "seek_over": SEEK_OVER_S,
-           "items": [{"run_id": i.run_id, "label": i.label, "src": i.src} for i in videos]}
+           "items": [{"run_id": i.run_id, "label": i.label, "src": i.src} for i in videos],
+           "play_label": "▶ Play", "pause_label": "❚❚ Pause"}
     a, b = videos[0], videos[1]
     opts_a = "".join(f'<option value="{_attr(i.run_id)}"{" selected" if i is a else ""}>'
                      f"{html.escape(i.label)}</option>" for i in videos)

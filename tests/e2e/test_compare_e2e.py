@@ -171,6 +171,7 @@ def test_two_by_two_grid_plays_in_place_in_sync_and_shares(app_server, page, bro
     expect(wipe.locator("video[data-wipe=b]")).to_have_attribute("data-run-id", third)
     page.wait_for_function("() => document.querySelector('video[data-wipe=b]').readyState >= 2")
     wipe.locator("[data-sp=play]").click()
+    expect(wipe.locator("[data-sp=play]")).to_have_text("❚❚ Pause")  # its own control, for its two videos
     page.wait_for_timeout(1200)
     swapped = _spread_samples(page, 6, sel=WIPE_VIDEOS)
     assert all(s["count"] == 2 and not any(s["paused"]) for s in swapped), swapped[-1]
