@@ -61,7 +61,8 @@ def player_key(group_id: str) -> str:
     return f"grid-{group_id[:10]}"
 
 
-def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = False, key: str = "grid") -> None:
+def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = False, key: str = "grid",
+              promoted: Sequence[Any] = ()) -> None:
     """One cell: label and state, its video (in the cell, driven by the grid's bar), cost and actions."""
     cell, run = view.cell, view.run
     with st.container(border=True, key=f"{K}cell_{cell.index}"):
@@ -95,7 +96,6 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
             st.caption("Not billed.")
         else:
             st.caption(escape_md(playground.explain(run)))
-        promoted = [c for c in services.ledger.children(run.run_id) if c.source == "promote"]
         for child in promoted:
             req = child.request
             st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
@@ -116,14 +116,22 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
                 st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
 
 
-def draw_cells(services: Any, plan: compare.GridPlan, runs: Sequence[Any], *, key: str = "grid") -> None:
+def draw_cells(services: Any, plan: compare.GridPlan, tree: Sequence[Any], group_id: str, *,
+               key: str = "grid") -> None:
+    """The cells from one read of the group and its children (`ledger.group_tree`)."""
+    runs = [r for r in tree if r.group_id == group_id]
+    promoted: dict[str, list[Any]] = {}
+    for r in tree:
+        if r.source == "promote" and r.parent_id:
+            promoted.setdefault(r.parent_id, []).append(r)
     views = compare.attach_runs(plan, runs)
     n_cols = max(1, len(plan.spec.modes))
     for row in rows(views, n_cols):
         cols = st.columns(n_cols, gap="small")
         for col, view in zip(cols, row, strict=False):
             with col:
-                draw_cell(services, view, show_prompt=len(plan.spec.prompts) > 1, key=key)
+                draw_cell(services, view, show_prompt=len(plan.spec.prompts) > 1, key=key,
+                          promoted=promoted.get(view.run.run_id, []) if view.run is not None else [])
 
 
 def _archived_ids(runs: Sequence[Any]) -> list[str]:
@@ -162,8 +170,9 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
     pkey = player_key(group_id)
 
     def live() -> None:
-        current = services.ledger.group(group_id)
-        draw_cells(services, plan, current, key=pkey)
+        tree = services.ledger.group_tree(group_id)  # one read a tick, whatever the grid's size
+        current = [r for r in tree if r.group_id == group_id]
+        draw_cells(services, plan, tree, group_id, key=pkey)
         latest = [v.run for v in compare.attach_runs(plan, current) if v.run is not None]
         # a newly archived video belongs in the synced player, which only a full run redraws
         # (converges: the full run records what it drew before this body runs)
