@@ -226,7 +226,8 @@ def test_mode_rows_lay_a_group_out_as_std_and_pro_columns() -> None:
     take = FakeRun("take-2", 999.0, again.params, again.label, source="rerun")
     modes, rows = compare.mode_rows([*reversed(runs), take])
     assert modes == ["std", "pro"]
-    got = [[(r.label, r.params["duration"], r.run_id == "take-2") if r else None for r in row] for row in rows]
+    got = [[(r.label, r.params["duration"], r.run_id == "take-2") if r else None for r in row]
+           for row in rows]
     assert got == [
         [("P1", 5, False), ("P1", 5, False)],
         [None, ("P1", 10, False)],
