@@ -61,13 +61,8 @@ _CSS = """
 .sp-bar button:hover{border-color:#6C4DF6;color:#6C4DF6}
 .sp-bar input[type=range]{flex:1 1 12rem;accent-color:#6C4DF6;min-width:8rem}
 .sp-time{font-variant-numeric:tabular-nums;font-size:.85rem;opacity:.8;min-width:7.5rem;text-align:right}
-.sp-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:.75rem}
-.sp-grid[data-cols]{grid-template-columns:repeat(var(--sp-cols),minmax(0,1fr))}
-@media (max-width:640px){.sp-grid[data-cols]{grid-template-columns:minmax(0,1fr)}}
-.sp-cell{margin:0;display:flex;flex-direction:column;gap:.25rem}
-.sp-cell video,.sp-stage video{width:100%;aspect-ratio:16/9;background:#000;border-radius:.4rem;
+.sp-stage video{width:100%;aspect-ratio:16/9;background:#000;border-radius:.4rem;
  object-fit:contain;display:block}
-.sp-cell figcaption{font-size:.85rem;opacity:.85}
 .sp-slot{aspect-ratio:16/9;border:1px dashed rgba(128,128,128,.5);border-radius:.4rem;display:flex;
  align-items:center;justify-content:center;text-align:center;padding:.5rem;font-size:.85rem;opacity:.7}
 .sp-wipe{margin-top:1rem;border-top:1px solid rgba(128,128,128,.3);padding-top:.75rem}
@@ -392,26 +387,15 @@ def _src(archive: Any, path: str) -> str:
     return f"/{base}{archive.public_url(path)}" if base else archive.public_url(path)
 
 
-def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None = None, *,
-              keep_slots: bool = False) -> list[SyncItem]:
-    """Archived runs become videos (same-origin files that answer Range requests, so seeking works).
-
-    With keep_slots, a run not archived yet, or a plain string in `runs`, becomes a placeholder slot, so
-    the player keeps the grid's columns; without it they are left out.
-    """
+def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None = None) -> list[SyncItem]:
+    """The archived runs among `runs` as videos (same-origin files that answer Range requests, so seeking
+    works); the others are left out."""
     out = []
     for run in runs:
-        if isinstance(run, str):
-            if keep_slots:
-                out.append(SyncItem("", run, ""))
-            continue
         label = (labels or {}).get(run.run_id) or run.label or run.run_id[:8]
-        if not getattr(run, "video_path", None):
-            if keep_slots:
-                out.append(SyncItem(run.run_id, f"{label}: not finished yet", ""))
-            continue
-        poster = _src(archive, run.poster_path) if getattr(run, "poster_path", None) else None
-        out.append(SyncItem(run.run_id, label, _src(archive, run.video_path), poster))
+        item = item_for(run, archive, label)
+        if item.src:
+            out.append(item)
     return out
 
 
