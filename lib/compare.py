@@ -315,6 +315,27 @@ def attach_runs(plan: GridPlan, runs: Sequence[RunLike]) -> list[CellView]:
     return views
 
 
+def mode_rows(runs: Sequence[RunLike]) -> tuple[list[str], list[list[Any | None]]]:
+    """A group's runs laid out like Compare draws them: one column per mode (std, pro), one row per
+    prompt variant × duration × aspect (earlier takes of a cell get rows of their own), so a shared grid
+    reads the same way as the grid its owner saw. Returns (modes, rows); an empty place is None."""
+    spec = spec_from_runs(runs)
+    if spec is None:
+        return [], []
+    modes = [m for m in MODES if m in spec.modes] or list(spec.modes)
+    places: dict[tuple[int, int, str, int], dict[str, Any]] = {}
+    for run in sorted(runs, key=lambda r: (r.created_at, r.run_id)):
+        v, mode, duration, aspect = run_key(run, spec)
+        take = 0
+        while mode in places.get((v, duration, aspect, take), {}):
+            take += 1
+        places.setdefault((v, duration, aspect, take), {})[mode] = run
+    if not set(modes) >= {m for row in places.values() for m in row}:
+        modes += sorted({m for row in places.values() for m in row} - set(modes))
+    order = sorted(places, key=lambda k: (k[0], k[3], k[1], ASPECTS.index(k[2]) if k[2] in ASPECTS else 99))
+    return modes, [[places[k].get(m) for m in modes] for k in order]
+
+
 def spec_to_params(spec: GridSpec) -> dict[str, Any]:
     """Flat, JSON-safe settings (for session state / query params of 'Re-run this grid')."""
     return {"prompts": list(spec.prompts), "modes": list(spec.modes), "durations": list(spec.durations),

@@ -815,6 +815,17 @@ class Ledger:
             runs = [_to_run(r) for r in conn.execute(stmt).mappings()]
         return [r for r in runs if not r.unreadable]  # no settings, so no cell: the lists show them
 
+    def group_tree(self, group_id: str) -> list[Run]:
+        """A group's runs and every child of them (promotions live outside the group) in one query: what
+        Compare's live tick needs, so a tick costs one read whatever the size of the grid."""
+        c = runs_table.c
+        members = sa.select(c.run_id).where(c.group_id == group_id).scalar_subquery()
+        stmt = (sa.select(runs_table).where(sa.or_(c.group_id == group_id, c.parent_id.in_(members)))
+                .order_by(c.created_at, c.run_id))
+        with self._read() as conn:
+            runs = [_to_run(r) for r in conn.execute(stmt).mappings()]
+        return [r for r in runs if not r.unreadable]
+
     def children(self, run_id: str) -> list[Run]:
         c = runs_table.c
         stmt = sa.select(runs_table).where(c.parent_id == run_id).order_by(c.created_at, c.run_id)

@@ -9,16 +9,16 @@ never interpret Markdown or HTML (st.text, st.code, dataframes).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from lib import history, links, query
+from lib import compare, history, links, query
 from lib.ledger import ACTIVE, COMPLETED
-from lib.ui import card, frame, player, state
+from lib.ui import card, frame, player, state, sync_player
 from lib.ui.text import escape_md
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,13 +167,15 @@ def _snippets(services: Any, run: Any) -> None:
         st.code(links.python_snippet(run.request, base), language="python")
 
 
-def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str) -> None:
-    """One cell of a shared comparison: label, state, player, settings and cost."""
+def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str, player_key: str) -> None:
+    """One cell of a shared comparison: label, state, its video (driven by the grid's bar), cost."""
     with st.container(border=True, key=f"{key}_{run.run_id}"):
-        st.markdown(f"**{escape_md(history.grid_cell_label(run))}**")
+        label = history.grid_cell_label(run)
+        st.markdown(f"**{escape_md(label)}**")
         _status_line(run)
-        if run.state == COMPLETED:
-            player.video(services, run, key=key)
+        if run.state == COMPLETED and not sync_player.cell_video(run, services.archive, key=player_key,
+                                                                 label=label):
+            player.video(services, run, key=key)  # not archived yet: "Saving…" or words, never a URL
         if show_prompt:
             st.text(run.request.prompt)
         st.caption(escape_md(f"{history.cost_text(run)} · time to finish "
@@ -183,23 +185,28 @@ def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str) -> None:
             st.text(error)
 
 
-def group_grid(
-    services: Any,
-    runs: Sequence[Any],
-    *,
-    key: str = "share_cell",
-    cell: Callable[..., None] = grid_cell,
-) -> None:
-    """The cells of a comparison group in grid order (prompt variant, std→pro, duration).
-
-    A clean seam for the compare page: pass another `cell` to draw each run differently (e.g. with
-    synced playback), the layout and the order stay the same.
-    """
-    ordered = history.sort_grid(runs)
-    varied = len({r.request.prompt for r in ordered}) > 1
-    with st.grid(columns="auto", min_column_width=300, gap="medium", key=f"{key}_grid"):
-        for run in ordered:
-            cell(services, run, show_prompt=varied, key=key)
+def group_grid(services: Any, runs: Sequence[Any], *, key: str = "share_cell") -> None:
+    """The cells of a comparison group laid out as Compare draws them (std | pro columns, a row per
+    prompt variant × duration × aspect), each playing in its place under one synced bar, plus the wipe."""
+    modes, rows = compare.mode_rows(runs)
+    shown = [r for row in rows for r in row if r is not None]
+    varied = len({r.request.prompt for r in shown}) > 1
+    pkey = f"share-{key}"
+    archived = [r for r in shown if r.state == COMPLETED and r.video_path]
+    with st.container(key=f"{key}_gridbox"):  # the bar sticks while this box (the cells) is on screen
+        if archived:
+            sync_player.bar(pkey, len(archived), sticky_key=f"{key}_syncbar", columns_key=f"{key}_grid")
+        with st.container(key=f"{key}_grid"):
+            for row in rows:
+                cols = st.columns(max(1, len(modes)), gap="small")
+                for col, run in zip(cols, row, strict=True):
+                    with col:
+                        if run is None:
+                            st.caption("Not in this grid.")
+                        else:
+                            grid_cell(services, run, show_prompt=varied, key=key, player_key=pkey)
+    sync_player.wipe(archived, services.archive, key=pkey,
+                     labels={r.run_id: history.grid_cell_label(r) for r in archived})
 
 
 def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:

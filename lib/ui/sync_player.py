@@ -1,5 +1,9 @@
 """One control for every finished cell of a grid: play, pause and seek together, plus a wipe view.
 
+Layout: each cell's video is drawn inside that cell (`cell_video`), one bar (`bar`) drives every video of
+its group wherever it is on the page (they share `data-sp-group`), and stays in view while the grid
+scrolls (sticky); the wipe view (`wipe`) is a separate small player with its own play control.
+
 Why plain HTML/JS in `st.html(..., unsafe_allow_javascript=True)`: st.video elements cannot be driven
 together, and a components iframe would put the videos in another document (tests and the page could not
 reach them). st.html is not iframed in 1.67, so the videos live in the page itself with stable data
@@ -47,6 +51,8 @@ def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
+_VIDEO_STYLE = ("width:100%;aspect-ratio:16/9;background:#000;border-radius:.4rem;object-fit:contain;"
+                "display:block")
 _CSS = """
 .sp-root{font-family:inherit;color:inherit}
 .sp-bar{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;margin:.25rem 0 .75rem}
@@ -55,13 +61,8 @@ _CSS = """
 .sp-bar button:hover{border-color:#6C4DF6;color:#6C4DF6}
 .sp-bar input[type=range]{flex:1 1 12rem;accent-color:#6C4DF6;min-width:8rem}
 .sp-time{font-variant-numeric:tabular-nums;font-size:.85rem;opacity:.8;min-width:7.5rem;text-align:right}
-.sp-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:.75rem}
-.sp-grid[data-cols]{grid-template-columns:repeat(var(--sp-cols),minmax(0,1fr))}
-@media (max-width:640px){.sp-grid[data-cols]{grid-template-columns:minmax(0,1fr)}}
-.sp-cell{margin:0;display:flex;flex-direction:column;gap:.25rem}
-.sp-cell video,.sp-stage video{width:100%;aspect-ratio:16/9;background:#000;border-radius:.4rem;
+.sp-stage video{width:100%;aspect-ratio:16/9;background:#000;border-radius:.4rem;
  object-fit:contain;display:block}
-.sp-cell figcaption{font-size:.85rem;opacity:.85}
 .sp-slot{aspect-ratio:16/9;border:1px dashed rgba(128,128,128,.5);border-radius:.4rem;display:flex;
  align-items:center;justify-content:center;text-align:center;padding:.5rem;font-size:.85rem;opacity:.7}
 .sp-wipe{margin-top:1rem;border-top:1px solid rgba(128,128,128,.3);padding-top:.75rem}
@@ -75,6 +76,8 @@ _CSS = """
 .sp-tag{position:absolute;bottom:.6rem;padding:.1rem .4rem;border-radius:.3rem;background:rgba(0,0,0,.6);
  color:#fff;font-size:.75rem;pointer-events:none}
 .sp-wipe input[type=range]{width:100%;max-width:960px;accent-color:#6C4DF6}
+.sp-wipe .sp-bar{max-width:960px}
+.sp-vid .sp-slot{font-size:.8rem}
 """
 
 # The player script. It finds its root by id, so a re-render (new cells finished) starts a fresh loop and
@@ -96,9 +99,12 @@ _JS = r"""
   const memo = (window.__syncPlayers = window.__syncPlayers || {});
   const q = (s) => root.querySelector(s);
   const wipeBox = q("details[data-sp=wipe]");
-  // the wipe view's two videos take part only while it is open (closed, they hold no source: no decoding)
-  const vids = () => Array.from(root.querySelectorAll(
-      wipeBox && wipeBox.open ? "video[data-sp-video]" : "video[data-sp-video=cell]"));
+  // a grid bar drives its group's videos wherever the cells put them; a wipe player drives its own two,
+  // only while it is open (closed, they hold no source: no decoding)
+  const vids = () => cfg.group
+      ? Array.from(document.querySelectorAll('video[data-sp-group="' + cfg.group + '"]'))
+          .filter((v) => v.getAttribute("src"))
+      : (wipeBox && wipeBox.open ? Array.from(root.querySelectorAll("video[data-sp-video=wipe]")) : []);
   const btn = q("[data-sp=play]"), seek = q("[data-sp=seek]"), time = q("[data-sp=time]");
   const state = {playing: false, dragging: false, token: 0, busy: false};
   const lag = new WeakMap();  // measured seek time per video (s)
@@ -169,7 +175,7 @@ _JS = r"""
   function setPlaying(on){
     state.playing = on;
     root.dataset.playing = on ? "1" : "0";
-    btn.textContent = on ? "❚❚ Pause all" : "▶ Play all";
+    btn.textContent = on ? cfg.pause_label : cfg.play_label;
     btn.setAttribute("aria-pressed", on ? "true" : "false");
     if (on) { if (!state.busy) startAll(); }
     else {
@@ -188,6 +194,9 @@ _JS = r"""
     const L = leader(); const d = (L && L.duration) || 0;
     seekAll(d * Number(seek.value) / 1000);
   });
+  if (!cfg.group && wipeBox) {
+    wipeBox.addEventListener("toggle", () => { if (!wipeBox.open) setPlaying(false); });
+  }
   root.syncPlay = () => setPlaying(true);
   root.syncPause = () => setPlaying(false);
   root.syncSeek = (t) => seekAll(t);
@@ -235,11 +244,18 @@ _JS = r"""
     if (!root.isConnected) { clearInterval(tick); return; }
     correct(); show();
   }, 250);
-  Promise.all(vids().map((v) => v.readyState >= 2 ? null : new Promise((ok) => {
+  // the cells may mount after the bar: wait (bounded) until every video of the group is in the page
+  const present = new Promise((ok) => {
+    const until = performance.now() + 8000;
+    (function look(){
+      if (vids().length >= cfg.count || performance.now() > until) ok(); else setTimeout(look, 100);
+    })();
+  });
+  present.then(() => Promise.all(vids().map((v) => v.readyState >= 2 ? null : new Promise((ok) => {
     v.addEventListener("loadeddata", ok, {once: true});
     v.addEventListener("error", ok, {once: true});
     setTimeout(ok, 8000);
-  }))).then(() => {
+  })))).then(() => {
     const t = before ? before.t : 0;
     return seekAll(t);
   }).then(() => {
@@ -261,70 +277,108 @@ def _js_literal(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def build_html(items: Sequence[SyncItem], key: str, *, wipe: bool = True, columns: int | None = None) -> str:
-    """The whole player as one HTML string (pure: tested without a browser).
+def _bar(play_label: str = "▶ Play all", aria: str = "seek all") -> str:
+    return ('<div class="sp-bar">'
+            f'<button type="button" data-sp="play" aria-pressed="false">{play_label}</button>'
+            f'<input type="range" data-sp="seek" min="0" max="1000" value="0" step="1" aria-label="{aria}">'
+            '<span class="sp-time" data-sp="time">0.0 / – s</span>'
+            "</div>")
 
-    `columns` lines the videos up like the grid above them (e.g. std | pro); narrow screens get one column.
-    """
-    k = _safe_key(key)
-    digest = hashlib.sha1(  # noqa: S324 - a DOM id, not security
+
+def _script(cfg: dict[str, Any]) -> str:
+    return f"<script>{_JS.replace('__CFG__', _js_literal(cfg))}</script>"
+
+
+def _digest(items: Sequence[SyncItem]) -> str:
+    return hashlib.sha1(  # noqa: S324 - a DOM id, not security
         json.dumps([(i.run_id, i.src, i.label) for i in items]).encode()).hexdigest()[:8]
+
+
+def cell_html(item: SyncItem, key: str) -> str:
+    """One cell's video (or its placeholder words), tied to the group's bar by `data-sp-group` (pure)."""
+    k = _safe_key(key)
+    if not item.src:
+        return f'<div class="sp-vid"><div class="sp-slot">{html.escape(item.label)}</div></div>'
+    poster = f' poster="{_attr(item.poster)}"' if item.poster else ""
+    return (f'<div class="sp-vid" data-run-id="{_attr(item.run_id)}">'
+            f'<video data-sp-video="cell" data-sp-group="{k}" data-run-id="{_attr(item.run_id)}" '
+            f'src="{_attr(item.src)}"{poster} muted loop playsinline preload="auto" '
+            f'aria-label="{_attr(item.label)}" style="{_VIDEO_STYLE}"></video></div>')
+
+
+def layout_css(*, sticky_key: str, columns_key: str | None = None) -> str:
+    """The bar's container sticks under Streamlit's header while its grid scrolls; on a phone the grid's
+    columns stay side by side (Streamlit stacks columns under 640 px: std above pro, nothing compared)."""
+    # Streamlit wraps a keyed container in a layout wrapper as tall as the container: the wrapper sticks
+    css = (f"[data-testid=stLayoutWrapper]:has(> .st-key-{sticky_key}),.st-key-{sticky_key}"
+           "{position:sticky;top:3.75rem;z-index:20}"
+           f".st-key-{sticky_key}{{background:var(--sp-bg,#fff);padding:.15rem .5rem;border-radius:.5rem;"
+           "box-shadow:0 2px 6px rgba(0,0,0,.15)}"
+           f".st-key-{sticky_key} .sp-bar{{margin:.25rem 0}}")
+    if columns_key:
+        css += (f"@media (max-width:640px){{.st-key-{columns_key} [data-testid=stHorizontalBlock]"
+                ":has(> [data-testid=stColumn]){flex-wrap:nowrap!important;gap:.4rem!important}"
+                f".st-key-{columns_key} [data-testid=stColumn]{{min-width:0!important;width:auto!important;"
+                "flex:1 1 0!important}"
+                # half a phone is narrow: a priced button wraps instead of ending in "…"
+                f".st-key-{columns_key} button{{height:auto!important;max-width:100%}}"
+                f".st-key-{columns_key} button p,.st-key-{columns_key} button div"
+                "{white-space:normal!important;overflow:visible!important;text-overflow:clip!important;text-align:left}}")
+    return f"<style>{css}</style>"
+
+
+def bar_html(key: str, count: int, *, sticky_key: str, columns_key: str | None = None) -> str:
+    """The one play/pause/seek bar of a group: it drives every `cell_html` video of the same key (pure)."""
+    k = _safe_key(key)
+    root_id = f"sp-{k}-{int(count)}"
+    cfg = {"root": root_id, "key": k, "group": k, "count": int(count), "drift": DRIFT_S,
+           "seek_over": SEEK_OVER_S, "items": [], "play_label": "▶ Play all", "pause_label": "❚❚ Pause all"}
+    return (f'<div class="sp-root" id="{root_id}" data-sync-player="{k}" data-count="{int(count)}">'
+            f"<style>{_CSS}</style>{layout_css(sticky_key=sticky_key, columns_key=columns_key)}"
+            f"{_bar()}{_script(cfg)}</div>")
+
+
+def wipe_html(items: Sequence[SyncItem], key: str) -> str:
+    """Two cells on top of each other with a slider between them, and their own play control (pure).
+
+    Needs two videos; an empty string otherwise.
+    """
     videos = [i for i in items if i.src]
-    root_id = f"sp-{k}-{digest}"
-    cfg = {"root": root_id, "key": k, "drift": DRIFT_S, "seek_over": SEEK_OVER_S,
-           "items": [{"run_id": i.run_id, "label": i.label, "src": i.src} for i in videos]}
-    cfg_json = _js_literal(cfg)
-    cells = []
-    for i in items:
-        if not i.src:
-            cells.append(f'<figure class="sp-cell sp-empty"><div class="sp-slot">{html.escape(i.label)}</div>'
-                         "</figure>")
-            continue
-        poster = f' poster="{_attr(i.poster)}"' if i.poster else ""
-        cells.append(
-            f'<figure class="sp-cell" data-run-id="{_attr(i.run_id)}">'
-            f'<video data-sp-video="cell" data-run-id="{_attr(i.run_id)}" src="{_attr(i.src)}"{poster} '
-            f'muted loop playsinline preload="auto"></video>'
-            f"<figcaption>{html.escape(i.label)}</figcaption></figure>")
-    cols = f' data-cols="{int(columns)}" style="--sp-cols:{int(columns)}"' if columns and columns > 0 else ""
-    wipe_html = ""
-    if wipe and len(videos) >= 2:
-        a, b = videos[0], videos[1]
-        opts_a = "".join(f'<option value="{_attr(i.run_id)}"{" selected" if i is a else ""}>'
-                         f"{html.escape(i.label)}</option>" for i in videos)
-        opts_b = "".join(f'<option value="{_attr(i.run_id)}"{" selected" if i is b else ""}>'
-                         f"{html.escape(i.label)}</option>" for i in videos)
-        wipe_html = (
-            '<details class="sp-wipe" data-sp="wipe">'
-            "<summary><strong>Wipe view</strong>: two cells on top of each other, a slider between them"
-            "</summary>"
-            '<div class="sp-wipe-pick">'
-            f'<label>left <select data-sp="wipe-a" aria-label="left video">{opts_a}</select></label>'
-            f'<label>right <select data-sp="wipe-b" aria-label="right video">{opts_b}</select></label>'
-            "</div>"
-            '<div class="sp-stage">'
-            '<video data-sp-video="wipe" data-wipe="a" muted loop playsinline preload="auto"></video>'
-            '<video data-sp-video="wipe" data-wipe="b" muted loop playsinline preload="auto" '
-            'style="clip-path:inset(0 0 0 50%)"></video>'
-            '<div class="sp-line" style="left:calc(50% - 1px)"></div>'
-            f'<span class="sp-tag" data-for="a" style="left:.4rem">{html.escape(a.label)}</span>'
-            f'<span class="sp-tag" data-for="b" style="right:.4rem">{html.escape(b.label)}</span>'
-            "</div>"
-            '<input type="range" data-sp="wipe-pos" min="0" max="100" value="50" step="1" '
-            'aria-label="wipe position">'
-            "</details>")
+    if len(videos) < 2:
+        return ""
+    k = f"{_safe_key(key)}-wipe"
+    root_id = f"sp-{k}-{_digest(videos)}"
+    cfg = {"root": root_id, "key": k, "group": None, "count": 2, "drift": DRIFT_S, "seek_over": SEEK_OVER_S,
+           "items": [{"run_id": i.run_id, "label": i.label, "src": i.src} for i in videos],
+           "play_label": "▶ Play", "pause_label": "❚❚ Pause"}
+    a, b = videos[0], videos[1]
+    opts_a = "".join(f'<option value="{_attr(i.run_id)}"{" selected" if i is a else ""}>'
+                     f"{html.escape(i.label)}</option>" for i in videos)
+    opts_b = "".join(f'<option value="{_attr(i.run_id)}"{" selected" if i is b else ""}>'
+                     f"{html.escape(i.label)}</option>" for i in videos)
     return (
-        f'<div class="sp-root" id="{root_id}" data-sync-player="{k}" data-count="{len(videos)}">'
+        f'<div class="sp-root" id="{root_id}" data-sp-wipe-player="{k}">'
         f"<style>{_CSS}</style>"
-        '<div class="sp-bar">'
-        '<button type="button" data-sp="play" aria-pressed="false">▶ Play all</button>'
-        '<input type="range" data-sp="seek" min="0" max="1000" value="0" step="1" aria-label="seek all">'
-        '<span class="sp-time" data-sp="time">0.0 / – s</span>'
+        '<details class="sp-wipe" data-sp="wipe">'
+        "<summary><strong>Wipe view</strong>: two cells on top of each other, a slider between them"
+        "</summary>"
+        '<div class="sp-wipe-pick">'
+        f'<label>left <select data-sp="wipe-a" aria-label="left video">{opts_a}</select></label>'
+        f'<label>right <select data-sp="wipe-b" aria-label="right video">{opts_b}</select></label>'
         "</div>"
-        f'<div class="sp-grid"{cols}>{"".join(cells)}</div>'
-        f"{wipe_html}"
-        f"<script>{_JS.replace('__CFG__', cfg_json)}</script>"
-        "</div>")
+        f'{_bar("▶ Play", "seek the wipe view")}'
+        '<div class="sp-stage">'
+        '<video data-sp-video="wipe" data-wipe="a" muted loop playsinline preload="auto"></video>'
+        '<video data-sp-video="wipe" data-wipe="b" muted loop playsinline preload="auto" '
+        'style="clip-path:inset(0 0 0 50%)"></video>'
+        '<div class="sp-line" style="left:calc(50% - 1px)"></div>'
+        f'<span class="sp-tag" data-for="a" style="left:.4rem">{html.escape(a.label)}</span>'
+        f'<span class="sp-tag" data-for="b" style="right:.4rem">{html.escape(b.label)}</span>'
+        "</div>"
+        '<input type="range" data-sp="wipe-pos" min="0" max="100" value="50" step="1" '
+        'aria-label="wipe position">'
+        "</details>"
+        f"{_script(cfg)}</div>")
 
 
 def _src(archive: Any, path: str) -> str:
@@ -333,43 +387,51 @@ def _src(archive: Any, path: str) -> str:
     return f"/{base}{archive.public_url(path)}" if base else archive.public_url(path)
 
 
-def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None = None, *,
-              keep_slots: bool = False) -> list[SyncItem]:
-    """Archived runs become videos (same-origin files that answer Range requests, so seeking works).
-
-    With keep_slots, a run not archived yet, or a plain string in `runs`, becomes a placeholder slot, so
-    the player keeps the grid's columns; without it they are left out.
-    """
+def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None = None) -> list[SyncItem]:
+    """The archived runs among `runs` as videos (same-origin files that answer Range requests, so seeking
+    works); the others are left out."""
     out = []
     for run in runs:
-        if isinstance(run, str):
-            if keep_slots:
-                out.append(SyncItem("", run, ""))
-            continue
         label = (labels or {}).get(run.run_id) or run.label or run.run_id[:8]
-        if not getattr(run, "video_path", None):
-            if keep_slots:
-                out.append(SyncItem(run.run_id, f"{label}: not finished yet", ""))
-            continue
-        poster = _src(archive, run.poster_path) if getattr(run, "poster_path", None) else None
-        out.append(SyncItem(run.run_id, label, _src(archive, run.video_path), poster))
+        item = item_for(run, archive, label)
+        if item.src:
+            out.append(item)
     return out
 
 
-def grid(runs: Sequence[Any], archive: Any, *, key: str, labels: dict[str, str] | None = None,
-         wipe: bool = True, columns: int | None = None) -> int:
-    """Draw the synced player for the archived runs among `runs`; returns how many videos it holds.
-
-    `runs` are ledger Runs (their `video_path` is played); with `columns`, runs not archived yet and plain
-    strings (e.g. "pro · 15 s: not sent") hold their place so the videos line up like the grid.
-    """
-    items = items_for(runs, archive, labels, keep_slots=bool(columns))
-    count = sum(1 for i in items if i.src)
-    if not count:
-        return 0
-    with st.container(key=f"sync_{_safe_key(key)}"):
-        st.html(build_html(items, key, wipe=wipe, columns=columns), unsafe_allow_javascript=True)
-    return count
+def item_for(run: Any, archive: Any, label: str) -> SyncItem:
+    """A ledger Run as one video item: its archived copy on our own route, or words while it has none."""
+    if not getattr(run, "video_path", None):
+        return SyncItem(run.run_id, f"{label}: not finished yet", "")
+    poster = _src(archive, run.poster_path) if getattr(run, "poster_path", None) else None
+    return SyncItem(run.run_id, label, _src(archive, run.video_path), poster)
 
 
-__all__ = ["DRIFT_S", "SEEK_OVER_S", "SyncItem", "build_html", "grid", "items_for"]
+def cell_video(run: Any, archive: Any, *, key: str, label: str) -> bool:
+    """Draw one cell's video inside the current (cell) container; True when a video was drawn."""
+    item = item_for(run, archive, label)
+    if not item.src:
+        return False
+    st.html(cell_html(item, key))
+    return True
+
+
+def bar(key: str, count: int, *, sticky_key: str, columns_key: str | None = None) -> None:
+    """Draw the group's bar in a container keyed `sticky_key` (it sticks within its parent container, so
+    put it in the same container as the cells)."""
+    with st.container(key=sticky_key):
+        st.html(bar_html(key, count, sticky_key=sticky_key, columns_key=columns_key),
+                unsafe_allow_javascript=True)
+
+
+def wipe(runs: Sequence[Any], archive: Any, *, key: str, labels: dict[str, str]) -> bool:
+    """Draw the wipe view for the archived runs (at least two); True when drawn."""
+    body = wipe_html(items_for(runs, archive, labels), key)
+    if body:
+        with st.container(key=f"wipe_{_safe_key(key)}"):
+            st.html(body, unsafe_allow_javascript=True)
+    return bool(body)
+
+
+__all__ = ["DRIFT_S", "SEEK_OVER_S", "SyncItem", "bar", "bar_html", "cell_html", "cell_video", "item_for",
+           "items_for", "layout_css", "wipe", "wipe_html"]

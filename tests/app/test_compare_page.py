@@ -196,9 +196,18 @@ def test_group_link_restores_the_grid_from_the_ledger(isolated: Path) -> None:
     from lib.ui import state
 
     archive = state.services().archive
-    for run in ledger(isolated).group(gid):
-        src = archive.public_url(run.video_path)
-        assert src == f"/archive/{run.video_path}" and f'src="{src}"' in players[0]
+    group_key = re.search(r'data-sync-player="([^"]+)"', players[0]).group(1)
+    by_id = {run.run_id: run for run in ledger(isolated).group(gid)}
+    for i in range(2):  # each cell holds its own video, tied to the one bar by the group key
+        videos = [h.proto.body for h in later.get_by_key(f"cmp_cell_{i}").get("html")]
+        assert len(videos) == 1 and videos[0].count("<video") == 1, videos
+        run_id = re.search(r'<video [^>]*data-run-id="([^"]+)"', videos[0]).group(1)
+        src = archive.public_url(by_id[run_id].video_path)
+        assert src == f"/archive/{by_id[run_id].video_path}" and f'src="{src}"' in videos[0]
+        assert f'data-sp-group="{group_key}"' in videos[0] and "<script" not in videos[0]
+    cell_ids = re.findall(rf'data-sp-video="cell" data-sp-group="{group_key}" data-run-id="([^"]+)"',
+                          " ".join(html))
+    assert sorted(cell_ids) == sorted(by_id)  # every run once, no other video in the grid
     share = [c.value for c in later.code if "/run?group=" in c.value]
     assert share and share[0].endswith(f"/run?group={gid}")
 
@@ -292,17 +301,24 @@ def test_player_html_escapes_labels_and_keeps_its_script_intact() -> None:
     evil = '</script><img src=x onerror=alert(1)> & "quotes"'
     items = [sync_player.SyncItem("r1", evil, "/archive/videos/r1.mp4"),
              sync_player.SyncItem("r2", "pro · 5 s", "/archive/videos/r2.mp4")]
-    body = sync_player.build_html(items, "grid one")
-    assert "<img" not in body and "</script><img" not in body
-    assert "&lt;img src=x onerror=alert(1)&gt;" in body
-    script = body[body.index("<script>") + len("<script>"):body.rindex("</script>")]
-    # Streamlit's DOMPurify (SAFE_FOR_XML) drops a script whose text has '<' + letter, '/' or '!'
-    assert re.search(r"<[/\w!]", script) is None
-    assert body.count("<script>") == 1
-    assert 'data-sync-player="grid-one"' in body and 'data-count="2"' in body
-    assert body.count('data-sp-video="cell"') == 2 and body.count('data-sp-video="wipe"') == 2
-    assert all(f'src="/archive/videos/{r}.mp4"' in body for r in ("r1", "r2"))
-    assert "muted loop playsinline" in body
+    cells = [sync_player.cell_html(i, "grid one") for i in items]
+    bar = sync_player.bar_html("grid one", 2, sticky_key="bar", columns_key="cells")
+    wipe = sync_player.wipe_html(items, "grid one")
+    for body in (*cells, bar, wipe):
+        assert "<img" not in body and "</script><img" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in wipe and "&lt;img" in cells[0]
+    for body in (bar, wipe):
+        script = body[body.index("<script>") + len("<script>"):body.rindex("</script>")]
+        # Streamlit's DOMPurify (SAFE_FOR_XML) drops a script whose text has '<' + letter, '/' or '!'
+        assert re.search(r"<[/\w!]", script) is None
+        assert body.count("<script>") == 1
+    assert all("<script" not in c for c in cells)
+    assert 'data-sync-player="grid-one"' in bar and 'data-count="2"' in bar and "<video" not in bar
+    assert all(c.count('data-sp-video="cell"') == 1 and 'data-sp-group="grid-one"' in c for c in cells)
+    assert wipe.count('data-sp-video="wipe"') == 2 and 'data-sp="play"' in wipe
+    assert all(f'src="/archive/videos/{r}.mp4"' in c for r, c in zip(("r1", "r2"), cells, strict=True))
+    assert all("muted loop playsinline" in c for c in cells)
+    assert ".st-key-bar{position:sticky" in bar and ".st-key-cells [data-testid=stColumn]" in bar
 
 
 def test_player_keeps_slots_and_needs_two_videos_for_a_wipe() -> None:
@@ -310,10 +326,10 @@ def test_player_keeps_slots_and_needs_two_videos_for_a_wipe() -> None:
 
     items = [sync_player.SyncItem("r1", "std · 15 s", "/archive/videos/r1.mp4"),
              sync_player.SyncItem("", "pro · 15 s: crossed out", "")]
-    body = sync_player.build_html(items, "k", columns=2)
-    assert 'data-count="1"' in body and 'data-cols="2"' in body
-    assert "pro · 15 s: crossed out" in body and 'data-sp="wipe"' not in body
-    assert body.count("<video") == 1
+    slot = sync_player.cell_html(items[1], "k")
+    assert "pro · 15 s: crossed out" in slot and "<video" not in slot
+    assert sync_player.wipe_html(items, "k") == ""
+    assert sync_player.cell_html(items[0], "k").count("<video") == 1
 
 
 def test_uploaded_first_frame_goes_to_every_cell_and_crosses_out_15s(isolated: Path) -> None:

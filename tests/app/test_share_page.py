@@ -1,6 +1,7 @@
 """The share view (pages/run.py) through AppTest: one run, a group, bad links, plain-text prompts, Re-run."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,15 @@ def test_a_group_shows_every_cell(ledger: Ledger) -> None:
     assert [t.value for t in at.title] == ["Shared comparison"]
     cells = [at.get_by_key(f"share_cell_{r}") for r in (std, pro, running)]
     assert all(c is not None for c in cells)
-    assert sorted(v.proto.url.rsplit("/", 1)[-1] for v in at.get("video")) == ["pppppppp.mp4", "ssssssss.mp4"]
+    assert not at.get("video")  # the cells play in the synced player, each video inside its own cell
+    cell_srcs = {r: re.findall(r'<video [^>]*src="([^"]+)"', " ".join(h.proto.body for h in c.get("html")))
+                 for r, c in zip((std, pro, running), cells, strict=True)}
+    assert cell_srcs == {std: ["/archive/videos/ssssssss.mp4"], pro: ["/archive/videos/pppppppp.mp4"],
+                         running: []}, cell_srcs
+    bars = [h.proto.body for h in at.get("html") if "data-sync-player" in h.proto.body]
+    assert len(bars) == 1 and 'data-count="2"' in bars[0]
+    # std | pro columns: the 5 s row holds std and pro, the 10 s row only pro (std is not in this grid)
+    assert "Not in this grid." in main_text(at)
     text = main_text(at)
     assert "std 720p · 5 s · 16:9" in text and "pro 1080p · 10 s · 16:9" in text
     assert "3 runs · 2 finished" in text

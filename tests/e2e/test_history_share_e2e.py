@@ -246,10 +246,10 @@ def test_group_share_view_plays_every_cell(app_server: Any, browser: Any, page: 
         gp = fresh.new_page()
         open_app(gp, f"{app_server.url}/run?group={gid}")
         expect(gp.get_by_role("heading", name="Shared comparison")).to_be_visible()
-        videos = gp.locator(".st-key-share_group [data-testid='stVideo']")
+        videos = gp.locator(".st-key-share_group video[data-sp-video=cell]")
         expect(videos).to_have_count(2, timeout=15_000)
         for i in range(2):
-            src = videos.nth(i).get_attribute("src")
+            src = videos.nth(i).evaluate("v => v.src")  # resolved: the page's own origin
             assert src and src.startswith(app_server.url + "/archive/videos/"), src
             status = gp.evaluate(
                 "async (u) => (await fetch(u, {headers: {Range: 'bytes=0-99'}})).status", src)

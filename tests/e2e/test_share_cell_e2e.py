@@ -65,11 +65,11 @@ def test_a_cell_link_reveals_nothing_of_the_rest_of_its_grid(tmp_path: Path, bro
         try:
             grid = grid_ctx.new_page()
             open_app(grid, f"{app.url}/run?group={gid}")
-            for run_id in (mine, other):
-                expect(grid.locator(f".st-key-share_cell_{run_id} [data-testid='stVideo']")).to_have_count(
+            for run_id in (mine, other):  # each cell plays its own archived copy in the synced grid
+                expect(grid.locator(f".st-key-share_cell_{run_id} video[data-sp-video=cell]")).to_have_count(
                     1, timeout=20_000)
-            srcs = {run_id: grid.locator(f".st-key-share_cell_{run_id} [data-testid='stVideo']")
-                    .get_attribute("src") for run_id in (mine, other)}
+            srcs = {run_id: grid.locator(f".st-key-share_cell_{run_id} video[data-sp-video=cell]")
+                    .evaluate("v => new URL(v.src).pathname") for run_id in (mine, other)}
         finally:
             grid_ctx.close()
         assert all(srcs.values()) and srcs[mine] != srcs[other], srcs
@@ -82,7 +82,7 @@ def test_a_cell_link_reveals_nothing_of_the_rest_of_its_grid(tmp_path: Path, bro
             expect(page.get_by_role("heading", name="Shared run")).to_be_visible()
             video = page.locator("[data-testid='stVideo']")
             expect(video).to_have_count(1, timeout=20_000)
-            assert video.get_attribute("src") == srcs[mine]
+            assert video.evaluate("v => new URL(v.src).pathname") == srcs[mine]
             expect(page.get_by_text(MINE).first).to_be_visible()
             page.wait_for_timeout(1500)  # a live tick or two: whatever the page sends later counts too
             html = page.content()

@@ -212,3 +212,28 @@ def test_params_round_trip() -> None:
                             negative_prompt="n", watermark=True)
     assert compare.spec_from_params(compare.spec_to_params(spec)) == spec
     assert compare.spec_from_params({"prompts": ["x"]}) == compare.GridSpec(prompts=("x",))
+
+
+def test_mode_rows_lay_a_group_out_as_std_and_pro_columns() -> None:
+    """The shared grid's layout: std | pro columns, a row per variant × duration × aspect, an earlier
+    take on a row of its own, a missing place as None (not a transposed, one-column-per-duration grid)."""
+    spec = compare.GridSpec(prompts=("a kite", "a boat"), modes=("std", "pro"), durations=(5, 10))
+    runs = _runs_for(compare.expand(spec))
+    by_cell = {(r.label, r.params["mode"], r.params["duration"]): r for r in runs}
+    dropped = by_cell[("P1", "std", 10)]
+    runs.remove(dropped)
+    again = by_cell[("P2", "pro", 5)]
+    take = FakeRun("take-2", 999.0, again.params, again.label, source="rerun")
+    modes, rows = compare.mode_rows([*reversed(runs), take])
+    assert modes == ["std", "pro"]
+    got = [[(r.label, r.params["duration"], r.run_id == "take-2") if r else None for r in row]
+           for row in rows]
+    assert got == [
+        [("P1", 5, False), ("P1", 5, False)],
+        [None, ("P1", 10, False)],
+        [("P2", 5, False), ("P2", 5, False)],
+        [("P2", 10, False), ("P2", 10, False)],
+        [None, ("P2", 5, True)],
+    ]
+    assert [r.params["mode"] for r in rows[0]] == ["std", "pro"]
+    assert compare.mode_rows([]) == ([], [])

@@ -79,6 +79,24 @@ def test_get_many_reads_the_runs_that_exist_in_one_call(ledger: Ledger) -> None:
     assert ledger.get_many([]) == []
 
 
+def test_group_tree_reads_a_group_and_its_children_in_one_query(ledger: Ledger) -> None:
+    ledger.create_run("gt-a", REQ, 0.2, group_id="gt-g", label="std")
+    ledger.create_run("gt-b", REQ, 0.3, group_id="gt-g", label="pro")
+    ledger.create_run("gt-a-pro", REQ, 0.3, parent_id="gt-a", source="promote")  # outside the group
+    ledger.create_run("gt-other", REQ, 0.2, group_id="gt-h")
+    ledger.create_run("gt-other-child", REQ, 0.2, parent_id="gt-other", source="promote")
+    statements: list[str] = []
+    def seen(*args: object) -> None:
+        if str(args[2]).lstrip().upper().startswith("SELECT"):
+            statements.append(str(args[2]))
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", seen)
+    got = ledger.group_tree("gt-g")
+    assert sorted(r.run_id for r in got) == ["gt-a", "gt-a-pro", "gt-b"]
+    assert len(statements) == 1, statements
+    assert ledger.group_tree("no-such-group") == []
+
+
 def test_states_lists_runs_in_flight_plus_the_named_ones(ledger: Ledger) -> None:
     for rid in ("st-1", "st-2", "st-3"):
         ledger.create_run(rid, REQ, 0.2)

@@ -1,0 +1,272 @@
+"""Compare's form: its session keys, seeding (group, shared query, `?run=`), the preview and Submit grid.
+
+Why here and not in the page: the page only lays out; the form's state and callbacks are one concept
+(what grid the user is about to send), and the decisions behind it (cells, costs, budget) live in
+lib/compare.py.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from lib import compare, playground, query
+from lib.contract import (
+    ASPECTS,
+    DURATIONS,
+    FIFTEEN_WITH_IMAGES,
+    IMAGE_RULES_TEXT,
+    MAX_I2V_DURATION,
+    MAX_IMAGE_MB,
+    MAX_PROMPT,
+    MODE_LABELS,
+    MODES,
+    format_estimate,
+)
+from lib.ui import press, state
+from lib.ui.text import escape_md, shorten
+
+K = "cmp_"
+N_VARIANTS, MODES_KEY, DURATIONS_KEY, ASPECTS_KEY = f"{K}n", f"{K}modes", f"{K}durations", f"{K}aspects"
+NEGATIVE, WATERMARK = f"{K}negative", f"{K}watermark"
+REFUSED, SEEDED, DRAWN = f"{K}refused", f"{K}seeded", f"{K}drawn"
+GRID = "grid"  # press-memory action of "Submit grid"
+GRID_REFUSED = f"{K}grid_refused"
+FRAMES = ("first_frame", "last_frame")
+FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
+QUERY_SEED_KEYS = ("prompt", "prompt2", "prompt3", "prompt4", "modes", "durations", "aspect_ratio", "aspects",
+                   "negative_prompt", "first_frame", "last_frame", "watermark")
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
+PERSIST = "session"  # the form survives a visit to another page
+
+
+def prompt_key(i: int) -> str:
+    return f"{K}prompt_{i}"
+
+
+def url_key(frame_name: str) -> str:
+    return f"{K}{frame_name}_url"
+
+
+def file_key(frame_name: str) -> str:
+    return f"{K}{frame_name}_file"
+
+
+
+# ------------------------------------------------------------------ seeding the form
+def seed_form(spec: compare.GridSpec) -> None:
+    """Write a grid's settings into the form keys (before the widgets draw)."""
+    ss = st.session_state
+    prompts = list(spec.prompts[: compare.MAX_VARIANTS]) or [""]
+    ss[N_VARIANTS] = len(prompts)
+    for i in range(compare.MAX_VARIANTS):
+        ss[prompt_key(i)] = (prompts[i] if i < len(prompts) else "")[:MAX_PROMPT]
+    ss[MODES_KEY] = [m for m in spec.modes if m in MODES] or list(compare.DEFAULT_MODES)
+    ss[DURATIONS_KEY] = [d for d in spec.durations if d in DURATIONS] or list(compare.DEFAULT_DURATIONS)
+    ss[ASPECTS_KEY] = [a for a in spec.aspects if a in ASPECTS] or list(compare.DEFAULT_ASPECTS)
+    ss[NEGATIVE] = (spec.negative_prompt or "")[:MAX_PROMPT]
+    ss[WATERMARK] = bool(spec.watermark)
+    for i, name in enumerate(FRAMES):
+        ss[url_key(name)] = spec.image_urls[i] if i < len(spec.image_urls) else ""
+    ss.pop(REFUSED, None)
+
+
+def init_form() -> None:
+    """Defaults once per session: one prompt (Compose's, when it has one) × std and pro × 5 s."""
+    ss = st.session_state
+    if N_VARIANTS in ss:
+        return
+    start = str(ss.get("compose_prompt") or "")
+    seed_form(compare.GridSpec(prompts=(start,)))
+
+
+def seed_from_sources(services: Any, group_runs: Sequence[Any], qp: query.QueryReader) -> str | None:
+    """Fill the form from the open group, share-view query params, or `?run=<id>`; a note for the user."""
+    ss = st.session_state
+    group_id = qp.ident("group", quiet=True)
+    if group_id and group_runs and ss.get(SEEDED) != f"group:{group_id}":
+        spec = compare.spec_from_runs(group_runs)
+        if spec is not None:
+            seed_form(spec)
+        ss[SEEDED] = f"group:{group_id}"
+        return None
+    if any(qp.has(k) for k in ("prompt", "prompt2", "prompt3", "prompt4")):
+        spec = compare.spec_from_query(qp)
+        for key in QUERY_SEED_KEYS:
+            with contextlib.suppress(KeyError):
+                del st.query_params[key]
+        if spec is not None:
+            seed_form(spec)
+            ss[SEEDED] = "query"
+            filled = "Settings filled in from the shared grid: check the cost, then press Submit grid."
+            return " ".join([filled, *qp.notes])
+    if qp.has("run"):
+        run_id = qp.ident("run", quiet=True)
+        if ss.get(SEEDED) == f"run:{run_id}":
+            return None
+        ss[SEEDED] = f"run:{run_id}"
+        run = services.ledger.get(run_id) if run_id else None
+        if run is None or run.unreadable:
+            return "That run was not found, so nothing was filled in."
+        req = run.request
+        seed_form(compare.GridSpec(prompts=(req.prompt,), durations=(req.effective_duration,),
+                                   aspects=(req.effective_aspect,), image_urls=req.image_urls,
+                                   negative_prompt=req.negative_prompt, watermark=req.watermark))
+        return "Settings filled in from the run: std and pro are picked; press Submit grid to compare."
+    return None
+
+
+def current_spec() -> compare.GridSpec:
+    """The grid the form describes right now."""
+    ss = st.session_state
+    n = int(ss.get(N_VARIANTS) or 1)
+    images = [(ss.get(url_key(f)) or "").strip() for f in FRAMES]
+    if images[1] and not images[0]:
+        urls: tuple[str, ...] = ("", images[1])  # validate() then names the missing first frame
+    else:
+        urls = tuple(u for u in images if u)
+    negative = ss.get(NEGATIVE) or ""
+    return compare.GridSpec(
+        prompts=tuple(ss.get(prompt_key(i)) or "" for i in range(n)),
+        modes=tuple(ss.get(MODES_KEY) or ()),
+        durations=tuple(ss.get(DURATIONS_KEY) or ()),
+        aspects=tuple(ss.get(ASPECTS_KEY) or ()),
+        image_urls=urls,
+        negative_prompt=negative if negative.strip() else None,
+        watermark=True if ss.get(WATERMARK) else None,
+    )
+
+
+# ------------------------------------------------------------------ callbacks (run before the script)
+def _on_submit() -> None:
+    ss = st.session_state
+    ss.pop(REFUSED, None)
+    if any(ss.get(f"{K}{name}_problems") for name in FRAMES):
+        ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
+        return
+    spec = current_spec()
+    result = press.submit_grid(GRID, compare.expand(spec, state.services().settings.prices))
+    if not result.ok:
+        ss[REFUSED] = result.refused or "; ".join(p.message for p in result.problems)
+        if not result.runs:
+            return
+    ss[SEEDED] = f"group:{result.group_id}"
+    if result.created:
+        st.toast(f"Grid submitted: {len(result.runs)} runs on their way.", icon=":material/send:")
+    state.navigate("pages/compare.py", {"group": result.group_id})
+
+
+def _on_file(frame_name: str) -> None:
+    """Check and upload a chosen image at once, so its URL and problems show before the grid is sent."""
+    ss = st.session_state
+    uploaded = ss.get(file_key(frame_name))
+    previous = ss.pop(f"{K}{frame_name}_uploaded", None)
+    ss.pop(f"{K}{frame_name}_problems", None)
+    if uploaded is None:  # the file was removed: so is the URL it gave, unless the user typed another
+        if previous and ss.get(url_key(frame_name)) == previous:
+            ss[url_key(frame_name)] = ""
+        return
+    url, problems = playground.upload_frame(state.services(), uploaded.getvalue(), uploaded.name, frame_name)
+    ss[f"{K}{frame_name}_problems"] = [p.message for p in problems if p.level == "error"]
+    if url:
+        ss[url_key(frame_name)] = url
+        ss[f"{K}{frame_name}_uploaded"] = url
+
+
+# ------------------------------------------------------------------ drawing
+def draw_form() -> None:
+    ss = st.session_state
+    st.segmented_control("Prompt variants", [1, 2, 3, 4], key=N_VARIANTS, persist_state=PERSIST,
+                         required=True, help="Run up to four versions of the prompt side by side.")
+    n = int(ss.get(N_VARIANTS) or 1)
+    for i in range(n):
+        st.text_area(f"Prompt {i + 1}" if n > 1 else "Prompt", key=prompt_key(i), height=90,
+                     persist_state=PERSIST,
+                     placeholder="Describe the scene, the action, the camera and the style…")
+    n_images = len([u for u in (ss.get(url_key(f)) for f in FRAMES) if u])
+    with st.container(horizontal=True, gap="medium", key=f"{K}dims"):
+        st.pills("Mode", MODES, selection_mode="multi", key=MODES_KEY, persist_state=PERSIST,
+                 format_func=lambda m: MODE_LABELS[m])
+        st.pills("Duration", DURATIONS, selection_mode="multi", key=DURATIONS_KEY, persist_state=PERSIST,
+                 format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
+                                                   else ""))
+        st.pills("Aspect ratio", ASPECTS, selection_mode="multi", key=ASPECTS_KEY, persist_state=PERSIST)
+    with st.expander("First / last frame, negative prompt, watermark", expanded=bool(n_images)):
+        cols = st.columns(2, gap="medium")
+        for col, name in zip(cols, FRAMES, strict=True):
+            with col, st.container(key=f"{K}{name}_box"):
+                st.file_uploader(FRAME_LABELS[name], type=IMAGE_TYPES, key=file_key(name),
+                                 on_change=_on_file, args=(name,), max_upload_size=MAX_IMAGE_MB,
+                                 help=IMAGE_RULES_TEXT)
+                st.text_input(f"{FRAME_LABELS[name]} URL", key=url_key(name), persist_state=PERSIST,
+                              placeholder="or paste an https:// image URL", label_visibility="collapsed")
+                for message in ss.get(f"{K}{name}_problems", []):
+                    st.error(escape_md(message), icon=":material/error:")
+                url = (ss.get(url_key(name)) or "").strip()
+                if url.startswith(("http://", "https://")):
+                    st.image(url, caption=FRAME_LABELS[name], width=200)
+        if n_images:
+            st.caption(f"With images, 15 s cells are crossed out: {escape_md(FIFTEEN_WITH_IMAGES)}.")
+        st.text_area("Negative prompt", key=NEGATIVE, height=68, persist_state=PERSIST,
+                     placeholder="What to avoid, e.g. blur, text, watermark")
+        st.checkbox("Watermark", key=WATERMARK, persist_state=PERSIST)
+
+
+def rows(cells: Sequence[Any], n_cols: int) -> list[list[Any]]:
+    return [list(cells[i:i + n_cols]) for i in range(0, len(cells), max(1, n_cols))]
+
+
+def draw_preview(plan: compare.GridPlan) -> None:
+    """Every cell with its estimated cost before anything is sent; forbidden cells crossed out."""
+    st.markdown(f"**Grid preview** · {len(plan.cells)} cells")
+    n_cols = max(1, len(plan.spec.modes))
+    for row in rows(plan.cells, n_cols):
+        cols = st.columns(n_cols, gap="small")
+        for col, cell in zip(cols, row, strict=False):
+            with col, st.container(border=True, key=f"{K}preview_{cell.index}"):
+                if cell.forbidden:
+                    st.markdown(f"~~{escape_md(cell.label)}~~ · not sent")
+                    st.caption(escape_md(cell.forbidden))
+                else:
+                    size = cell.request.resolution
+                    res = f" · {size[0]}×{size[1]}" if size else ""
+                    st.markdown(f"**{escape_md(cell.label)}**{escape_md(res)}")
+                    st.caption(format_estimate(cell.est_cost))
+                if plan.spec.prompts and len(plan.spec.prompts) > 1:
+                    st.caption(escape_md(shorten(cell.request.prompt, 70)) or "(empty prompt)")
+
+
+def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
+    ss = st.session_state
+    sent = len(plan.sendable)
+    verdict = compare.check_budget(plan.total, services.ledger.spend(include_drafts=True),
+                                   services.settings.budget_usd)
+    with st.container(key=f"{K}total"):
+        skipped = len(plan.forbidden)
+        extra = f" · {skipped} crossed out (not sent, not billed)" if skipped else ""
+        st.markdown(f"**Total {format_estimate(plan.total)}** for {sent} run{'s' if sent != 1 else ''}"
+                    f"{extra}")
+        if not verdict.ok:
+            st.error(escape_md(verdict.message), icon=":material/block:")
+        elif verdict.budget is not None:
+            st.caption(escape_md(f"Budget: ${verdict.remaining:,.2f} of ${verdict.budget:,.2f} left "
+                                 f"(estimates); after this grid ${verdict.remaining - plan.total:,.2f}."))
+    for p in plan.errors:
+        if p.field.startswith("prompt") and "is empty" in p.message:
+            # not a mistake yet, just the next step
+            st.caption(":material/edit: " + escape_md(p.message))
+        else:
+            st.error(escape_md(p.message), icon=":material/error:")
+    if ss.get(REFUSED):
+        st.error(escape_md(ss[REFUSED]), icon=":material/block:")
+    blocked = not plan.ok or not verdict.ok
+    st.button(f"Submit grid ({sent} run{'s' if sent != 1 else ''})", type="primary",
+              key=f"{K}submit_grid", icon=":material/grid_view:", disabled=blocked,
+              on_click=_on_submit,
+              help="Sends every cell that is not crossed out, as one comparison group.")
+    if not plan.sendable and plan.cells:
+        st.caption("Nothing to send: every cell is crossed out.")
+
+
