@@ -27,7 +27,7 @@ from lib.contract import (
     format_estimate,
 )
 from lib.ledger import ACTIVE, COMPLETED, FAILED
-from lib.ui import card, frame, player, press, state, sync_player
+from lib.ui import card, frame, pair_view, player, press, state, sync_player
 from lib.ui.text import escape_md, shorten
 
 services = frame.render("Compare", icon=":material/compare:")
@@ -117,7 +117,8 @@ def seed_from_sources(group_runs: Sequence[Any], qp: query.QueryReader) -> str |
         seed_form(compare.GridSpec(prompts=(req.prompt,), durations=(req.effective_duration,),
                                    aspects=(req.effective_aspect,), image_urls=req.image_urls,
                                    negative_prompt=req.negative_prompt, watermark=req.watermark))
-        return "Settings filled in from the run: std and pro are picked; press Submit grid to compare."
+        return ("The run is shown beside its pair. \"New grid from these settings\" below holds its "
+                "settings for a bigger grid.")
     return None
 
 
@@ -453,8 +454,11 @@ if press_note := press.note_for(group_id if group_runs else None):
 if params.has("group") and not group_runs:
     st.warning("That grid was not found (the link may be mistyped). Build a new one below.",
                icon=":material/link_off:")
+pair_of = None if group_runs else params.ident("run", quiet=True)  # a single run: beside its pair
 if group_runs:
     draw_group(group_id, group_runs)
+    form_box = st.expander("New grid from these settings", expanded=False)
+elif pair_of and pair_view.render(services, pair_of):
     form_box = st.expander("New grid from these settings", expanded=False)
 else:
     form_box = st.container()

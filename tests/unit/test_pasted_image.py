@@ -4,6 +4,7 @@ A real HTTP server on 127.0.0.1 serves a web page, images and errors; the fetche
 private address only where a test says so (as the app trusts only its gateway's own origin)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from collections.abc import Iterator
@@ -33,16 +34,14 @@ BODIES: dict[str, tuple[int, str, bytes]] = {
 
 
 class _Files(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         status, kind, body = BODIES.get(self.path, (404, "text/plain", b"missing"))
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the fetcher stopped at the cap
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the fetcher stopped at the size cap: expected
-            pass
 
     def log_message(self, *args: object) -> None:
         pass

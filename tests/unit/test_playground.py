@@ -228,3 +228,19 @@ def test_upload_frame_checks_locally_then_uploads_once(tmp_path, local_gateway):
     assert len(local_gateway.requests("upload")) == 1      # deduplicated by content
     row = svc.ledger.find_upload(__import__("hashlib").sha256(data).hexdigest())
     assert row and Path(row["local_path"]).read_bytes() == data
+
+
+def test_find_pair_is_the_other_mode_with_the_same_settings(svc):
+    from lib import pairs
+
+    base = VideoRequest("a heron in reeds", mode="std", duration=5, aspect_ratio="16:9")
+    std = playground.submit(svc, base, run_id="std").run
+    assert pairs.find_pair(svc.ledger, std) is None
+    playground.submit(svc, base.replace(mode="pro", duration=10), run_id="longer")  # another duration
+    playground.submit(svc, base.replace(mode="pro", aspect_ratio="1:1"), run_id="square")
+    playground.submit(svc, base.replace(mode="pro", prompt="a heron in reeds at night"), run_id="night")
+    assert pairs.find_pair(svc.ledger, std) is None
+    pro = playground.submit(svc, base.replace(mode="pro"), run_id="pro").run
+    assert pairs.find_pair(svc.ledger, std).run_id == "pro"
+    assert pairs.find_pair(svc.ledger, pro).run_id == "std"
+    assert pairs.pair_request(pro.request) == base
