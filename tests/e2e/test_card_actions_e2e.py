@@ -157,9 +157,12 @@ def test_a_pasted_frame_url_is_judged_when_pasted_and_nothing_is_spent(tab: Any,
     tab.get_by_text(pasted_image.unreachable("first frame")[:60]).first.wait_for(timeout=15_000)
     wait_for_app(tab)
     assert tab.locator(".st-key-compose_first_frame_box img").count() == 0  # no broken-image icon
+    box = tab.locator(".st-key-compose_first_frame_box")
+    box.scroll_into_view_if_needed()
     screenshot(tab, "cards_paste_desktop")
     tab.set_viewport_size(PHONE)
     tab.wait_for_timeout(500)
+    box.scroll_into_view_if_needed()
     screenshot(tab, "cards_paste_phone")
     tab.set_viewport_size(DESKTOP)
 
