@@ -217,8 +217,28 @@ def another_take(services: Any, run: Run, *, run_id: str | None = None) -> Submi
     )
 
 
+NO_SUCH_TASK = ("No task with that id on this gateway. Check that the id was copied whole (from the "
+                "gateway's response or dashboard) and made with this gateway's account; nothing was saved.")
+
+
+def confirm_task(services: Any, task_id: str) -> None:
+    """Ask the gateway about `task_id` once; ValueError in words unless it answers with the task.
+
+    Why before writing: a recovered run is saved only for a task that exists, so a mistyped id leaves
+    no fake "(prompt unknown)" run behind in the cards, the history and the stats."""
+    from lib.gateway import GatewayError, NotFound, user_message
+
+    try:
+        services.client.get_task(task_id)
+    except NotFound:
+        raise ValueError(NO_SUCH_TASK) from None
+    except GatewayError as err:
+        raise ValueError(f"{user_message(err)} Nothing was saved; try again.") from None
+
+
 def recover(services: Any, task_id: str, *, run_id: str | None = None) -> Run:
-    """Follow a task made elsewhere (or attach it to an "unknown" run); the worker does the rest."""
+    """Follow a task made elsewhere (or attach it to an "unknown" run) once the gateway confirms it
+    exists; the worker does the rest."""
     task_id = (task_id or "").strip()
     if not _TASK_ID_RE.match(task_id):
         raise ValueError(
@@ -229,6 +249,7 @@ def recover(services: Any, task_id: str, *, run_id: str | None = None) -> Run:
     known = ledger.get_by_task(task_id)
     if known is not None:
         return known
+    confirm_task(services, task_id)
     if run_id is not None:
         run = ledger.get(run_id)
         if run is not None and run.state == UNKNOWN:
@@ -281,6 +302,11 @@ _EXPLAIN: tuple[tuple[tuple[str, ...], str], ...] = (
     (("content_policy", "policy", "risk", "sensitive", "422"),
      "The gateway refused the prompt or an image under its content policy. Rephrase the prompt "
      "(or use other frames) and try again."),
+    # before the network words: "could not download the first frame image" is about the image, even when
+    # the gateway's code says it timed out fetching it
+    (("download", "image url", "frame image", "image_url", "fetch"),
+     "The gateway could not fetch a frame image from its URL. Use a public https address of a JPEG or PNG "
+     "(or upload the file instead), then re-run."),
     (("balance", "insufficient", "payment", "402", "quota", "arrears"),
      "The gateway account has too little balance for this run. Top up the account, then re-run."),
     (("rate_limit", "rate limit", "too many", "429"),
@@ -318,8 +344,8 @@ def explain(run: Run) -> str:
             what += " If you know its task id (for example from the gateway's dashboard), recover it by " \
                     "task id; otherwise re-run."
         return what
-    if run.state == FAILED and not run.task_id and message:
-        return message
+    if run.state == FAILED and message and (not run.task_id or code == "task_not_found"):
+        return message  # the worker's own words (a refused submit, a recovered id the gateway lacks)
     haystack = f"{code} {message.lower()}"
     what = next((text for keys, text in _EXPLAIN if any(k in haystack for k in keys)), None) or (
         "The gateway could not generate this video (an upstream failure). Re-run it; if it keeps "

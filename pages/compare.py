@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import compare, query
-from lib.ui import compare_form, compare_grid, frame, press
+from lib.ui import compare_form, compare_grid, frame, pair_view, press
 from lib.ui.text import escape_md
 
 services = frame.render("Compare", icon=":material/compare:")
@@ -33,8 +33,11 @@ if press_note := press.note_for(group_id if group_runs else None):
 if params.has("group") and not group_runs:
     st.warning("That grid was not found (the link may be mistyped). Build a new one below.",
                icon=":material/link_off:")
+pair_of = None if group_runs else params.ident("run", quiet=True)  # a single run: beside its pair
 if group_runs:
     compare_grid.draw_group(services, group_id, group_runs)
+    form_box = st.expander("New grid from these settings", expanded=False)
+elif pair_of and pair_view.render(services, pair_of):
     form_box = st.expander("New grid from these settings", expanded=False)
 else:
     form_box = st.container()

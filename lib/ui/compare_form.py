@@ -114,7 +114,8 @@ def seed_from_sources(services: Any, group_runs: Sequence[Any], qp: query.QueryR
         seed_form(compare.GridSpec(prompts=(req.prompt,), durations=(req.effective_duration,),
                                    aspects=(req.effective_aspect,), image_urls=req.image_urls,
                                    negative_prompt=req.negative_prompt, watermark=req.watermark))
-        return "Settings filled in from the run: std and pro are picked; press Submit grid to compare."
+        return ("The run is shown beside its pair. \"New grid from these settings\" below holds its "
+                "settings for a bigger grid.")
     return None
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import contract, images, links, playground, presses, query
+from lib import contract, images, links, pasted_image, playground, presses, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -178,6 +178,8 @@ def _problems(request: VideoRequest) -> dict[str, list[Problem]]:
         upload = ss.get(upload_key(frame))
         if upload and upload.get("problems"):
             out.setdefault(frame, []).extend(Problem(**p) for p in upload["problems"])
+        if not any(p.level == "error" for p in out.get(frame, [])):  # the URL's shape first, then its image
+            out.setdefault(frame, []).extend(_url_check(frame, fetch=False))
     return out
 
 
@@ -216,10 +218,49 @@ def _on_file(frame: str) -> None:
         ss[url_key(frame)] = url
 
 
+URL_CHECKS = f"{K}url_checks"  # {"<frame> <url>": [problem dicts]}: pasted URLs this session has fetched
+MAX_URL_CHECKS = 16
+
+
+def _pasted(frame: str) -> str | None:
+    """The frame's pasted URL, or None when there is none or it is the URL of this session's upload."""
+    ss = st.session_state
+    url = (ss.get(url_key(frame)) or "").strip()
+    upload = ss.get(upload_key(frame)) or {}
+    return url if url and upload.get("url") != url else None
+
+
+def _url_check(frame: str, *, fetch: bool) -> list[Problem]:
+    """The pasted URL's problems (lib.pasted_image), fetched once per URL; with fetch=False only what an
+    earlier check found, so drawing the form never waits on the network."""
+    url = _pasted(frame)
+    if url is None:
+        return []
+    checks: dict[str, list[dict]] = st.session_state.setdefault(URL_CHECKS, {})
+    key = f"{frame} {url}"
+    if key not in checks:
+        if not fetch:
+            return []
+        fetcher = pasted_image.quick_fetcher(state.services().archive.fetcher)
+        found = pasted_image.check_url(fetcher, url, frame)
+        while len(checks) >= MAX_URL_CHECKS:
+            checks.pop(next(iter(checks)))
+        checks[key] = [{"field": p.field, "message": p.message, "level": p.level} for p in found]
+    return [Problem(**p) for p in checks[key]]
+
+
+def _on_url(frame: str) -> None:
+    """A URL was pasted (or edited): check it now, so its words show before anything is pressed."""
+    _url_check(frame, fetch=True)
+
+
 def _upload_refused() -> bool:
-    """A chosen file failed its local checks: Generate must not quietly send the run without it."""
+    """A chosen file failed its local checks, or a pasted URL is not a usable image: Generate must not
+    quietly send the run without it, nor pay for a run the gateway cannot make."""
     uploads = [st.session_state.get(upload_key(frame)) or {} for frame in FRAMES]
-    return any(p.get("level") == "error" for upload in uploads for p in upload.get("problems", []))
+    if any(p.get("level") == "error" for upload in uploads for p in upload.get("problems", [])):
+        return True
+    return any(p.level == "error" for frame in FRAMES for p in _url_check(frame, fetch=True))
 
 
 def _note(request: VideoRequest, kind: str, text: str) -> None:
@@ -344,7 +385,8 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
     st.file_uploader(label, type=IMAGE_TYPES, key=file_key(frame), disabled=disabled,
                      on_change=_on_file, args=(frame,), max_upload_size=MAX_IMAGE_MB, help=IMAGE_RULES_TEXT)
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
-                  placeholder="or paste an https:// image URL", label_visibility="collapsed")
+                  placeholder="or paste an https:// image URL", label_visibility="collapsed",
+                  on_change=_on_url, args=(frame,))
     url = (ss.get(url_key(frame)) or "").strip()
     upload = ss.get(upload_key(frame))
     field_problems = problems.get(frame, [])

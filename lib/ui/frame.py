@@ -184,11 +184,33 @@ def finished_toasts(runs: list[Any]) -> list[tuple[str, str]]:
         groups = list(by_outcome.values())
     out = []
     for group in groups:
-        one, many, icon = _OUTCOMES[outcome(group[0])]
-        short = escape_md(shorten(group[0].request.prompt or "", 40))
-        more = f"{len(group)} {many}: {short} and {len(group) - 1} more"
-        out.append((f"{one}: {short}" if len(group) == 1 else more, icon))
+        first = group[0]
+        one, many, icon = _OUTCOMES[outcome(first)]
+        short = escape_md(_name(first))
+        if len(group) > 1:
+            out.append((f"{len(group)} {many}: {short} and {len(group) - 1} more", icon))
+        elif outcome(first) == COMPLETED:
+            out.append((f"{one}: {short}", icon))
+        else:  # a failure always says why, not just which run
+            out.append((f"{one}: {short} — {escape_md(shorten(_reason(first), 160))}", icon))
     return out
+
+
+def _name(run: Any) -> str:
+    """The run as a toast names it: its prompt, else its task id (a recovered task has no prompt)."""
+    prompt = shorten(run.request.prompt or "", 40)
+    task_id = getattr(run, "task_id", None)
+    return prompt or (f"task {shorten(task_id, 40)}" if task_id else "a run")
+
+
+def _reason(run: Any) -> str:
+    """Why a run did not end with a video, in the words its card shows (lib.playground.explain)."""
+    from lib import playground
+
+    try:
+        return playground.explain(run)
+    except Exception:  # noqa: BLE001 - a toast must never fail the tick; the card still shows the error
+        return "see its card for the reason"
 
 
 def _live(public: bool = False) -> None:

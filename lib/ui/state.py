@@ -64,8 +64,14 @@ def services() -> Any:
 
 
 def navigate(page: str, query_params: Mapping[str, str] | None = None) -> None:
-    """Ask for a page switch from a widget callback; the next frame.render() performs it."""
+    """Switch page from a widget callback: frame.render() performs it in the full run this asks for.
+
+    Ends the callback (call it last). A button inside a fragment (the live run cards) would otherwise
+    rerun only its fragment, and the switch would wait for the page's next full run, seconds or
+    clicks later. `st.rerun()` from a callback makes the interaction a full-app rerun at once; from a
+    button outside any fragment it changes nothing (that rerun is a full one already)."""
     st.session_state[NAV_KEY] = (page, dict(query_params or {}))
+    st.rerun()
 
 
 def take_navigation() -> tuple[str, dict[str, str]] | None:

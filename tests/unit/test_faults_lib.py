@@ -166,7 +166,7 @@ def test_submit_timeout_becomes_unknown_is_never_resubmitted_and_recovers_by_tas
     assert task_id, f"the gateway's log should name the task it created: {sent[0]}"
 
     # The user pastes the task id (from the gateway's dashboard) into the card's recover box.
-    services = SimpleNamespace(ledger=led, worker=worker)
+    services = SimpleNamespace(ledger=led, worker=worker, client=client_for(local_gateway.url))
     playground.recover(services, task_id, run_id=run_id)
     assert run_of(led, run_id).task_id == task_id
     drive(worker, lambda: archived(led, run_id))

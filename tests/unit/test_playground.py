@@ -118,13 +118,52 @@ def test_promote_makes_a_pro_child(svc, req, mode, duration):
     assert not again.created and [c.run_id for c in svc.ledger.children("parent")] == ["child"]
 
 
-def test_recover_by_task_id(svc):
-    with pytest.raises(ValueError, match="task id"):
-        playground.recover(svc, "not a task id!")
-    run = playground.recover(svc, "task_abc123")
-    assert run.task_id == "task_abc123" and run.source == "recovered"
-    assert playground.recover(svc, " task_abc123 ").run_id == run.run_id
-    assert svc.ledger.count_runs(RunFilter()) == 1
+def test_recover_by_task_id_saves_only_a_task_the_gateway_confirms(tmp_path, local_gateway):
+    svc = make_services(tmp_path, base_url=local_gateway.url, key=local_gateway.key)
+    try:
+        with pytest.raises(ValueError, match="task id"):
+            playground.recover(svc, "not a task id!")
+        # an id the gateway does not know: its own words (not the API key's), and nothing saved
+        with pytest.raises(ValueError) as unknown:
+            playground.recover(svc, "task_never_made_here")
+        assert str(unknown.value) == playground.NO_SUCH_TASK
+        assert "No task with that id on this gateway" in str(unknown.value)
+        assert "key" not in str(unknown.value).lower()
+        assert svc.ledger.count_runs(RunFilter()) == 0
+        task = svc.client.submit(VideoRequest("made with curl", mode="std", duration=5))
+        run = playground.recover(svc, task.id)
+        assert run.task_id == task.id and run.source == "recovered"
+        assert playground.recover(svc, f" {task.id} ").run_id == run.run_id
+        assert svc.ledger.count_runs(RunFilter()) == 1
+    finally:
+        svc.ledger.close()
+
+
+def test_recover_when_the_gateway_is_unreachable_saves_nothing_and_says_so(svc):
+    with pytest.raises(ValueError, match="Nothing was saved"):
+        playground.recover(svc, "task_abc123")  # svc's gateway is a closed port
+    assert svc.ledger.count_runs(RunFilter()) == 0
+
+
+def test_explain_names_the_real_cause_of_a_frame_download_failure(svc):
+    run = playground.submit(svc, VideoRequest("x"), run_id="f").run
+    for code, message in (("timeout", "could not download the first frame image"),
+                          ("generation_failed", "Generation failed: the first frame image URL could not "
+                                                "be used: it must be a public http(s) address")):
+        failed = dataclasses.replace(run, state=FAILED, task_id="task_1", error_code=code,
+                                     error_message=message)
+        text = playground.explain(failed)
+        assert text.startswith("The gateway could not fetch a frame image"), text
+        assert "did not answer in time" not in text
+
+
+def test_explain_a_recovered_id_the_gateway_lacks_with_the_workers_words(svc):
+    run = playground.submit(svc, VideoRequest("x"), run_id="f").run
+    words = ("The gateway has no task t1 (HTTP 404, 3 times). Check the id was copied whole and belongs "
+             "to this API key's account; nothing was billed here.")
+    gone = dataclasses.replace(run, state=FAILED, task_id="t1", error_code="task_not_found",
+                               error_message=words)
+    assert playground.explain(gone) == words  # not "The gateway rejected the API key"
 
 
 def test_eta_from_the_progress_slope(svc):
@@ -189,3 +228,19 @@ def test_upload_frame_checks_locally_then_uploads_once(tmp_path, local_gateway):
     assert len(local_gateway.requests("upload")) == 1      # deduplicated by content
     row = svc.ledger.find_upload(__import__("hashlib").sha256(data).hexdigest())
     assert row and Path(row["local_path"]).read_bytes() == data
+
+
+def test_find_pair_is_the_other_mode_with_the_same_settings(svc):
+    from lib import pairs
+
+    base = VideoRequest("a heron in reeds", mode="std", duration=5, aspect_ratio="16:9")
+    std = playground.submit(svc, base, run_id="std").run
+    assert pairs.find_pair(svc.ledger, std) is None
+    playground.submit(svc, base.replace(mode="pro", duration=10), run_id="longer")  # another duration
+    playground.submit(svc, base.replace(mode="pro", aspect_ratio="1:1"), run_id="square")
+    playground.submit(svc, base.replace(mode="pro", prompt="a heron in reeds at night"), run_id="night")
+    assert pairs.find_pair(svc.ledger, std) is None
+    pro = playground.submit(svc, base.replace(mode="pro"), run_id="pro").run
+    assert pairs.find_pair(svc.ledger, std).run_id == "pro"
+    assert pairs.find_pair(svc.ledger, pro).run_id == "std"
+    assert pairs.pair_request(pro.request) == base
