@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from lib import money
 from lib.contract import (
     DURATIONS,
     MAX_I2V_DURATION,
@@ -70,8 +71,9 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     """A budget refusal with the numbers: the estimate, what is left, what was spent, what to do."""
     left = max(0.0, budget - spent)
     return (
-        f"{what} is estimated at ${cost:.2f}, but only ${left:.2f} of the ${budget:.2f} budget is left "
-        f"(${spent:.2f} already spent, estimated). Choose std or a shorter duration, or raise "
+        f"{what} is estimated at {money.usd(cost)}, but only {money.usd(left)} of the "
+        f"{money.usd(budget)} budget is left "
+        f"({money.usd(spent)} already spent, estimated). Choose std or a shorter duration, or raise "
         "PLAYGROUND_BUDGET_USD."
     )
 

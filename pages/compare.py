@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, links, playground, query
+from lib import compare, links, money, playground, query
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -281,8 +281,9 @@ def draw_total_and_submit(plan: compare.GridPlan) -> None:
         if not verdict.ok:
             st.error(escape_md(verdict.message), icon=":material/block:")
         elif verdict.budget is not None:
-            st.caption(escape_md(f"Budget: ${verdict.remaining:,.2f} of ${verdict.budget:,.2f} left "
-                                 f"(estimates); after this grid ${verdict.remaining - plan.total:,.2f}."))
+            after = money.usd(verdict.remaining - plan.total)
+            st.caption(escape_md(f"Budget: {money.usd(verdict.remaining)} of {money.usd(verdict.budget)} "
+                                 f"left (estimates); after this grid {after}."))
     for p in plan.errors:
         if p.field.startswith("prompt") and "is empty" in p.message:
             # not a mistake yet, just the next step
@@ -352,7 +353,7 @@ def draw_cell(view: compare.CellView, *, show_prompt: bool = False) -> None:
                           help="The same prompt and frames as pro 1080p (longer when allowed), linked "
                                "to this cell.")
             if run.state not in ACTIVE:
-                st.button(f"Another take · ≈ ${run.est_cost:.2f}", key=f"{K}rerun_{run.run_id}",
+                st.button(f"Another take · ≈ {money.usd(run.est_cost)}", key=f"{K}rerun_{run.run_id}",
                           icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
             with st.popover("Share", icon=":material/link:", key=f"{K}share_{cell.index}"):
@@ -390,7 +391,7 @@ def draw_group(group_id: str, runs: Sequence[Any]) -> None:
         summary = f"{len(shown)} runs · {done} finished"
         if failed:
             summary += f" · {failed} failed (not billed)"
-        summary += f" · {format_estimate(est)} total, ≈ ${billed:,.2f} billable"
+        summary += f" · {format_estimate(est)} total, ≈ {money.usd(billed)} billable"
         st.caption(summary)
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{K}group_actions"):
             with st.popover("Share this grid", icon=":material/link:", key=f"{K}share_group"):
@@ -398,7 +399,7 @@ def draw_group(group_id: str, runs: Sequence[Any]) -> None:
                 st.code(links.share_url(player.origin(), group_id=group_id), language=None)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
-            st.button(f"Re-run this grid · ≈ ${plan.total:,.2f}", key=f"{K}rerun_grid_{group_id}",
+            st.button(f"Re-run this grid · ≈ {money.usd(plan.total)}", key=f"{K}rerun_grid_{group_id}",
                       icon=":material/replay:", on_click=_on_rerun_grid, args=(group_id,),
                       help=f"Every cell again, as a new grid: {format_estimate(plan.total)}.")
         if st.session_state.get(GRID_REFUSED):

@@ -13,15 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from lib import links, playground, presses
+from lib import links, money, playground, presses, state_words
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
-    DRAFT,
     FAILED,
-    IN_PROGRESS,
-    QUEUED,
-    SUBMITTING,
     TIMED_OUT,
     UNKNOWN,
     UNREADABLE,
@@ -34,22 +30,10 @@ COMPARE_PAGE = "pages/compare.py"
 FALLBACK_COMPARE_PAGE = "pages/run.py"
 _ROOT = Path(__file__).resolve().parents[2]
 
-_STATE_WORDS = {
-    DRAFT: ("Waiting to send", "gray", ":material/schedule:"),
-    SUBMITTING: ("Sending", "blue", ":material/send:"),
-    QUEUED: ("Queued", "blue", ":material/hourglass_top:"),
-    IN_PROGRESS: ("Generating", "violet", ":material/progress_activity:"),
-    COMPLETED: ("Done", "green", ":material/check_circle:"),
-    FAILED: ("Failed", "red", ":material/error:"),
-    UNKNOWN: ("Outcome unknown", "orange", ":material/help:"),
-    UNREADABLE: ("Unreadable run", "gray", ":material/broken_image:"),
-    TIMED_OUT: ("Timed out", "orange", ":material/timer_off:"),
-}
-
 
 def state_badge(run: Any) -> None:
-    words, color, icon = _STATE_WORDS.get(run.state, (run.state, "gray", None))
-    st.badge(words, color=color, icon=icon)
+    look = state_words.badge(run.state)
+    st.badge(escape_md(look.words), color=look.color, icon=look.icon)
 
 
 def describe(run: Any) -> str:
@@ -116,7 +100,7 @@ def run_card(
                 st.badge(escape_md(run.label), color="gray")
             if run.source == "rerun" and run.parent_id:
                 st.badge("New take", color="blue", icon=":material/add_circle:")
-            cost = f" · ≈ ${run.est_cost:.2f} (estimate)" if run.est_cost else ""
+            cost = f" · ≈ {money.usd(run.est_cost)} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
         if show_prompt:
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
@@ -243,7 +227,7 @@ def take_label(services: Any, run: Any) -> str | None:
         cost = playground.estimate(services, run.request)
     except ValueError:
         return None
-    return f"Another take · ≈ ${cost:.2f}"
+    return f"Another take · ≈ {money.usd(cost)}"
 
 
 def _on_compare(run_id: str) -> None:

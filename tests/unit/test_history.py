@@ -114,7 +114,7 @@ def test_expiry_text_for_each_kind_of_run(sqlite_ledger: Ledger) -> None:
     assert history.expiry_text(get(no_expiry), NOW) == "expires in 23 h 00 m"
     assert history.expiry_text(get(failed), NOW) == "no video"
     assert history.expiry_text(get(running), NOW) == "not finished"
-    assert history.state_label(get(running)) == "in progress 40%"
+    assert history.state_label(get(running)) == "Generating 40%"  # the card's words (lib.state_words)
 
 
 def test_time_to_finish_is_send_to_finish(sqlite_ledger: Ledger) -> None:
