@@ -54,7 +54,7 @@ TIMED_OUT = "timed_out"
 STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN, TIMED_OUT)
 ACTIVE = frozenset({DRAFT, SUBMITTING, QUEUED, IN_PROGRESS})
 TERMINAL = frozenset({COMPLETED, FAILED})
-SOURCES = ("compose", "compare", "recovered", "rerun", "promote")
+SOURCES = ("compose", "compare", "recovered", "rerun", "promote", "extend")
 # Not a state a run can be in: what a row this code cannot read (invalid JSON in params, a state word it
 # does not know, a NULL or a text where a number belongs) is shown as, so that one bad row never breaks
 # a list. Such a run has no settings and is never handed to the worker.

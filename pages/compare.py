@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, links, money, playground, query
+from lib import compare, links, money, playground, query, spend_labels, state_words
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -185,7 +185,7 @@ def _on_cell_rerun(run_id: str) -> None:
 
 def _on_promote(run_id: str) -> None:
     """std → pro with the same prompt and frames, as a child run (one promotion per cell)."""
-    card.press_promote(run_id, "Promoted: a pro run is on its way, linked to this cell.")
+    card.press_promote(run_id, "Promoted: a pro run of the same length is on its way, linked to this cell.")
 
 
 def _on_file(frame_name: str) -> None:
@@ -293,7 +293,7 @@ def draw_total_and_submit(plan: compare.GridPlan) -> None:
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     blocked = not plan.ok or not verdict.ok
-    st.button(f"Submit grid ({sent} run{'s' if sent != 1 else ''})", type="primary",
+    st.button(spend_labels.grid("Submit grid", sent, plan.total), type="primary",
               key=f"{K}submit_grid", icon=":material/grid_view:", disabled=blocked,
               on_click=_on_submit,
               help="Sends every cell that is not crossed out, as one comparison group.")
@@ -320,8 +320,11 @@ def draw_cell(view: compare.CellView, *, show_prompt: bool = False) -> None:
             st.markdown(f"**{escape_md(cell.label)}**")
             if run is not None:
                 card.state_badge(run)
-            if view.takes > 1:
-                st.caption(f"take {view.takes}")
+            if view.takes > 1:  # earlier takes stay one click away
+                with st.popover(f"Take {view.takes} of {view.takes}", key=f"{K}takes_{cell.index}"):
+                    for n, older in enumerate(view.older, start=1):
+                        st.page_link("pages/run.py", query_params={"id": older.run_id},
+                                     label=f"Take {n}", icon=":material/history:")
         if show_prompt:
             st.caption(escape_md(shorten(cell.request.prompt, 90)))
         if run is None:
@@ -345,15 +348,14 @@ def draw_cell(view: compare.CellView, *, show_prompt: bool = False) -> None:
             req = child.request
             st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
                          label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
-                               f"{child.state.replace('_', ' ')}")
+                               f"{state_words.words(child.state)}")
         with st.container(horizontal=True, gap="small", key=f"{K}actions_{cell.index}"):
-            if run.state == COMPLETED and run.request.effective_mode == "std":
-                st.button("Promote", key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
+            if run.state == COMPLETED and (label := card.promote_label(services, run)):
+                st.button(label, key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
                           on_click=_on_promote, args=(run.run_id,), disabled=bool(promoted),
-                          help="The same prompt and frames as pro 1080p (longer when allowed), linked "
-                               "to this cell.")
-            if run.state not in ACTIVE:
-                st.button(f"Another take · ≈ {money.usd(run.est_cost)}", key=f"{K}rerun_{run.run_id}",
+                          help="The same prompt, frames and duration as pro 1080p, linked to this cell.")
+            if run.state not in ACTIVE and (label := card.take_label(services, run)):
+                st.button(label, key=f"{K}rerun_{run.run_id}",
                           icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
             with st.popover("Share", icon=":material/link:", key=f"{K}share_{cell.index}"):

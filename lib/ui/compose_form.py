@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import contract, images, links, money, playground, presses, query
+from lib import contract, images, links, money, playground, presses, query, spend_labels
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -385,10 +385,13 @@ def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[s
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     with st.container(horizontal=True, key="compose_buttons"):
         with st.container(key="compose_generate", width="content"):
-            st.button("Generate", type="primary", key=f"{K}generate_button", icon=":material/movie:",
+            prices = services.settings.prices
+            st.button(spend_labels.priced("Generate", request, prices), type="primary",
+                      key=f"{K}generate_button", icon=":material/movie:",
                       shortcut="Ctrl+Enter", on_click=_on_generate)
         with st.container(key="compose_compare", width="content"):
-            st.button("Compare std vs pro", key=f"{K}pair_button", icon=":material/compare:",
+            st.button(spend_labels.pair(playground.pair_requests(request), prices),
+                      key=f"{K}pair_button", icon=":material/compare:",
                       on_click=_on_compare,
                       help="Submit this request twice, as std 720p and pro 1080p, and open them side by "
                            "side.")

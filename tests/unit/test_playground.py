@@ -101,10 +101,10 @@ def test_rerun_restores_every_setting(svc):
 
 
 @pytest.mark.parametrize(("req", "mode", "duration"), [
-    (VideoRequest("t", mode="std", duration=5), "pro", 10),
-    (VideoRequest("t", mode="std", duration=10), "pro", 15),
+    (VideoRequest("t", mode="std", duration=5), "pro", 5),   # Promote keeps the duration (issue 14)
+    (VideoRequest("t", mode="std", duration=10), "pro", 10),
     (VideoRequest("t", mode="std", duration=15), "pro", 15),
-    (VideoRequest("t", mode="std", duration=5, image_urls=(IMG,)), "pro", 10),
+    (VideoRequest("t", mode="std", duration=5, image_urls=(IMG,)), "pro", 5),
     (VideoRequest("t", mode="std", duration=10, image_urls=(IMG,)), "pro", 10),
 ])
 def test_promote_makes_a_pro_child(svc, req, mode, duration):
@@ -116,6 +116,30 @@ def test_promote_makes_a_pro_child(svc, req, mode, duration):
     assert [c.run_id for c in svc.ledger.children("parent")] == ["child"]
     again = playground.promote(svc, parent, run_id="child")  # a second click with the same press id
     assert not again.created and [c.run_id for c in svc.ledger.children("parent")] == ["child"]
+
+
+@pytest.mark.parametrize(("req", "duration"), [
+    (VideoRequest("t", mode="std", duration=5), 10),
+    (VideoRequest("t", mode="pro", duration=10), 15),
+    (VideoRequest("t", mode="pro", duration=5, image_urls=(IMG,)), 10),
+])
+def test_extend_keeps_the_mode_and_asks_for_the_next_duration(svc, req, duration):
+    parent = playground.submit(svc, req, run_id="parent").run
+    out = playground.extend(svc, parent, run_id="longer")
+    assert out.created and out.run.parent_id == "parent" and out.run.source == "extend"
+    assert out.run.request == req.replace(mode=req.effective_mode, duration=duration)
+
+
+@pytest.mark.parametrize("req", [
+    VideoRequest("t", mode="pro", duration=15),
+    VideoRequest("t", mode="std", duration=10, image_urls=(IMG,)),  # frames allow at most 10 s
+])
+def test_nothing_to_extend_is_said_in_words_and_sends_nothing(svc, req):
+    parent = playground.submit(svc, req, run_id="parent").run
+    assert playground.extend_request(req) is None
+    with pytest.raises(ValueError, match="nothing to extend"):
+        playground.extend(svc, parent, run_id="longer")
+    assert svc.ledger.get("longer") is None
 
 
 def test_recover_by_task_id(svc):
