@@ -332,8 +332,7 @@ def draw_cell(view: compare.CellView, *, show_prompt: bool = False) -> None:
             return
         cost = format_estimate(run.est_cost)
         if run.state in ACTIVE:
-            progress = max(0, min(100, int(run.progress or 0)))
-            st.progress(progress / 100, text=f"{progress}% · {card.timing(run)}")
+            card.progress_block(services, run)  # a moving bar and "usually ~40 s" while at 0 %
             st.caption(cost)
         elif run.state == COMPLETED:
             note = "" if run.video_path else " · archiving…"

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import links, money, playground, presses, spend_labels, state_words
+from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
@@ -112,10 +112,32 @@ def run_card(
             _actions(services, run, prefix, actions)
 
 
+# A bar that moves without claiming a percentage: the gateway says 0 % for the whole queue, and an empty
+# bar reads as "stuck". Plain CSS (st.html is sanitised; no script), labelled for screen readers.
+_WAITING_BAR = """<div class="kp-wait" role="progressbar" aria-label="{label}" aria-busy="true"
+ style="position:relative;height:0.5rem;border-radius:0.25rem;overflow:hidden;
+ background:rgba(128,128,128,0.2)"><div style="position:absolute;top:0;bottom:0;width:35%;
+ border-radius:0.25rem;background:#ff4b4b;animation:kp-wait 1.4s ease-in-out infinite"></div></div>
+<style>@keyframes kp-wait {{ 0% {{ left: -35%; }} 100% {{ left: 100%; }} }}
+@media (prefers-reduced-motion: reduce) {{ .kp-wait div {{ animation: none; left: 0; width: 100%;
+ opacity: 0.4; }} }}</style>"""
+
+
+def progress_block(services: Any, run: Any) -> None:
+    """The bar of a run in flight: its percentage once the gateway reports one; before that (waiting to
+    send, queued, 0 %) a moving bar and how long runs of its kind usually take here."""
+    progress = max(0, min(100, int(run.progress or 0)))
+    if progress > 0:
+        st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
+        return
+    label = state_words.words(run.state)
+    st.html(_WAITING_BAR.format(label=label))
+    st.caption(escape_md(f"{label} · {queue_estimate.for_run(services.ledger, run)}"))
+
+
 def _status(services: Any, run: Any, prefix: str) -> None:
     if run.state in ACTIVE:
-        progress = max(0, min(100, int(run.progress or 0)))
-        st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
+        progress_block(services, run)
         if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
             st.caption(escape_md(run.error_message))
     elif run.state == COMPLETED:
