@@ -132,7 +132,7 @@ def progress_block(services: Any, run: Any) -> None:
         return
     label = state_words.words(run.state)
     st.html(_WAITING_BAR.format(label=label))
-    st.caption(escape_md(f"{label} · {queue_estimate.for_run(services.ledger, run)}"))
+    st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
 
 
 def _status(services: Any, run: Any, prefix: str) -> None:
