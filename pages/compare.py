@@ -400,7 +400,8 @@ def draw_group(group_id: str, runs: Sequence[Any]) -> None:
                 st.code(links.share_url(player.origin(), group_id=group_id), language=None)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
-            st.button(f"Re-run this grid · ≈ {money.usd(plan.total)}", key=f"{K}rerun_grid_{group_id}",
+            st.button(spend_labels.grid("Re-run this grid", len(plan.sendable), plan.total),
+                      key=f"{K}rerun_grid_{group_id}",
                       icon=":material/replay:", on_click=_on_rerun_grid, args=(group_id,),
                       help=f"Every cell again, as a new grid: {format_estimate(plan.total)}.")
         if st.session_state.get(GRID_REFUSED):

@@ -6,8 +6,10 @@ every setting). Cards only read the ledger; actions write through lib.playground
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +119,16 @@ def run_card(
 _WAITING_BAR = """<div class="kp-wait" role="progressbar" aria-label="{label}" aria-busy="true"
  style="position:relative;height:0.5rem;border-radius:0.25rem;overflow:hidden;
  background:rgba(128,128,128,0.2)"><div style="position:absolute;top:0;bottom:0;width:35%;
- border-radius:0.25rem;background:#ff4b4b;animation:kp-wait 1.4s ease-in-out infinite"></div></div>
+ border-radius:0.25rem;background:{color};animation:kp-wait 1.4s ease-in-out infinite"></div></div>
 <style>@keyframes kp-wait {{ 0% {{ left: -35%; }} 100% {{ left: 100%; }} }}
 @media (prefers-reduced-motion: reduce) {{ .kp-wait div {{ animation: none; left: 0; width: 100%;
  opacity: 0.4; }} }}</style>"""
+
+
+def _bar_color() -> str:
+    """The theme's primary colour (as st.progress uses), if it is a plain hex colour."""
+    color = str(st.get_option("theme.primaryColor") or "")
+    return color if re.fullmatch(r"#[0-9A-Fa-f]{3,8}", color) else "#6C4DF6"
 
 
 def progress_block(services: Any, run: Any) -> None:
@@ -131,7 +139,7 @@ def progress_block(services: Any, run: Any) -> None:
         st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
         return
     label = state_words.words(run.state)
-    st.html(_WAITING_BAR.format(label=label))
+    st.html(_WAITING_BAR.format(label=escape_html(label), color=_bar_color()))
     st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
 
 

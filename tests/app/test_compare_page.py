@@ -264,7 +264,7 @@ def test_rerun_this_grid_makes_a_new_group_with_the_same_settings(isolated: Path
     submit_button(at).click().run()
     first = ledger(isolated).list_runs(limit=1)[0].group_id
     again = [b for b in at.button if b.key and b.key.startswith("cmp_rerun_grid_")]
-    assert len(again) == 1 and again[0].label == "Re-run this grid · ≈ $0.37"
+    assert len(again) == 1 and again[0].label == "Re-run this grid · 2 runs · ≈ $0.37"
     time.sleep(presses.GUARD)
     again[0].click().run()
     assert not at.exception, at.exception
