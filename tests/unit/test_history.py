@@ -134,8 +134,8 @@ def test_table_rows_are_plain_values(sqlite_ledger: Ledger) -> None:
     row = by_id[rid]
     assert list(row) == list(history.TABLE_COLUMNS)
     assert row["prompt"] == prompt  # exactly the characters typed
-    assert (row["state"], row["mode"], row["duration"], row["aspect"]) == ("completed", "pro", "10 s", "9:16")
-    assert row["est_cost"] == 0.625
+    assert (row["state"], row["mode"], row["duration"], row["aspect"]) == ("Done", "pro", "10 s", "9:16")
+    assert row["est_cost"] == 0.63  # cents, rounded half up as the card's "$0.63" (lib.money)
     assert row["time_to_finish"] == "42 s"
     assert row["video"] == "archived"
     assert row["poster"] == "/archive/posters/p.jpg"
