@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lib import money
 from lib.contract import (
     ASPECTS,
     DEFAULT_PRICES,
@@ -231,10 +232,10 @@ def check_budget(grid_total: float, spent: float, budget: float | None) -> Budge
     if after <= budget + 1e-9:
         return BudgetVerdict(True, grid_total, spent, budget)
     left = max(0.0, budget - spent)
-    message = (f"Refused: this grid costs ≈ ${grid_total:,.2f} (estimate), but ${spent:,.2f} of the "
-               f"${budget:,.2f} budget is already spent, leaving ${left:,.2f}; it would end at "
-               f"${after:,.2f}, ${after - budget:,.2f} over. Remove cells (a mode, a duration, a prompt) "
-               "or raise PLAYGROUND_BUDGET_USD.")
+    message = (f"Refused: this grid costs ≈ {money.usd(grid_total)} (estimate), but {money.usd(spent)} "
+               f"of the {money.usd(budget)} budget is already spent, leaving {money.usd(left)}; it would end "
+               f"at {money.usd(after)}, {money.usd(after - budget)} over. Remove cells (a mode, a duration, "
+               "a prompt) or raise PLAYGROUND_BUDGET_USD.")
     return BudgetVerdict(False, grid_total, spent, budget, message)
 
 

@@ -435,8 +435,10 @@ def estimate_cost(req: VideoRequest, prices: Prices = DEFAULT_PRICES) -> float:
 
 
 def format_estimate(usd: float) -> str:
-    """Always say it is an estimate: the gateway's real bill may differ."""
-    return f"≈ ${usd:,.2f} (estimate)"
+    """Always say it is an estimate: the gateway's real bill may differ (lib.money rounds the cents)."""
+    from lib import money
+
+    return money.estimate(usd)
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lib import contract, query
+from lib import contract, money, query, state_words
 from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, QUEUED, UNREADABLE, UNREADABLE_LABEL, RunFilter
 
 if TYPE_CHECKING:
@@ -37,16 +37,7 @@ NO_TARGET_MESSAGE = (
     "or pick a run in History."
 )
 
-STATE_LABELS = {
-    "draft": "draft",
-    "submitting": "submitting",
-    "queued": "queued",
-    "in_progress": "in progress",
-    "completed": "completed",
-    "failed": "failed",
-    "unknown": "unknown",
-    "timed_out": "timed out",
-}
+STATE_LABELS = state_words.FILTER_LABELS  # the words people read (lib.state_words); CSV keeps raw states
 
 TABLE_COLUMNS = (
     "poster", "state", "mode", "duration", "aspect", "prompt", "est_cost", "time_to_finish",
@@ -194,9 +185,8 @@ def expiry_text(run: Run, now: float) -> str:
 
 
 def state_label(run: Run) -> str:
-    if run.state == UNREADABLE:
-        return UNREADABLE_LABEL
-    label = STATE_LABELS.get(run.state, run.state)
+    """The card's words for the run's state (lib.state_words), with the progress while it runs."""
+    label = state_words.words(run.state)
     if run.state in (QUEUED, IN_PROGRESS) and run.progress:
         return f"{label} {int(run.progress)}%"
     return label
@@ -243,7 +233,7 @@ def table_rows(
             "duration": f"{run.duration} s" if run.duration else "—",
             "aspect": run.aspect_ratio or "—",
             "prompt": req.prompt if has_settings(run) else _no_settings(run),
-            "est_cost": round(float(run.est_cost or 0.0), 4),
+            "est_cost": money.cents(run.est_cost),  # rounded here: the column only formats
             "time_to_finish": format_seconds(time_to_finish(run)),
             "created": to_utc(run.created_at),
             "video": expiry_text(run, now),

@@ -54,7 +54,7 @@ TIMED_OUT = "timed_out"
 STATES = (DRAFT, SUBMITTING, QUEUED, IN_PROGRESS, COMPLETED, FAILED, UNKNOWN, TIMED_OUT)
 ACTIVE = frozenset({DRAFT, SUBMITTING, QUEUED, IN_PROGRESS})
 TERMINAL = frozenset({COMPLETED, FAILED})
-SOURCES = ("compose", "compare", "recovered", "rerun", "promote")
+SOURCES = ("compose", "compare", "recovered", "rerun", "promote", "extend")
 # Not a state a run can be in: what a row this code cannot read (invalid JSON in params, a state word it
 # does not know, a NULL or a text where a number belongs) is shown as, so that one bad row never breaks
 # a list. Such a run has no settings and is never handed to the worker.
@@ -1217,6 +1217,21 @@ class Ledger:
             ((epoch + _dt.timedelta(days=d)).isoformat(), round(totals.get(d, 0.0), 6))
             for d in range(first, today + 1)
         ]
+
+    def finish_times(self, mode: str, duration: int, *, limit: int = 50) -> list[tuple[float, float]]:
+        """(seconds waiting to send, seconds from send to done) of the latest `limit` finished runs of one
+        mode and duration: what a queued card's "usually ~40 s" is measured from (bounded: LIMIT)."""
+        c = runs_table.c
+        stmt = (
+            sa.select(c.submitted_at - c.created_at, c.completed_at - c.submitted_at)
+            .where(c.state == COMPLETED, c.mode == mode, c.duration == int(duration),
+                   c.completed_at.isnot(None), c.submitted_at.isnot(None))
+            .order_by(c.completed_at.desc())
+            .limit(max(1, int(limit)))
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [(max(0.0, float(q or 0.0)), max(0.0, float(r))) for q, r in rows if r is not None]
 
     def stats(self) -> dict[str, Any]:
         """Success rate over finished runs and the median seconds to finish per (mode, duration)."""

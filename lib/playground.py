@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from lib import money
 from lib.contract import (
     DURATIONS,
     MAX_I2V_DURATION,
@@ -70,8 +71,9 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     """A budget refusal with the numbers: the estimate, what is left, what was spent, what to do."""
     left = max(0.0, budget - spent)
     return (
-        f"{what} is estimated at ${cost:.2f}, but only ${left:.2f} of the ${budget:.2f} budget is left "
-        f"(${spent:.2f} already spent, estimated). Choose std or a shorter duration, or raise "
+        f"{what} is estimated at {money.usd(cost)}, but only {money.usd(left)} of the "
+        f"{money.usd(budget)} budget is left "
+        f"({money.usd(spent)} already spent, estimated). Choose std or a shorter duration, or raise "
         "PLAYGROUND_BUDGET_USD."
     )
 
@@ -177,20 +179,33 @@ def rerun(services: Any, run: Run) -> VideoRequest:
     return VideoRequest.from_dict(run.params)
 
 
-def promote_duration(request: VideoRequest) -> int:
-    """The longer duration a promotion asks for: the next step up that the images allow."""
+def extend_duration(request: VideoRequest) -> int | None:
+    """The next longer duration the frames allow ("Extend to 10 s"), or None when there is none."""
     current = request.effective_duration
     limit = MAX_I2V_DURATION if request.image_urls else max(DURATIONS)
     longer = [d for d in DURATIONS if current < d <= limit]
-    return longer[0] if longer else current
+    return longer[0] if longer else None
 
 
-def promote(
-    services: Any, run: Run, duration: int | None = None, *, run_id: str | None = None
-) -> SubmitOutcome:
-    """Draft → final: the same prompt and frames as pro (and longer when allowed), linked as a child."""
-    base = VideoRequest.from_dict(run.params)
-    target = base.replace(mode="pro", duration=duration if duration is not None else promote_duration(base))
+def promote_request(request: VideoRequest) -> VideoRequest:
+    """What Promote sends: the same request as pro 1080p, the same duration (a longer one is Extend's)."""
+    return request.replace(mode="pro", duration=request.effective_duration)
+
+
+def extend_request(request: VideoRequest) -> VideoRequest | None:
+    """What Extend sends: the same request in the same mode, one duration step longer (a new video of the
+    same prompt and frames, not a continuation of this one); None when no longer duration is allowed."""
+    longer = extend_duration(request)
+    return None if longer is None else request.replace(mode=request.effective_mode, duration=longer)
+
+
+def promote(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+    """Draft → final: the same prompt, frames and duration as pro 1080p, linked as a child.
+
+    The duration is kept: a std 5 s draft becomes a pro 5 s run at the price on the button, never a
+    longer (dearer) one in passing. Extend is the separate, priced action for a longer video.
+    """
+    target = promote_request(VideoRequest.from_dict(run.params))
     return submit(
         services,
         target,
@@ -198,6 +213,21 @@ def promote(
         parent_id=run.run_id,
         label="promoted",
         source="promote",
+    )
+
+
+def extend(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+    """The same prompt and frames, same mode, one duration step longer, linked to `run` as a child."""
+    target = extend_request(VideoRequest.from_dict(run.params))
+    if target is None:
+        raise ValueError("This run is already as long as its settings allow: there is nothing to extend.")
+    return submit(
+        services,
+        target,
+        run_id=run_id or services.ledger.new_id(),
+        parent_id=run.run_id,
+        label=f"extended to {target.effective_duration} s",
+        source="extend",
     )
 
 

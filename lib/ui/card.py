@@ -6,22 +6,20 @@ every setting). Cards only read the ledger; actions write through lib.playground
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from lib import links, playground, presses
+from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
-    DRAFT,
     FAILED,
-    IN_PROGRESS,
-    QUEUED,
-    SUBMITTING,
     TIMED_OUT,
     UNKNOWN,
     UNREADABLE,
@@ -29,27 +27,15 @@ from lib.ledger import (
 from lib.ui import player, press, state
 from lib.ui.text import escape_md, shorten
 
-ACTIONS = ("download", "share", "rerun", "take", "promote", "compare", "snippet")
+ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
 COMPARE_PAGE = "pages/compare.py"
 FALLBACK_COMPARE_PAGE = "pages/run.py"
 _ROOT = Path(__file__).resolve().parents[2]
 
-_STATE_WORDS = {
-    DRAFT: ("Waiting to send", "gray", ":material/schedule:"),
-    SUBMITTING: ("Sending", "blue", ":material/send:"),
-    QUEUED: ("Queued", "blue", ":material/hourglass_top:"),
-    IN_PROGRESS: ("Generating", "violet", ":material/progress_activity:"),
-    COMPLETED: ("Done", "green", ":material/check_circle:"),
-    FAILED: ("Failed", "red", ":material/error:"),
-    UNKNOWN: ("Outcome unknown", "orange", ":material/help:"),
-    UNREADABLE: ("Unreadable run", "gray", ":material/broken_image:"),
-    TIMED_OUT: ("Timed out", "orange", ":material/timer_off:"),
-}
-
 
 def state_badge(run: Any) -> None:
-    words, color, icon = _STATE_WORDS.get(run.state, (run.state, "gray", None))
-    st.badge(words, color=color, icon=icon)
+    look = state_words.badge(run.state)
+    st.badge(escape_md(look.words), color=look.color, icon=look.icon)
 
 
 def describe(run: Any) -> str:
@@ -116,7 +102,7 @@ def run_card(
                 st.badge(escape_md(run.label), color="gray")
             if run.source == "rerun" and run.parent_id:
                 st.badge("New take", color="blue", icon=":material/add_circle:")
-            cost = f" · ≈ ${run.est_cost:.2f} (estimate)" if run.est_cost else ""
+            cost = f" · ≈ {money.usd(run.est_cost)} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
         if show_prompt:
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
@@ -128,10 +114,38 @@ def run_card(
             _actions(services, run, prefix, actions)
 
 
+# A bar that moves without claiming a percentage: the gateway says 0 % for the whole queue, and an empty
+# bar reads as "stuck". Plain CSS (st.html is sanitised; no script), labelled for screen readers.
+_WAITING_BAR = """<div class="kp-wait" role="progressbar" aria-label="{label}" aria-busy="true"
+ style="position:relative;height:0.5rem;border-radius:0.25rem;overflow:hidden;
+ background:rgba(128,128,128,0.2)"><div style="position:absolute;top:0;bottom:0;width:35%;
+ border-radius:0.25rem;background:{color};animation:kp-wait 1.4s ease-in-out infinite"></div></div>
+<style>@keyframes kp-wait {{ 0% {{ left: -35%; }} 100% {{ left: 100%; }} }}
+@media (prefers-reduced-motion: reduce) {{ .kp-wait div {{ animation: none; left: 0; width: 100%;
+ opacity: 0.4; }} }}</style>"""
+
+
+def _bar_color() -> str:
+    """The theme's primary colour (as st.progress uses), if it is a plain hex colour."""
+    color = str(st.get_option("theme.primaryColor") or "")
+    return color if re.fullmatch(r"#[0-9A-Fa-f]{3,8}", color) else "#6C4DF6"
+
+
+def progress_block(services: Any, run: Any) -> None:
+    """The bar of a run in flight: its percentage once the gateway reports one; before that (waiting to
+    send, queued, 0 %) a moving bar and how long runs of its kind usually take here."""
+    progress = max(0, min(100, int(run.progress or 0)))
+    if progress > 0:
+        st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
+        return
+    label = state_words.words(run.state)
+    st.html(_WAITING_BAR.format(label=escape_html(label), color=_bar_color()))
+    st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
+
+
 def _status(services: Any, run: Any, prefix: str) -> None:
     if run.state in ACTIVE:
-        progress = max(0, min(100, int(run.progress or 0)))
-        st.progress(progress / 100, text=f"{progress}% · {timing(run)}")
+        progress_block(services, run)
         if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
             st.caption(escape_md(run.error_message))
     elif run.state == COMPLETED:
@@ -176,6 +190,11 @@ def promote_action(run_id: str) -> str:
     return f"promote:{run_id}"
 
 
+def extend_action(run_id: str) -> str:
+    """The press-memory action of "Extend" of one run."""
+    return f"extend:{run_id}"
+
+
 def take_action(run_id: str) -> str:
     """The press-memory action of "Another take" of one run (the Compare page's cells share it)."""
     return f"take:{run_id}"
@@ -198,7 +217,8 @@ def toast_outcome(outcome: Any, decision: presses.Decision, done: str, what: str
         st.toast(escape_md(done), icon=":material/send:")
 
 
-PROMOTED = "Promoted: a pro run is on its way (linked to this one)."
+PROMOTED = "Promoted: a pro run of the same length is on its way (linked to this one)."
+EXTENDED = "Extended: a longer run of the same prompt and frames is on its way (linked to this one)."
 TAKEN = "New take: a new run with the same settings is on its way (its card is marked New take)."
 
 
@@ -208,15 +228,34 @@ def press_promote(run_id: str, done: str = PROMOTED) -> None:
     run = services.ledger.get(run_id)
     if run is None:
         return
-    duration = playground.promote_duration(run.request)
-    decision = press.decide(promote_action(run_id), {"duration": duration})
+    decision = press.decide(promote_action(run_id), playground.promote_request(run.request).to_dict())
     if decision.kind == presses.TOO_SOON:
         toast_outcome(None, decision, done, "pro run")
         return
-    outcome = playground.promote(services, run, duration, run_id=decision.ids[0])
+    outcome = playground.promote(services, run, run_id=decision.ids[0])
     if not outcome.ok:
         press.forget(promote_action(run_id))
     toast_outcome(outcome, decision, done, "pro run")
+
+
+def press_extend(run_id: str, done: str = EXTENDED) -> None:
+    """A press of "Extend to 10 s" (callback): one longer child per press, through the same press rules."""
+    services = state.services()
+    run = services.ledger.get(run_id)
+    if run is None:
+        return
+    target = playground.extend_request(run.request)
+    if target is None:
+        st.toast("This run is already as long as its settings allow.", icon=":material/info:")
+        return
+    decision = press.decide(extend_action(run_id), target.to_dict())
+    if decision.kind == presses.TOO_SOON:
+        toast_outcome(None, decision, done, "longer run")
+        return
+    outcome = playground.extend(services, run, run_id=decision.ids[0])
+    if not outcome.ok:
+        press.forget(extend_action(run_id))
+    toast_outcome(outcome, decision, done, "longer run")
 
 
 def press_take(run_id: str, done: str = TAKEN) -> None:
@@ -243,7 +282,20 @@ def take_label(services: Any, run: Any) -> str | None:
         cost = playground.estimate(services, run.request)
     except ValueError:
         return None
-    return f"Another take · ≈ ${cost:.2f}"
+    return spend_labels.take(cost)
+
+
+def promote_label(services: Any, run: Any) -> str | None:
+    """'Promote · Pro 1080p · 5 s · ≈ $0.31' for a finished std run with its settings; None otherwise."""
+    if not run.request.prompt or run.request.effective_mode == "pro":
+        return None
+    return spend_labels.priced("Promote", playground.promote_request(run.request), services.settings.prices)
+
+
+def extend_label(services: Any, run: Any) -> str | None:
+    """'Extend to 10 s · ≈ $0.37', or None when no longer duration is allowed (15 s, or 10 s with frames)."""
+    target = playground.extend_request(run.request) if run.request.prompt else None
+    return None if target is None else spend_labels.extend(target, services.settings.prices)
 
 
 def _on_compare(run_id: str) -> None:
@@ -261,7 +313,8 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                            icon=":material/download:", key=_k(prefix, "download", run))
         if "rerun" in actions:
             st.button("Re-run", key=_k(prefix, "rerun", run), icon=":material/replay:",
-                      help="Fill Compose with every setting of this run, images included.",
+                      help="Fill Compose with every setting of this run, images included. Free: nothing "
+                           "is sent until you press Generate.",
                       on_click=_on_rerun, args=(run.run_id,))
         # Spending buttons only on settled runs: a new card slides in at the top, and a click meant for
         # the button below must not land on a spending button of the run it just made.
@@ -270,10 +323,16 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                       help="Send these same settings again as a new run: a new take (the model makes a "
                            "different video each time). Priced on the button.",
                       on_click=press_take, args=(run.run_id,))
-        if "promote" in actions and run.state == COMPLETED and _promotable(run):
-            st.button("Promote to pro", key=_k(prefix, "promote", run), icon=":material/upgrade:",
-                      help="Same prompt and frames as pro 1080p, longer when allowed; linked to this run.",
+        if "promote" in actions and run.state == COMPLETED and (label := promote_label(services, run)):
+            st.button(label, key=_k(prefix, "promote", run), icon=":material/upgrade:",
+                      help="The same prompt, frames and duration as pro 1080p, linked to this run. "
+                           "Priced on the button.",
                       on_click=press_promote, args=(run.run_id,))
+        if "extend" in actions and run.state == COMPLETED and (label := extend_label(services, run)):
+            st.button(label, key=_k(prefix, "extend", run), icon=":material/more_time:",
+                      help="A new, longer video of the same prompt and frames in the same mode (not a "
+                           "continuation of this one), linked to this run. Priced on the button.",
+                      on_click=press_extend, args=(run.run_id,))
         if "compare" in actions:
             st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
                       on_click=_on_compare, args=(run.run_id,))
@@ -297,11 +356,6 @@ def _snippet_base(services: Any) -> str:
 
         return DEFAULT_BASE_URL
     return settings.base_url
-
-
-def _promotable(run: Any) -> bool:
-    req = run.request
-    return req.effective_mode != "pro" or playground.promote_duration(req) > req.effective_duration
 
 
 def is_live(run: Any) -> bool:

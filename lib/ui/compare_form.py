@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, playground, query
+from lib import compare, money, playground, query, spend_labels
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -252,8 +252,9 @@ def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
         if not verdict.ok:
             st.error(escape_md(verdict.message), icon=":material/block:")
         elif verdict.budget is not None:
-            st.caption(escape_md(f"Budget: ${verdict.remaining:,.2f} of ${verdict.budget:,.2f} left "
-                                 f"(estimates); after this grid ${verdict.remaining - plan.total:,.2f}."))
+            after = money.usd(verdict.remaining - plan.total)
+            st.caption(escape_md(f"Budget: {money.usd(verdict.remaining)} of {money.usd(verdict.budget)} "
+                                 f"left (estimates); after this grid {after}."))
     for p in plan.errors:
         if p.field.startswith("prompt") and "is empty" in p.message:
             # not a mistake yet, just the next step
@@ -263,7 +264,7 @@ def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     blocked = not plan.ok or not verdict.ok
-    st.button(f"Submit grid ({sent} run{'s' if sent != 1 else ''})", type="primary",
+    st.button(spend_labels.grid("Submit grid", sent, plan.total), type="primary",
               key=f"{K}submit_grid", icon=":material/grid_view:", disabled=blocked,
               on_click=_on_submit,
               help="Sends every cell that is not crossed out, as one comparison group.")

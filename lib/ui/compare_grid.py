@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, history, links, playground
+from lib import compare, history, links, money, playground, spend_labels, state_words
 from lib.contract import format_estimate
 from lib.ledger import ACTIVE, COMPLETED, FAILED
 from lib.ui import card, player, press, state, sync_player
@@ -45,7 +45,7 @@ def _on_cell_rerun(run_id: str) -> None:
 
 def _on_promote(run_id: str) -> None:
     """std → pro with the same prompt and frames, as a child run (one promotion per cell)."""
-    card.press_promote(run_id, "Promoted: a pro run is on its way, linked to this cell.")
+    card.press_promote(run_id, "Promoted: a pro run of the same length is on its way, linked to this cell.")
 
 
 # ------------------------------------------------------------------ drawing
@@ -74,8 +74,11 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
             st.markdown(f"**{escape_md(cell.label)}**")
             if run is not None:
                 card.state_badge(run)
-            if view.takes > 1:
-                st.caption(f"take {view.takes}")
+            if view.takes > 1:  # earlier takes stay one click away
+                with st.popover(f"Take {view.takes} of {view.takes}", key=f"{K}takes_{cell.index}"):
+                    for n, older in enumerate(view.older, start=1):
+                        st.page_link("pages/run.py", query_params={"id": older.run_id},
+                                     label=f"Take {n}", icon=":material/history:")
         if show_prompt:
             st.caption(escape_md(shorten(cell.request.prompt, 90)))
         if run is None:
@@ -85,8 +88,7 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
             sync_player.cell_video(run, services.archive, key=key, label=cell.label)
         cost = format_estimate(run.est_cost)
         if run.state in ACTIVE:
-            progress = max(0, min(100, int(run.progress or 0)))
-            st.progress(progress / 100, text=f"{progress}% · {card.timing(run)}")
+            card.progress_block(services, run)  # a moving bar and "usually ~40 s" while at 0 %
             st.caption(cost)
         elif run.state == COMPLETED:
             note = "" if run.video_path else " · archiving…"
@@ -100,15 +102,14 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
             req = child.request
             st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
                          label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
-                               f"{child.state.replace('_', ' ')}")
+                               f"{state_words.words(child.state)}")
         with st.container(horizontal=True, gap="small", key=f"{K}actions_{cell.index}"):
-            if run.state == COMPLETED and run.request.effective_mode == "std":
-                st.button("Promote", key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
+            if run.state == COMPLETED and (label := card.promote_label(services, run)):
+                st.button(label, key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
                           on_click=_on_promote, args=(run.run_id,), disabled=bool(promoted),
-                          help="The same prompt and frames as pro 1080p (longer when allowed), linked "
-                               "to this cell.")
-            if run.state not in ACTIVE:
-                st.button(f"Another take · ≈ ${run.est_cost:.2f}", key=f"{K}rerun_{run.run_id}",
+                          help="The same prompt, frames and duration as pro 1080p, linked to this cell.")
+            if run.state not in ACTIVE and (label := card.take_label(services, run)):
+                st.button(label, key=f"{K}rerun_{run.run_id}",
                           icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
             with st.popover("Share", icon=":material/link:", key=f"{K}share_{cell.index}"):
@@ -153,7 +154,7 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         summary = f"{len(shown)} runs · {done} finished"
         if failed:
             summary += f" · {failed} failed (not billed)"
-        summary += f" · {format_estimate(est)} total, ≈ ${billed:,.2f} billable"
+        summary += f" · {format_estimate(est)} total, ≈ {money.usd(billed)} billable"
         st.caption(summary)
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{K}group_actions"):
             with st.popover("Share this grid", icon=":material/link:", key=f"{K}share_group"):
@@ -161,7 +162,8 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
                 st.code(links.share_url(player.origin(), group_id=group_id), language=None)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
-            st.button(f"Re-run this grid · ≈ ${plan.total:,.2f}", key=f"{K}rerun_grid_{group_id}",
+            st.button(spend_labels.grid("Re-run this grid", len(plan.sendable), plan.total),
+                      key=f"{K}rerun_grid_{group_id}",
                       icon=":material/replay:", on_click=_on_rerun_grid, args=(group_id,),
                       help=f"Every cell again, as a new grid: {format_estimate(plan.total)}.")
         if st.session_state.get(GRID_REFUSED):

@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import contract, images, links, pasted_image, playground, presses, query
+from lib import contract, images, links, money, pasted_image, playground, presses, query, spend_labels
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -418,19 +418,22 @@ def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[s
         if left is not None and cost is not None:
             budget = services.settings.budget_usd
             if cost > left + 1e-9:
-                st.error(escape_md(f"Over budget: this run is estimated at ${cost:.2f}, but only "
-                                   f"${max(left, 0):.2f} of the ${budget:.2f} budget is left; Generate is "
-                                   "refused."), icon=":material/block:")
+                st.error(escape_md(f"Over budget: this run is estimated at {money.usd(cost)}, but only "
+                                   f"{money.usd(max(left, 0))} of the {money.usd(budget)} budget is left; "
+                                   "Generate is refused."), icon=":material/block:")
             else:
-                st.caption(escape_md(f"Budget: ${left:.2f} of ${budget:.2f} left (estimates)."))
+                st.caption(escape_md(f"Budget: {money.usd(left)} of {money.usd(budget)} left (estimates)."))
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     with st.container(horizontal=True, key="compose_buttons"):
         with st.container(key="compose_generate", width="content"):
-            st.button("Generate", type="primary", key=f"{K}generate_button", icon=":material/movie:",
+            prices = services.settings.prices
+            st.button(spend_labels.priced("Generate", request, prices), type="primary",
+                      key=f"{K}generate_button", icon=":material/movie:",
                       shortcut="Ctrl+Enter", on_click=_on_generate)
         with st.container(key="compose_compare", width="content"):
-            st.button("Compare std vs pro", key=f"{K}pair_button", icon=":material/compare:",
+            st.button(spend_labels.pair(playground.pair_requests(request), prices),
+                      key=f"{K}pair_button", icon=":material/compare:",
                       on_click=_on_compare,
                       help="Submit this request twice, as std 720p and pro 1080p, and open them side by "
                            "side.")

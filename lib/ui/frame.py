@@ -24,6 +24,7 @@ from typing import Any
 
 import streamlit as st
 
+from lib import money
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
 from lib.ui import last_resort, passcode_gate, setup_page, state, widget_gc
 from lib.ui.card import is_live
@@ -116,7 +117,7 @@ def _sidebar(services: Any, *, public: bool) -> None:
             st.caption(f"Runs go to {settings.base_url} and are billed to your ToAPIs account.")
         remain = None if public else _balance(settings.base_url or "embedded")
         if remain is not None:
-            st.caption(f"Balance: ${remain:,.2f}")
+            st.caption(f"Balance: {money.usd(remain)}")
     if public:
         st.caption("You are viewing a shared link: read-only, no account details are shown.")
     in_flight = services.ledger.in_flight()
@@ -157,9 +158,10 @@ def _spend(services: Any, version: tuple) -> None:
         budget = settings.budget_usd
         if budget:
             st.progress(min(1.0, spent / budget),
-                        text=escape_md(f"Spent ≈ ${spent:,.2f} of the ${budget:,.2f} budget (estimates)"))
+                        text=escape_md(f"Spent ≈ {money.usd(spent)} of the {money.usd(budget)} budget "
+                                       "(estimates)"))
         else:
-            st.caption(f"Spent ≈ ${spent:,.2f} so far (estimate; no budget set)")
+            st.caption(f"Spent ≈ {money.usd(spent)} so far (estimate; no budget set)")
 
 
 TOASTS_PER_TICK = 2  # more finished runs than this in one tick get one summary toast per outcome

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import compare, history, links, query
+from lib import compare, history, links, money, query
 from lib.ledger import ACTIVE, COMPLETED
 from lib.ui import card, frame, player, state, sync_player
 from lib.ui.text import escape_md
@@ -215,9 +215,9 @@ def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
     ordered = history.sort_grid(runs)
     total, billed = history.group_cost(ordered)
     done = sum(1 for r in ordered if r.state == COMPLETED)
-    cost = f"≈ ${total:,.2f} (estimate)"
+    cost = f"≈ {money.usd(total)} (estimate)"
     if total - billed > 0.005:
-        cost += f", of which ≈ ${total - billed:,.2f} not billed (failed)"
+        cost += f", of which ≈ {money.usd(total - billed)} not billed (failed)"
     st.caption(escape_md(f"{len(ordered)} runs · {done} finished · {cost}"))
     prompts = list(dict.fromkeys(r.request.prompt for r in ordered))
     if len(prompts) == 1:

@@ -78,7 +78,7 @@ def test_default_grid_is_std_vs_pro_5s_with_costs_and_total(isolated: Path) -> N
     assert submit_button(at).disabled
     at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
     assert not submit_button(at).disabled
-    assert submit_button(at).label == "Submit grid (2 runs)"
+    assert submit_button(at).label == "Submit grid · 2 runs · ≈ $0.50"  # what it makes and its price
     assert ledger(isolated).count_runs() == 0  # nothing is sent by a preview
 
 
@@ -107,7 +107,7 @@ def test_fifteen_seconds_with_a_frame_is_crossed_out_with_the_reason(isolated: P
     assert all("15 s" in c and "text-to-video only" in c and "not sent" in c for c in crossed)
     md = texts(at, "markdown")
     assert "**Total ≈ $0.50 (estimate)** for 2 runs · 2 crossed out (not sent, not billed)" in md
-    assert submit_button(at).label == "Submit grid (2 runs)"
+    assert submit_button(at).label == "Submit grid · 2 runs · ≈ $0.50"  # what it makes and its price
     submit_button(at).click().run()
     rows = ledger(isolated).list_runs(limit=10)
     assert sorted((r.request.effective_duration, r.request.effective_mode) for r in rows) == [
@@ -238,11 +238,14 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     std_run = next(r for r in ledger(isolated).group(gid) if r.label == "std")
 
     time.sleep(presses.GUARD)  # a person watches the cell before promoting it; no faster than the guard
-    at.button(key=f"cmp_promote_{std_run.run_id}").click().run()
+    promote = at.button(key=f"cmp_promote_{std_run.run_id}")
+    assert promote.label == "Promote · Pro 1080p · 5 s · ≈ $0.31"
+    assert at.button(key=f"cmp_rerun_{std_run.run_id}").label == "Another take · ≈ $0.18"
+    promote.click().run()
     children = [c for c in ledger(isolated).children(std_run.run_id) if c.source == "promote"]
     assert len(children) == 1
     child = children[0].request
-    assert child.mode == "pro" and child.prompt == PROMPT and child.duration > 5
+    assert child.mode == "pro" and child.prompt == PROMPT and child.duration == 5  # Promote keeps 5 s
     assert at.button(key=f"cmp_promote_{std_run.run_id}").disabled  # one promotion per run
     assert any("Promoted: pro" in link.label for link in at.get_by_key("cmp_cell_0").get("page_link"))
 
@@ -253,7 +256,11 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     take = next(r for r in group if r.source == "rerun")
     assert take.parent_id == std_run.run_id and take.label == "std" and take.params == std_run.params
     # the cell now shows the new take
-    assert any("take 2" in c.value for c in at.get_by_key("cmp_cell_0").caption)
+    takes = at.get_by_key("cmp_cell_0").get("popover")
+    assert [p.proto.popover.label for p in takes if p.proto.popover.label != "Share"] == ["Take 2 of 2"]
+    # the earlier take stays one click away: a link to it inside that popover
+    assert any(std_run.run_id in str(link.proto.page) + str(link.proto.query_string)
+               for link in at.get_by_key("cmp_cell_0").get("page_link")), "no link to take 1"
     assert not at.exception, at.exception
 
 
@@ -266,7 +273,7 @@ def test_rerun_this_grid_makes_a_new_group_with_the_same_settings(isolated: Path
     submit_button(at).click().run()
     first = ledger(isolated).list_runs(limit=1)[0].group_id
     again = [b for b in at.button if b.key and b.key.startswith("cmp_rerun_grid_")]
-    assert len(again) == 1 and again[0].label == "Re-run this grid · ≈ $0.37"
+    assert len(again) == 1 and again[0].label == "Re-run this grid · 2 runs · ≈ $0.37"
     time.sleep(presses.GUARD)
     again[0].click().run()
     assert not at.exception, at.exception

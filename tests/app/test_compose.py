@@ -33,7 +33,9 @@ def by_label(widgets, label):
 
 
 def button(at: AppTest, label: str, key_prefix: str = ""):
-    found = [b for b in at.button if b.label == label and (b.key or "").startswith(key_prefix)]
+    # a spending button's label goes on with what it makes and its price: "Generate · Std 720p · …"
+    found = [b for b in at.button if (b.label == label or b.label.startswith(label + " · "))
+             and (b.key or "").startswith(key_prefix)]
     assert found, f"no button {label!r} ({key_prefix}): {[(b.label, b.key) for b in at.button]}"
     return found[0]
 
@@ -47,8 +49,9 @@ def test_compose_renders_every_field():
     assert not at.exception
     labels = {w.label for w in [*at.text_area, *at.radio, *at.checkbox, *at.file_uploader, *at.button]}
     for label in ("Prompt", "Negative prompt", "Mode", "Duration", "Aspect ratio", "Watermark",
-                  "First frame", "Last frame", "Generate", "Compare std vs pro"):
-        assert label in labels
+                  "First frame", "Last frame", "Generate · Std 720p · 5 s · ≈ $0.18",
+                  "Compare std vs pro · 5 s · ≈ $0.50"):
+        assert label in labels, sorted(labels)
     assert by_label(at.radio, "Mode").options == ["std (720p)", "pro (1080p)"]
     assert by_label(at.radio, "Duration").options == ["5 s", "10 s", "15 s"]
     assert by_label(at.radio, "Aspect ratio").options == ["16:9", "9:16", "1:1"]
@@ -65,7 +68,10 @@ def test_estimate_and_counter_follow_every_change():
     by_label(at.radio, "Duration").set_value(10)
     at.run()
     assert any(c.startswith("7 / 2500") for c in texts(at, "caption"))
-    assert any("≈ $0.62 (estimate)" in m for m in texts(at, "markdown"))   # 10 s × $0.0625
+    assert any("≈ $0.63 (estimate)" in m for m in texts(at, "markdown"))   # 10 s × $0.0625, half up
+    # the buttons follow the form: what they make and what it costs
+    assert "Generate · Pro 1080p · 10 s · ≈ $0.63" in [b.label for b in at.button]
+    assert "Compare std vs pro · 10 s · ≈ $0.99" in [b.label for b in at.button]
 
 
 def test_validation_errors_show_inline_and_nothing_is_written(isolated):
@@ -119,16 +125,30 @@ def test_a_run_completes_and_plays_the_archived_video(isolated, monkeypatch):
     assert any(f"/run?id={run_id}" in c.value for c in at.code)
     assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
 
-    # promote: a pro child of the same prompt, longer (a person watches the video first: past the guard)
-    time.sleep(presses.GUARD)
-    button(at, "Promote to pro", f"card_promote_{run_id}").click().run()
+    # every spending button on the card names what it makes and its price
+    labels = [b.label for b in at.button if (b.key or "").endswith(run_id)]
+    assert "Promote · Pro 1080p · 5 s · ≈ $0.31" in labels, labels
+    assert "Extend to 10 s · ≈ $0.37" in labels, labels
+    assert "Another take · ≈ $0.18" in labels, labels
+    # promote: a pro child of the same prompt AND the same duration, at the price on the button
+    time.sleep(presses.GUARD)  # a person watches the video first: past the guard
+    button(at, "Promote · Pro 1080p · 5 s · ≈ $0.31", f"card_promote_{run_id}").click().run()
     children = ledger.children(run_id)
     assert len(children) == 1
     child = children[0]
-    assert child.request == run.request.replace(mode="pro", duration=10) and child.source == "promote"
+    assert child.request == run.request.replace(mode="pro", duration=5) and child.source == "promote"
+    assert child.est_cost == 0.3125                                     # $0.31, as the button said
     assert run_id not in child.run_id                                   # its own random id
-    button(at, "Promote to pro", f"card_promote_{run_id}").click().run()  # a second click: no second child
+    button(at, "Promote", f"card_promote_{run_id}").click().run()  # a second click: no second child
     assert len(ledger.children(run_id)) == 1
+
+    # Extend: the same prompt in the same mode, 10 s, only through its own priced button
+    time.sleep(presses.GUARD)
+    button(at, "Extend to 10 s · ≈ $0.37", f"card_extend_{run_id}").click().run()
+    longer = [c for c in ledger.children(run_id) if c.source == "extend"]
+    assert len(longer) == 1 and longer[0].request == run.request.replace(mode="std", duration=10)
+    button(at, "Extend to 10 s", f"card_extend_{run_id}").click().run()   # a repeat: nothing new
+    assert len([c for c in ledger.children(run_id) if c.source == "extend"]) == 1
 
     # Another take: a new run with the same settings, priced on the button, marked as a new take
     time.sleep(presses.GUARD)  # another button right after a press is held (the list may have moved)

@@ -79,7 +79,7 @@ def test_table_shows_every_column_newest_first(ledger: Ledger) -> None:
     assert list(df.columns) == list(hv.history.TABLE_COLUMNS)
     assert list(df["run_id"]) == [new, old]
     assert list(df["prompt"]) == ["a new whale", "an old fox"]
-    assert list(df["state"]) == ["in progress 40%", "completed"]
+    assert list(df["state"]) == ["Generating 40%", "Done"]
     assert list(df["mode"]) == ["pro", "std"] and list(df["duration"]) == ["10 s", "5 s"]
     assert list(df["video"]) == ["not finished", "archived"]
     assert df["poster"][1].endswith("/archive/posters/xxxxxxxx.jpg") and pd.isna(df["poster"][0])
@@ -218,7 +218,7 @@ def test_recover_by_task_id_joins_the_ledger_and_is_followed(ledger: Ledger) -> 
         time.sleep(0.3)
     assert ledger.get(run.run_id).state == "completed"
     at.run()
-    assert table(at)["state"][0] == "completed"
+    assert table(at)["state"][0] == "Done"
     # the gateway saw exactly one submit: recovering never submits again
     log = requests.get(f"{_gateway(services)}/__control/requests", params={"category": "submit"}, timeout=10)
     data = log.json()

@@ -37,8 +37,9 @@ def test_history_lists_every_run_of_an_e215a0f_ledger(
     df = frames[0].value
     assert set(df["run_id"]) == set(legacy.ids.values())
     shown = dict(zip(df["run_id"], df["state"], strict=True))
-    assert shown[legacy.ids["failed"]] == "failed" and shown[legacy.ids["unknown"]] == "unknown"
-    assert shown[legacy.ids["completed_archived"]] == "completed"
+    # the card's words (lib.state_words), not the raw states
+    assert shown[legacy.ids["failed"]] == "Failed" and shown[legacy.ids["unknown"]] == "Outcome unknown"
+    assert shown[legacy.ids["completed_archived"]] == "Done"
     assert f"Runs 1–{len(legacy.ids)} of {len(legacy.ids)}" in [c.value for c in at.caption]
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:

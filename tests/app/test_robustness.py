@@ -225,7 +225,7 @@ def test_an_unreadable_row_on_compose_history_and_the_share_view(isolated: Path)
     assert_no_traceback(at, "history")
     table = at.dataframe[0].value
     row = table[table["run_id"] == damaged].iloc[0]
-    assert row["state"] == "unreadable run" and row["prompt"].startswith("(unreadable run:")
+    assert row["state"] == "Unreadable run" and row["prompt"].startswith("(unreadable run:")
     assert (table["run_id"] == healthy).any()
 
     at = open_page("pages/run.py", {"id": damaged})

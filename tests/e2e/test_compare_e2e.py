@@ -105,7 +105,7 @@ def test_two_by_two_grid_plays_in_place_in_sync_and_shares(app_server, page, bro
         wait_for_app(page)
     expect(page.locator(".st-key-cmp_preview_3")).to_be_visible()
     expect(page.get_by_text("for 4 runs")).to_be_visible()
-    page.get_by_role("button", name=re.compile(r"Submit grid \(4 runs\)")).click()
+    page.get_by_role("button", name=re.compile(r"Submit grid · 4 runs · ≈ \$")).click()
 
     page.wait_for_url(re.compile(r"/compare\?group="), timeout=30_000)
     group_id = re.search(r"group=([^&]+)", page.url).group(1)

@@ -60,7 +60,8 @@ def test_ctrl_enter_in_the_prompt_generates_once(app_server, page):
     box.click()
     box.type("Ctrl+Enter from the prompt")
     page.keyboard.press("Control+Enter")
-    page.locator("[data-testid='stProgress'], [data-testid='stVideo']").first.wait_for(timeout=30_000)
+    # a card in any phase: the waiting bar (0 %), the progress bar, or the video
+    page.locator("[data-testid='stProgress'], .kp-wait, [data-testid='stVideo']").first.wait_for(timeout=30e3)
     rows = read_ledger_rows(app_server.db_path)
     assert [r["params"] for r in rows] and "Ctrl+Enter from the prompt" in rows[0]["params"]
     assert len(rows) == 1

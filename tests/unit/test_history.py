@@ -114,7 +114,7 @@ def test_expiry_text_for_each_kind_of_run(sqlite_ledger: Ledger) -> None:
     assert history.expiry_text(get(no_expiry), NOW) == "expires in 23 h 00 m"
     assert history.expiry_text(get(failed), NOW) == "no video"
     assert history.expiry_text(get(running), NOW) == "not finished"
-    assert history.state_label(get(running)) == "in progress 40%"
+    assert history.state_label(get(running)) == "Generating 40%"  # the card's words (lib.state_words)
 
 
 def test_time_to_finish_is_send_to_finish(sqlite_ledger: Ledger) -> None:
@@ -134,8 +134,8 @@ def test_table_rows_are_plain_values(sqlite_ledger: Ledger) -> None:
     row = by_id[rid]
     assert list(row) == list(history.TABLE_COLUMNS)
     assert row["prompt"] == prompt  # exactly the characters typed
-    assert (row["state"], row["mode"], row["duration"], row["aspect"]) == ("completed", "pro", "10 s", "9:16")
-    assert row["est_cost"] == 0.625
+    assert (row["state"], row["mode"], row["duration"], row["aspect"]) == ("Done", "pro", "10 s", "9:16")
+    assert row["est_cost"] == 0.63  # cents, rounded half up as the card's "$0.63" (lib.money)
     assert row["time_to_finish"] == "42 s"
     assert row["video"] == "archived"
     assert row["poster"] == "/archive/posters/p.jpg"

@@ -101,10 +101,10 @@ def test_rerun_restores_every_setting(svc):
 
 
 @pytest.mark.parametrize(("req", "mode", "duration"), [
-    (VideoRequest("t", mode="std", duration=5), "pro", 10),
-    (VideoRequest("t", mode="std", duration=10), "pro", 15),
+    (VideoRequest("t", mode="std", duration=5), "pro", 5),   # Promote keeps the duration (issue 14)
+    (VideoRequest("t", mode="std", duration=10), "pro", 10),
     (VideoRequest("t", mode="std", duration=15), "pro", 15),
-    (VideoRequest("t", mode="std", duration=5, image_urls=(IMG,)), "pro", 10),
+    (VideoRequest("t", mode="std", duration=5, image_urls=(IMG,)), "pro", 5),
     (VideoRequest("t", mode="std", duration=10, image_urls=(IMG,)), "pro", 10),
 ])
 def test_promote_makes_a_pro_child(svc, req, mode, duration):
@@ -164,6 +164,30 @@ def test_explain_a_recovered_id_the_gateway_lacks_with_the_workers_words(svc):
     gone = dataclasses.replace(run, state=FAILED, task_id="t1", error_code="task_not_found",
                                error_message=words)
     assert playground.explain(gone) == words  # not "The gateway rejected the API key"
+
+
+@pytest.mark.parametrize(("req", "duration"), [
+    (VideoRequest("t", mode="std", duration=5), 10),
+    (VideoRequest("t", mode="pro", duration=10), 15),
+    (VideoRequest("t", mode="pro", duration=5, image_urls=(IMG,)), 10),
+])
+def test_extend_keeps_the_mode_and_asks_for_the_next_duration(svc, req, duration):
+    parent = playground.submit(svc, req, run_id="parent").run
+    out = playground.extend(svc, parent, run_id="longer")
+    assert out.created and out.run.parent_id == "parent" and out.run.source == "extend"
+    assert out.run.request == req.replace(mode=req.effective_mode, duration=duration)
+
+
+@pytest.mark.parametrize("req", [
+    VideoRequest("t", mode="pro", duration=15),
+    VideoRequest("t", mode="std", duration=10, image_urls=(IMG,)),  # frames allow at most 10 s
+])
+def test_nothing_to_extend_is_said_in_words_and_sends_nothing(svc, req):
+    parent = playground.submit(svc, req, run_id="parent").run
+    assert playground.extend_request(req) is None
+    with pytest.raises(ValueError, match="nothing to extend"):
+        playground.extend(svc, parent, run_id="longer")
+    assert svc.ledger.get("longer") is None
 
 
 def test_eta_from_the_progress_slope(svc):
