@@ -25,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import last_resort, passcode_gate, setup_page, state, widget_gc
+from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -71,6 +71,7 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
     st.session_state[_FOLLOW_KEY], st.session_state[_FOLLOW_NEW_KEY] = {}, False
     with st.sidebar:
         _sidebar(services, public=public)
+    page_script.style(page_script.POPOVER_COPY_CSS)
     return services
 
 

@@ -62,6 +62,18 @@ _REVEAL_JS = """
     if (!el) { if (Date.now() < deadline) setTimeout(look, 100); return; }
     const r = el.getBoundingClientRect();
     const seen = r.top >= 0 && r.top < window.innerHeight * cfg.within;
+    // someone watching a video keeps it where it is (hold_playing_video): the outline alone points out
+    // the new element then
+    const watching = Array.from(document.querySelectorAll('video')).some((v) => {
+      const b = v.getBoundingClientRect();
+      return !v.paused && !v.ended && b.bottom > 0 && b.top < window.innerHeight;
+    });
+    if (watching && cfg.mark) {
+      el.setAttribute('data-kp-new', '1');
+      setTimeout(() => el.removeAttribute('data-kp-new'), 2500);
+      return;
+    }
+    el.style.scrollMarginTop = '4.5rem';  // clear of Streamlit's header bar
     if (!seen) el.scrollIntoView({block: 'start', behavior: 'auto'});
     if (cfg.mark) {
       el.setAttribute('data-kp-new', '1');
@@ -73,11 +85,29 @@ _REVEAL_JS = """
 """
 
 # A playing video keeps its place on the screen: when content above it grows or shrinks (a new card at
-# the top of the column) and nobody scrolled, the scrolling container moves by the same amount.
+# the top of the column) the scrolling container moves by the same amount. A scroll the person asked for
+# (wheel, touch, scroll keys, the scrollbar) is theirs: then only the part the layout moved is undone.
+# Streamlit's rerun can also shorten the page for a moment, which pulls the scroll position up with no
+# one asking: that is undone too.
 _HOLD_JS = """
 (() => {
   if (window.__kpHold) return;
   window.__kpHold = true;
+  let asked = 0;
+  const mine = () => { asked = Date.now(); };
+  const keys = new Set(['PageUp', 'PageDown', 'Home', 'End', 'ArrowUp', 'ArrowDown', ' ', 'Tab']);
+  const typing = (t) => t && (t.tagName === 'TEXTAREA' || t.tagName === 'INPUT' || t.isContentEditable);
+  window.addEventListener('wheel', mine, {capture: true, passive: true});
+  window.addEventListener('touchmove', mine, {capture: true, passive: true});
+  window.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || !keys.has(e.key)) return;
+    if (typing(e.target) && !['Tab', 'PageUp', 'PageDown'].includes(e.key)) return;
+    mine();
+  }, true);
+  window.addEventListener('pointerdown', (e) => {
+    const t = e.target;  // the scrollbar: a press on the scrolling element itself
+    if (t && t.scrollHeight > t.clientHeight && getComputedStyle(t).overflowY !== 'visible') mine();
+  }, true);
   const scroller = (el) => {
     for (let p = el.parentElement; p; p = p.parentElement) {
       const s = getComputedStyle(p).overflowY;
@@ -92,8 +122,10 @@ _HOLD_JS = """
     if (!v) { last = null; requestAnimationFrame(tick); return; }
     const box = scroller(v);
     const top = v.getBoundingClientRect().top;
-    if (last && last.video === v && last.box === box && box.scrollTop === last.scroll) {
-      const moved = top - last.top;
+    if (last && last.video === v && last.box === box) {
+      const seen = top - last.top;                           // how far it moved on the screen
+      const layout = seen + (box.scrollTop - last.scroll);   // of which the page's own change
+      const moved = Date.now() - asked < 350 ? layout : seen;
       if (Math.abs(moved) > 1) box.scrollTop += moved;
     }
     last = {video: v, box: box, top: v.getBoundingClientRect().top, scroll: box.scrollTop};
@@ -102,6 +134,13 @@ _HOLD_JS = """
   requestAnimationFrame(tick);
 })();
 """
+
+# st.code's copy button shows only while the pointer hovers the code, and a phone has no hover: in a
+# popover (Share, Code) the button is what the person came for, so it is always shown there.
+_IN_POPOVER = "[data-testid='stPopoverBody'] [data-testid='stCode']"
+POPOVER_COPY_CSS = (f"{_IN_POPOVER} [data-testid='stElementToolbar'], "
+                    f"{_IN_POPOVER} button[aria-label='Copy to clipboard'] "
+                    "{visibility: visible !important; opacity: 1 !important;}")
 
 _MARK_CSS = ("[data-kp-new] {outline: 2px solid #6C4DF6; outline-offset: 2px; border-radius: .5rem;"
              " transition: outline-color 1s;}")
@@ -130,8 +169,9 @@ def live_counter(box_key: str, counter_key: str, limit: int, suffix: str = "") -
 
 def reveal(element_key: str, *, nonce: str = "", mark: bool = False, within: float = 0.75) -> None:
     """Scroll the element with `st.container(key=element_key)` into view unless its top is already in the
-    top `within` of the viewport; `mark` outlines it briefly. A new `nonce` (e.g. the run shown) runs it
-    again even when the previous run of the page drew the same call."""
+    top `within` of the viewport; `mark` outlines it briefly (and, while a video plays in view, is all it
+    does: the video keeps its place). A new `nonce` (e.g. the run shown) runs it again even when the
+    previous run of the page drew the same call."""
     cfg = {"key": element_key, "mark": mark, "within": within, "nonce": nonce}
     _run(_REVEAL_JS, cfg, _MARK_CSS if mark else "")
 
@@ -146,4 +186,4 @@ def style(css: str) -> None:
     st.html(f"<style>{css}</style>")
 
 
-__all__ = ["hold_playing_video", "live_counter", "reveal", "style"]
+__all__ = ["POPOVER_COPY_CSS", "hold_playing_video", "live_counter", "reveal", "style"]
