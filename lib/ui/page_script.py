@@ -138,8 +138,8 @@ _HOLD_JS = """
 # st.code's copy button shows only while the pointer hovers the code, and a phone has no hover: in a
 # popover (Share, Code) the button is what the person came for, so it is always shown there.
 _IN_POPOVER = "[data-testid='stPopoverBody'] [data-testid='stCode']"
-POPOVER_COPY_CSS = (f"{_IN_POPOVER} [data-testid='stElementToolbar'], "
-                    f"{_IN_POPOVER} button[aria-label='Copy to clipboard'] "
+_COPY = "button[aria-label='Copy to clipboard']"
+POPOVER_COPY_CSS = (f"{_IN_POPOVER} div:has({_COPY}), {_IN_POPOVER} div:has({_COPY}) * "
                     "{visibility: visible !important; opacity: 1 !important;}")
 
 _MARK_CSS = ("[data-kp-new] {outline: 2px solid #6C4DF6; outline-offset: 2px; border-radius: .5rem;"

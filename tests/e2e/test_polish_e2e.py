@@ -246,6 +246,9 @@ def test_history_on_a_phone_is_compact_and_shows_the_clicked_run(server: AppServ
     assert body.evaluate("e => { const p = e.querySelector('pre'); return p.scrollWidth <= p.clientWidth; }")
     copy = body.get_by_role("button", name="Copy to clipboard")
     expect(copy).to_be_visible()  # shown without hovering: a phone has no hover
+    assert copy.evaluate("""b => { for (let p = b; p; p = p.parentElement) {
+        const s = getComputedStyle(p); if (s.visibility !== 'visible' || s.opacity === '0') return false; }
+        return true; }"""), "the copy button is in the page but not to be seen"
     copy.click()
     assert phone.evaluate("navigator.clipboard.readText()") == link
 
