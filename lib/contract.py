@@ -53,9 +53,12 @@ RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
     ("pro", "1:1"): (1080, 1080),
 }
 
+# One list of formats everywhere: the uploaders' file types, their tooltip and our words.
+IMAGE_FORMATS_TEXT = "JPEG or PNG"
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 # The uploaders' tooltip on every page: the same numbers as the checks below.
-IMAGE_RULES_TEXT = (f"JPEG or PNG, at least {MIN_IMAGE_SIDE} px a side, aspect between 1:2.5 and 2.5:1, "
-                    f"up to {MAX_IMAGE_MB} MB and {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
+IMAGE_RULES_TEXT = (f"{IMAGE_FORMATS_TEXT}, at least {MIN_IMAGE_SIDE} px a side, aspect between 1:2.5 and "
+                    f"2.5:1, up to {MAX_IMAGE_MB} MB and {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
 
 MODE_LABELS = {"std": "std (720p)", "pro": "pro (1080p)"}
 IMAGE_FIELDS = ("first_frame", "last_frame")
@@ -364,8 +367,8 @@ def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
     except ValueError:
         problems.append(Problem(
             field,
-            f"The {label} is not an image (its content is not JPEG, PNG, WebP or GIF, whatever its "
-            "file name says) — choose a JPEG or PNG image.",
+            f"The {label} is not a {IMAGE_FORMATS_TEXT} image (judged by its content, whatever its "
+            f"file name says) — choose a {IMAGE_FORMATS_TEXT} image.",
         ))
         return problems
 
@@ -442,7 +445,8 @@ def format_estimate(usd: float) -> str:
 
 
 __all__ = [
-    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "IMAGE_RULES_TEXT", "MAX_IMAGES",
+    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS_TEXT", "IMAGE_RULES_TEXT", "MAX_IMAGES",
     "MAX_IMAGE_BYTES", "MAX_IMAGE_MB", "MAX_IMAGE_PIXELS", "MAX_PROMPT", "MODEL", "MODES", "RESOLUTION",
     "Prices", "Problem", "TooManyPixels", "VideoRequest", "check_image", "estimate_cost", "forbidden_reason",
     "format_estimate", "image_info", "too_many_pixels_message", "validate",

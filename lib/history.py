@@ -242,6 +242,17 @@ def table_rows(
     return rows
 
 
+def compact_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """The phone's one-cell rows, from table_rows(): state, mode and duration first (they fit on a narrow
+    screen), then the prompt, so a row says what the run is without scrolling sideways."""
+    out = []
+    for row in rows:
+        prompt = " ".join(str(row.get("prompt") or "").split())
+        out.append({"run": f"{row['state']} · {row['mode']} · {row['duration']} · {prompt}",
+                    "run_id": str(row["run_id"])})
+    return out
+
+
 # ---------------------------------------------------------------- detail panel
 
 def _no_settings(run: Run) -> str:

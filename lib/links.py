@@ -6,13 +6,14 @@ and the real key must never reach a page, a URL or a clipboard.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import pprint
 import shlex
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from lib.contract import MAX_PROMPT, VideoRequest
 from lib.query import QueryReader, reader
@@ -28,6 +29,10 @@ _IMAGE_KEYS = ("first_frame", "last_frame")
 # A link may carry a prompt over the limit (Compose then cuts it with a note); past this it is not a prompt.
 MAX_QUERY_PROMPT = 4 * MAX_PROMPT
 MAX_QUERY_URL = 4096
+# What a snippet sends instead of an image the gateway cannot fetch: an upload to the local gateway, or any
+# address on this machine or a private network, means nothing to toapis.com.
+IMAGE_PLACEHOLDER = "<YOUR_IMAGE_URL>"
+_PRIVATE_SUFFIXES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 
 def _origin(base: str) -> str:
@@ -100,9 +105,42 @@ def request_from_query(q: Mapping[str, Any] | QueryReader) -> VideoRequest | Non
     )
 
 
+def is_public_url(url: str) -> bool:
+    """An http(s) URL that someone else's server could fetch: not this machine, not a private network.
+
+    Judged from the text alone (no DNS lookup): a host name counts as public unless it is a local name;
+    an IP literal is judged by lib.safe_fetch's address rules.
+    """
+    from lib.safe_fetch import blocked_address
+
+    try:
+        parts = urlsplit((url or "").strip())
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host.endswith(_PRIVATE_SUFFIXES) or ("." not in host and ":" not in host):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return blocked_address(host) is None
+
+
+def public_payload(request: VideoRequest) -> dict[str, Any]:
+    """The body `to_payload()` sends, with every image the gateway could not fetch as IMAGE_PLACEHOLDER."""
+    payload = request.to_payload()
+    if isinstance(payload.get("image_urls"), list):
+        payload["image_urls"] = [u if is_public_url(u) else IMAGE_PLACEHOLDER for u in payload["image_urls"]]
+    return payload
+
+
 def curl_snippet(request: VideoRequest, base_url: str) -> str:
-    """A shell command that submits exactly this request; the key stays `$TOAPIS_API_KEY`."""
-    body = json.dumps(request.to_payload(), indent=2, ensure_ascii=False)
+    """A shell command that submits exactly this request; the key stays `$TOAPIS_API_KEY`, and an image
+    only this machine can reach becomes `<YOUR_IMAGE_URL>`."""
+    body = json.dumps(public_payload(request), indent=2, ensure_ascii=False)
     url = _origin(base_url) + GENERATIONS_PATH
     return (
         "curl --request POST \\\n"
@@ -114,8 +152,9 @@ def curl_snippet(request: VideoRequest, base_url: str) -> str:
 
 
 def python_snippet(request: VideoRequest, base_url: str) -> str:
-    """A runnable script: submit this request, then poll until it finishes (bounded, like the docs say)."""
-    payload = pprint.pformat(request.to_payload(), indent=4, width=100, sort_dicts=False)
+    """A runnable script: submit this request, then poll until it finishes (bounded, like the docs say).
+    Images only this machine can reach become `<YOUR_IMAGE_URL>`, as in curl_snippet."""
+    payload = pprint.pformat(public_payload(request), indent=4, width=100, sort_dicts=False)
     return f'''import os
 import time
 

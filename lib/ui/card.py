@@ -338,8 +338,10 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                       on_click=_on_compare, args=(run.run_id,))
         if "share" in actions:
             with st.popover("Share", icon=":material/link:", key=_k(prefix, "share", run)):
-                st.caption("Anyone with this link sees this run (read-only):")
-                st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
+                st.caption("Anyone with this link sees this run (read-only). Copy it with the copy "
+                           "button beside it:")
+                # wrapped, so the whole link shows on a phone; st.code's own copy button copies it
+                st.code(links.share_url(player.origin(), run_id=run.run_id), language=None, wrap_lines=True)
         if "snippet" in actions:
             with st.popover("Code", icon=":material/code:", key=_k(prefix, "snippet", run)):
                 base = _snippet_base(services)

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, money, playground, query, spend_labels
+from lib import compare, contract, money, playground, query, spend_labels
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -38,7 +38,7 @@ FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
 QUERY_SEED_KEYS = ("prompt", "prompt2", "prompt3", "prompt4", "modes", "durations", "aspect_ratio", "aspects",
                    "negative_prompt", "first_frame", "last_frame", "watermark")
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
+IMAGE_TYPES = list(contract.IMAGE_EXTENSIONS)  # one list of formats everywhere
 PERSIST = "session"  # the form survives a visit to another page
 
 

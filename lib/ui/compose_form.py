@@ -23,6 +23,7 @@ from lib.contract import (
     ASPECTS,
     DURATIONS,
     FIFTEEN_WITH_IMAGES,
+    IMAGE_EXTENSIONS,
     IMAGE_RULES_TEXT,
     MAX_I2V_DURATION,
     MAX_IMAGE_MB,
@@ -32,7 +33,7 @@ from lib.contract import (
     Problem,
     VideoRequest,
 )
-from lib.ui import press, state
+from lib.ui import page_script, press, state
 from lib.ui.text import escape_md
 
 K = "compose_"
@@ -41,11 +42,13 @@ PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
 )
 FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
-TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE = (
-    f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example", f"{K}press_note",
+TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
+    f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example", f"{K}press_note", f"{K}reveal",
 )
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif"]
+IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
+RESTORED_NAME = "the image of the run it came from"
+PREVIEW_MAX_H = 120  # px: a frame's preview, whatever the image's shape
 
 EXAMPLES = {
     "Fox in snow": "A red fox trotting through fresh snow at dawn, low tracking shot, soft golden light, "
@@ -105,8 +108,14 @@ def apply_restore(request: VideoRequest) -> list[str]:
         notes.append("The aspect ratio in the link is not 16:9, 9:16 or 1:1; 16:9 is selected.")
     ss[WATERMARK] = bool(request.watermark)
     for i, frame in enumerate(FRAMES):
-        ss[url_key(frame)] = request.image_urls[i] if i < len(request.image_urls) else ""
+        url = request.image_urls[i] if i < len(request.image_urls) else ""
         ss.pop(upload_key(frame), None)
+        if url and not links.is_public_url(url):
+            # an earlier upload (an address of this machine): kept as the frame, never put in the paste box
+            ss[url_key(frame)] = ""
+            ss[upload_key(frame)] = {"name": RESTORED_NAME, "url": url, "sha": None, "problems": []}
+        else:
+            ss[url_key(frame)] = url
     if len(request.image_urls) > len(FRAMES):
         notes.append(f"{len(request.image_urls)} images were given; only the first two are used.")
     for key in (TRIED, PROBLEMS, REFUSED, NOTE):
@@ -141,11 +150,22 @@ def restore_from_request_sources(services: Any, query_params: Any) -> list[str]:
             *reader.notes, *apply_restore(request)]
 
 
+def frame_url(frame: str) -> str:
+    """The image a frame sends: a pasted URL, else the uploaded file's URL (which the paste box never
+    shows: for the local gateway it is an address of this machine)."""
+    ss = st.session_state
+    typed = (ss.get(url_key(frame)) or "").strip()
+    if typed:
+        return typed
+    upload = ss.get(upload_key(frame)) or {}
+    return str(upload.get("url") or "")
+
+
 def current_request() -> VideoRequest:
     """The request the form describes right now (always sends mode/duration/aspect explicitly)."""
     ss = st.session_state
-    images = tuple(u for u in (ss.get(url_key(f), "").strip() for f in FRAMES) if u)
-    if not ss.get(url_key("first_frame"), "").strip() and ss.get(url_key("last_frame"), "").strip():
+    images = tuple(u for u in (frame_url(f) for f in FRAMES) if u)
+    if not frame_url("first_frame") and frame_url("last_frame"):
         images = ("", *images)  # a last frame without a first one: validate() names the missing first frame
     negative = ss.get(NEGATIVE) or ""
     return VideoRequest(
@@ -204,9 +224,9 @@ def _on_file(frame: str) -> None:
     ss = st.session_state
     uploaded = ss.get(file_key(frame))
     previous = ss.pop(upload_key(frame), None)
+    if previous and previous.get("url") and ss.get(url_key(frame)) == previous["url"]:
+        ss[url_key(frame)] = ""  # a value kept from before uploads stopped filling the paste box
     if uploaded is None:
-        if previous and previous.get("url") and ss.get(url_key(frame)) == previous["url"]:
-            ss[url_key(frame)] = ""
         return
     data = uploaded.getvalue()
     url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
@@ -215,7 +235,11 @@ def _on_file(frame: str) -> None:
         "problems": [{"field": p.field, "message": p.message, "level": p.level} for p in problems],
     }
     if url:
-        ss[url_key(frame)] = url
+        ss[url_key(frame)] = ""  # the file is the frame now; a pasted URL would silently win over it
+
+
+def _drop_upload(frame: str) -> None:
+    st.session_state.pop(upload_key(frame), None)
 
 
 URL_CHECKS = f"{K}url_checks"  # {"<frame> <url>": [problem dicts]}: pasted URLs this session has fetched
@@ -295,6 +319,8 @@ def _on_generate() -> None:
         st.toast("New take: a second run with the same settings, watch it below.", icon=":material/send:")
     else:
         st.toast("Submitted: watch it below.", icon=":material/send:")
+    if outcome.created:
+        ss[REVEAL] = decision.ids[0]  # its card is brought into view on this rerun
 
 
 def _on_compare() -> None:
@@ -342,7 +368,10 @@ def render(services: Any) -> None:
         st.text_area("Prompt", key=PROMPT, height=130, persist_state="session",
                      placeholder="Describe the scene, the action, the camera and the style…")
         n = len(ss.get(PROMPT) or "")
-        st.caption(f"{n} / {MAX_PROMPT} · Ctrl+Enter generates", text_alignment="right")
+        with st.container(key=f"{K}prompt_count"):
+            st.caption(f"{n} / {MAX_PROMPT} · Ctrl+Enter generates", text_alignment="right")
+        # counts while typing (Streamlit sends the text only on blur); hides Streamlit's second hint
+        page_script.live_counter(f"{K}prompt_box", f"{K}prompt_count", MAX_PROMPT, " · Ctrl+Enter generates")
         _show(problems, "prompt")
         st.pills("Start from an example", list(EXAMPLES), key=EXAMPLE, on_change=_on_example)
         st.text_area("Negative prompt", key=NEGATIVE, height=68,
@@ -353,12 +382,10 @@ def render(services: Any) -> None:
     with st.container(key="compose_settings", horizontal=True, gap="medium"):
         st.radio("Mode", MODES, key=MODE, format_func=lambda m: MODE_LABELS[m], horizontal=True,
                  persist_state="session")
+        # one label width always (a longer "15 s (text only)" wrapped the row and moved the form down)
         st.radio("Duration", DURATIONS, key=DURATION, horizontal=True, persist_state="session",
-                 format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
-                                                   else ""))
+                 format_func=lambda d: f"{d} s", help=FIFTEEN_WITH_IMAGES + ".")
         st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True, persist_state="session")
-    if n_images and ss.get(DURATION, 5) <= MAX_I2V_DURATION:
-        st.caption(f"15 s is unavailable with images: {FIFTEEN_WITH_IMAGES}.")
     _show(problems, "mode")
     _show(problems, "duration")
     _show(problems, "aspect_ratio")
@@ -375,6 +402,14 @@ def render(services: Any) -> None:
             _frame_input(frame, frames_disabled, problems)
 
     _estimate_and_buttons(services, request, problems)
+    new_run = ss.pop(REVEAL, None)
+    if new_run:
+        page_script.reveal(f"card_{new_run}", nonce=new_run, mark=True)
+    page_script.hold_playing_video()
+    # a preview never widens its column, and stays short so a frame moves Generate as little as it can
+    page_script.style(" ".join(
+        f".st-key-compose_{f}_box [data-testid='stImage'] img {{max-width: 100%; max-height: "
+        f"{PREVIEW_MAX_H}px; width: auto; object-fit: contain;}}" for f in FRAMES))
 
 
 def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
@@ -387,7 +422,7 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed",
                   on_change=_on_url, args=(frame,))
-    url = (ss.get(url_key(frame)) or "").strip()
+    url = frame_url(frame)
     upload = ss.get(upload_key(frame))
     field_problems = problems.get(frame, [])
     if url and not any(p.level == "error" for p in field_problems):
@@ -397,9 +432,14 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
             sha = upload.get("sha") or images.content_hash(chosen.getvalue())
             thumb = images.preview(sha, chosen.getvalue)
             if thumb is not None:
-                st.image(thumb, caption=f"{label}: {upload['name']}", width=images.PREVIEW_SIDE)
+                st.image(thumb, caption=f"{label}: {upload['name']}", width="stretch")
         else:
-            st.image(url, caption=label, width=220)
+            restored = bool(upload and upload.get("url") == url)
+            st.image(url, caption=f"{label}: {upload['name']}" if restored and upload else label,
+                     width="stretch")
+            if restored:
+                st.button("Remove", key=f"{K}{frame}_remove", icon=":material/close:",
+                          on_click=_drop_upload, args=(frame,), help="Send this run without this frame.")
     _show(problems, frame)
 
 

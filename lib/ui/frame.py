@@ -26,7 +26,7 @@ import streamlit as st
 
 from lib import money
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import last_resort, passcode_gate, setup_page, state, widget_gc
+from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -72,6 +72,7 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
     st.session_state[_FOLLOW_KEY], st.session_state[_FOLLOW_NEW_KEY] = {}, False
     with st.sidebar:
         _sidebar(services, public=public)
+    page_script.style(page_script.POPOVER_COPY_CSS)
     return services
 
 

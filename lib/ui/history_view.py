@@ -7,6 +7,7 @@ queries run only while their tab is open, and at most once per ledger change.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -14,10 +15,13 @@ import streamlit as st
 
 from lib import contract, history, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
-from lib.ui import card, frame, player, share_view, state
+from lib.ui import card, frame, page_script, player, share_view, state
 from lib.ui.text import escape_md
 
 TABLE_KEY = "hist_table"
+COMPACT_KEY = "hist_table_compact"  # the phone's one-column table (the same page of runs)
+REVEALED_KEY = "hist_revealed"      # the run whose detail panel was last brought into view
+PHONE_MAX_PX = 640                  # Streamlit's own small-screen breakpoint
 SELECTED_KEY = "hist_selected_run"
 PAGE_KEY = "hist_page"
 TEXT_KEY = "hist_text"
@@ -41,14 +45,23 @@ COLUMN_ORDER = ("poster", "prompt", "state", "mode", "duration", "aspect", "est_
 def _clear_selection() -> None:
     """Another page of rows: a selected row index would point at a run the user never clicked."""
     st.session_state.pop(TABLE_KEY, None)
+    st.session_state.pop(COMPACT_KEY, None)
     st.session_state.pop(SELECTED_KEY, None)
 
 
 def _reset_view() -> None:
     """Filters changed: back to page 1 and no selected row (its index would point at another run)."""
     st.session_state[PAGE_KEY] = 1
-    if TABLE_KEY in st.session_state:
-        del st.session_state[TABLE_KEY]
+    for key in (TABLE_KEY, COMPACT_KEY):
+        if key in st.session_state:
+            del st.session_state[key]
+
+
+def _keep_only(key: str) -> None:
+    """A row clicked in one table: the other one's old selection must not win on a later rerun."""
+    other = COMPACT_KEY if key == TABLE_KEY else TABLE_KEY
+    if other in st.session_state:
+        del st.session_state[other]
 
 
 def _filters() -> RunFilter:
@@ -114,6 +127,11 @@ def _table(services: Any, flt: RunFilter) -> Any:
     table = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
                          columns=list(history.TABLE_COLUMNS))
     frame.follow(runs, new_runs=page == 1)  # newest first: a run that starts lands on page 1
+    # one table for each screen width (a grid cannot change its columns by CSS): only one is ever shown
+    page_script.style(f"@media (max-width: {PHONE_MAX_PX}px) {{.st-key-hist_wide {{display: none;}}}}"
+                      f"@media (min-width: {PHONE_MAX_PX + 1}px) {{.st-key-hist_compact {{display: none;}}}}"
+                      # the grid's hover toolbar sits above its top edge: room so it never covers Export CSV
+                      ".st-key-hist_toolbar {margin-bottom: 1.75rem;}")
     with st.container(horizontal=True, vertical_alignment="center", key="hist_toolbar"):
         st.caption(history.page_caption(page, total))
         st.space("stretch")
@@ -130,14 +148,23 @@ def _table(services: Any, flt: RunFilter) -> Any:
                  f"{history.CSV_MAX_MB} MB: a bigger export stops there and its last line says how many "
                  "runs it holds.",
         )
-    event = st.dataframe(
-        table, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
-        column_config=_column_config(), row_height=ROW_HEIGHT, column_order=COLUMN_ORDER,
-        placeholder="—",
-    )
+    with st.container(key="hist_wide"):
+        event = st.dataframe(
+            table, key=TABLE_KEY, on_select=partial(_keep_only, TABLE_KEY), selection_mode="single-row",
+            hide_index=True, column_config=_column_config(), row_height=ROW_HEIGHT,
+            column_order=COLUMN_ORDER, placeholder="—",
+        )
+    compact = pd.DataFrame(history.compact_rows(table.to_dict("records")), columns=["run", "run_id"])
+    with st.container(key="hist_compact"):
+        small = st.dataframe(
+            compact, key=COMPACT_KEY, on_select=partial(_keep_only, COMPACT_KEY),
+            selection_mode="single-row", hide_index=True, row_height=ROW_HEIGHT, placeholder="—",
+            column_config={"run": st.column_config.TextColumn("Run", width="large"), "run_id": None},
+        )
     if pages > 1:
         st.pagination(pages, key=PAGE_KEY, max_visible_pages=5, on_change=_clear_selection)
-    rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    rows = (list(getattr(getattr(small, "selection", None), "rows", None) or [])
+            or list(getattr(getattr(event, "selection", None), "rows", None) or []))
     if total == 0:
         st.info("No runs match these filters." if flt != RunFilter() else
                 "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
@@ -250,6 +277,11 @@ def render(services: Any) -> None:
         if selected is not None:
             frame.follow([selected])
             _detail(services, selected)
+            if st.session_state.get(REVEALED_KEY) != selected.run_id:  # a row was just clicked
+                st.session_state[REVEALED_KEY] = selected.run_id
+                page_script.reveal("hist_detail", nonce=selected.run_id, within=0.6)
+        else:
+            st.session_state.pop(REVEALED_KEY, None)
     if stats_tab.open:  # the only costly queries: run them only while someone looks
         with stats_tab:
             _spend_and_stats(services)

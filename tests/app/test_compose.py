@@ -235,3 +235,27 @@ def test_a_card_says_saving_until_archived_and_never_plays_a_gateway_path(isolat
     assert len(saving) == 2  # both cards: the gateway's link is not a source while saving
     assert not at.get("video") and not [b for b in at.get("link_button") if "gateway" in b.proto.label]
     ledger.close()
+
+
+def test_a_rerun_of_an_uploaded_frame_keeps_it_out_of_the_paste_box(isolated):
+    """An upload to the local gateway is an address of this machine: it comes back as the frame (with a
+    Remove button), is sent again, and never shows in the paste box."""
+    ledger = ledger_of(isolated)
+    internal = "http://127.0.0.1:45678/files/abc123.png"
+    req = VideoRequest("A lake at dusk", mode="std", duration=5, image_urls=(internal,))
+    ledger.create_run("r-up", req, 0.18)
+    at = new_app()
+    button(at, "Re-run", "card_rerun_r-up").click().run()
+    assert not at.exception
+    ss = at.session_state
+    assert ss["compose_first_frame_url"] == "" and ss["compose_first_frame_upload"]["url"] == internal
+    assert all("127.0.0.1" not in (t.value or "") for t in at.text_input)
+    from lib.ui import compose_form
+
+    with_frame = at.session_state["compose_first_frame_upload"]
+    assert with_frame["name"] == compose_form.RESTORED_NAME
+    button(at, "Generate", "compose_generate").click().run()
+    sent = [r for r in ledger.list_runs(limit=5) if r.run_id != "r-up"]
+    assert len(sent) == 1 and sent[0].request.image_urls == (internal,)
+    button(at, "Remove", "compose_first_frame_remove").click().run()
+    assert "compose_first_frame_upload" not in at.session_state

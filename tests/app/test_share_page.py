@@ -113,7 +113,10 @@ def test_prompt_with_markup_is_plain_text(ledger: Ledger) -> None:
     for el in [*at.markdown, *at.caption]:
         assert "<script>" not in el.value and "onerror=" not in el.value
         assert "](https://evil.test)" not in el.value and ":red[" not in el.value
-    assert not at.get("html")
+    # the only HTML on the page is the frame's constant CSS (lib/ui/page_script.POPOVER_COPY_CSS)
+    from lib.ui import page_script
+
+    assert [h.proto.body for h in at.get("html")] in ([], [f"<style>{page_script.POPOVER_COPY_CSS}</style>"])
     settings = at.get_by_key("share_settings").dataframe[0].value
     assert EVIL in list(settings.iloc[:, 1])
 

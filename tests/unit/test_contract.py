@@ -286,7 +286,7 @@ def test_text_file_named_jpg_is_refused_by_content() -> None:
     data = b"Not an image at all, even if it is called photo.jpg\n" * 20
     assert check_image(data) == [Problem(
         "first_frame",
-        "The first frame is not an image (its content is not JPEG, PNG, WebP or GIF, whatever its file name "
+        "The first frame is not a JPEG or PNG image (judged by its content, whatever its file name "
         "says) — choose a JPEG or PNG image.",
     )]
     with pytest.raises(ValueError, match="not a readable image"):

@@ -287,3 +287,9 @@ def test_grid_query_is_what_the_compare_page_reads(sqlite_ledger: Ledger) -> Non
     assert spec == compare.GridSpec(prompts=("heron at dawn",), modes=("std", "pro"), durations=(5, 10),
                                     aspects=("9:16",), image_urls=("https://x.test/first.png",),
                                     negative_prompt="fog")
+
+
+def test_compact_rows_put_state_mode_duration_and_prompt_in_one_cell() -> None:
+    rows = [{"state": "completed", "mode": "pro", "duration": "10 s", "prompt": "A fox\nin  snow",
+             "run_id": "r1", "poster": None}]
+    assert history.compact_rows(rows) == [{"run": "completed · pro · 10 s · A fox in snow", "run_id": "r1"}]

@@ -222,3 +222,33 @@ def test_python_snippet_submits_and_polls(recorder: ThreadingHTTPServer) -> None
     assert json.loads(calls[0]["body"]) == req.to_payload()
     assert all(c["auth"] == "Bearer sk-test-snippet" for c in calls)
     assert calls[1]["path"] == "/v1/videos/generations/video_test1"
+
+
+@pytest.mark.parametrize(("url", "public"), [
+    ("https://cdn.example.com/frame.png", True),
+    ("http://img.test/a.jpg", True),
+    ("http://127.0.0.1:41234/files/abc.png", False),   # an upload to the local gateway
+    ("http://localhost:8000/a.png", False),
+    ("http://10.1.2.3/a.png", False),
+    ("http://192.168.0.9/a.png", False),
+    ("http://169.254.169.254/latest", False),
+    ("http://[::1]/a.png", False),
+    ("http://nas.local/a.png", False),
+    ("http://intranet/a.png", False),
+    ("ftp://example.com/a.png", False),
+    ("not a url", False),
+])
+def test_is_public_url(url: str, public: bool) -> None:
+    from lib.links import is_public_url
+
+    assert is_public_url(url) is public
+
+
+def test_snippets_name_a_placeholder_for_images_only_this_machine_can_reach() -> None:
+    from lib.links import IMAGE_PLACEHOLDER, curl_snippet, python_snippet
+
+    req = VideoRequest(prompt="p", image_urls=("http://127.0.0.1:5000/files/a.png", "https://x.example/b.png"))
+    for snippet in (curl_snippet(req, "https://toapis.com"), python_snippet(req, "https://toapis.com")):
+        assert "127.0.0.1" not in snippet and IMAGE_PLACEHOLDER in snippet
+        assert "https://x.example/b.png" in snippet  # a public image is kept as it is
+    assert req.image_urls[0].startswith("http://127.0.0.1")  # the run itself is untouched
