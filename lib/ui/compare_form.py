@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, contract, money, playground, query, spend_labels
+from lib import compare, contract, money, pasted_image, playground, query, spend_labels
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -25,6 +25,7 @@ from lib.contract import (
     MODES,
     format_estimate,
 )
+from lib.safe_fetch import url_problem
 from lib.ui import press, state
 from lib.ui.text import escape_md, shorten
 
@@ -144,6 +145,8 @@ def current_spec() -> compare.GridSpec:
 def _on_submit() -> None:
     ss = st.session_state
     ss.pop(REFUSED, None)
+    for name in FRAMES:  # a URL that came with a link or a seed, not pasted here: judged now, before spending
+        _check_pasted(name)
     if any(ss.get(f"{K}{name}_problems") for name in FRAMES):
         ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
         return
@@ -174,6 +177,23 @@ def _on_file(frame_name: str) -> None:
     if url:
         ss[url_key(frame_name)] = url
         ss[f"{K}{frame_name}_uploaded"] = url
+        ss[f"{K}{frame_name}_checked"] = url
+
+
+def _check_pasted(frame_name: str) -> None:
+    """Judge a pasted frame URL once (lib.pasted_image: shape, the guarded fetch, the image rules), so its
+    words show under the field before anything is sent. An upload's own URL was judged as a file."""
+    ss = st.session_state
+    url = (ss.get(url_key(frame_name)) or "").strip()
+    if url == ss.get(f"{K}{frame_name}_checked"):
+        return
+    ss[f"{K}{frame_name}_checked"] = url
+    ss.pop(f"{K}{frame_name}_problems", None)
+    if not url or url == ss.get(f"{K}{frame_name}_uploaded") or url_problem(url) is not None:
+        return  # nothing pasted, our own upload, or a non-web address the grid's validation words name
+    fetcher = pasted_image.quick_fetcher(state.services().archive.fetcher)
+    problems = pasted_image.check_url(fetcher, url, frame_name)
+    ss[f"{K}{frame_name}_problems"] = [p.message for p in problems if p.level == "error"]
 
 
 # ------------------------------------------------------------------ drawing
@@ -202,11 +222,12 @@ def draw_form() -> None:
                                  on_change=_on_file, args=(name,), max_upload_size=MAX_IMAGE_MB,
                                  help=IMAGE_RULES_TEXT)
                 st.text_input(f"{FRAME_LABELS[name]} URL", key=url_key(name), persist_state=PERSIST,
-                              placeholder="or paste an https:// image URL", label_visibility="collapsed")
+                              placeholder="or paste an https:// image URL", label_visibility="collapsed",
+                              on_change=_check_pasted, args=(name,))
                 for message in ss.get(f"{K}{name}_problems", []):
                     st.error(escape_md(message), icon=":material/error:")
                 url = (ss.get(url_key(name)) or "").strip()
-                if url.startswith(("http://", "https://")):
+                if url and url_problem(url) is None and not ss.get(f"{K}{name}_problems"):
                     st.image(url, caption=FRAME_LABELS[name], width=200)
         if n_images:
             st.caption(f"With images, 15 s cells are crossed out: {escape_md(FIFTEEN_WITH_IMAGES)}.")

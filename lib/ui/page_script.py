@@ -51,34 +51,46 @@ _COUNTER_JS = """
 })();
 """
 
-# Finds the element (it may arrive a moment after this script), scrolls it into view when it is not, and
-# marks it for 2.5 s so the eye finds it.
+# Finds the element (it may arrive a moment after this script), marks it for 2.5 s so the eye finds it,
+# and scrolls it into view when it is not, but only once the person has stopped pressing (no pointer
+# press for SETTLE ms): a double click's second press must land on the button the first one hit, not on
+# whatever scrolled under the pointer (lib/presses.py's window is about one press away from that).
 _REVEAL_JS = """
 (() => {
   const cfg = __CFG__;
+  const SETTLE = cfg.mark ? 2500 : 0;  // only a new run's card waits for the presses to stop
+  if (!window.__kpPressListening) {
+    window.__kpPressListening = true;
+    window.addEventListener('pointerdown', () => { window.__kpPressAt = Date.now(); }, true);
+  }
+  // this script comes from a press (Generate): it counts as one, so a click already on its way still
+  // lands on the button it aimed at
+  if (cfg.mark) window.__kpPressAt = Math.max(window.__kpPressAt || 0, Date.now());
   const deadline = Date.now() + 4000;
+  const mark = (el) => {
+    el.setAttribute('data-kp-new', '1');
+    setTimeout(() => el.removeAttribute('data-kp-new'), 2500);
+  };
+  const scroll = (el) => {
+    const wait = window.__kpPressAt + SETTLE - Date.now();
+    if (wait > 0) { setTimeout(() => scroll(el), wait); return; }
+    if (!el.isConnected) return;
+    const r = el.getBoundingClientRect();
+    const seen = r.top >= 0 && r.top < window.innerHeight * cfg.within;
+    el.style.scrollMarginTop = '4.5rem';  // clear of Streamlit's header bar
+    if (!seen) el.scrollIntoView({block: 'start', behavior: 'auto'});
+  };
   const look = () => {
     const el = document.querySelector('.st-key-' + cfg.key);
     if (!el) { if (Date.now() < deadline) setTimeout(look, 100); return; }
-    const r = el.getBoundingClientRect();
-    const seen = r.top >= 0 && r.top < window.innerHeight * cfg.within;
+    if (cfg.mark) mark(el);
     // someone watching a video keeps it where it is (hold_playing_video): the outline alone points out
     // the new element then
     const watching = Array.from(document.querySelectorAll('video')).some((v) => {
       const b = v.getBoundingClientRect();
       return !v.paused && !v.ended && b.bottom > 0 && b.top < window.innerHeight;
     });
-    if (watching && cfg.mark) {
-      el.setAttribute('data-kp-new', '1');
-      setTimeout(() => el.removeAttribute('data-kp-new'), 2500);
-      return;
-    }
-    el.style.scrollMarginTop = '4.5rem';  // clear of Streamlit's header bar
-    if (!seen) el.scrollIntoView({block: 'start', behavior: 'auto'});
-    if (cfg.mark) {
-      el.setAttribute('data-kp-new', '1');
-      setTimeout(() => el.removeAttribute('data-kp-new'), 2500);
-    }
+    if (!watching) scroll(el);
   };
   look();
 })();

@@ -108,11 +108,32 @@ def test_fifteen_seconds_with_a_frame_is_crossed_out_with_the_reason(isolated: P
     md = texts(at, "markdown")
     assert "**Total ≈ $0.50 (estimate)** for 2 runs · 2 crossed out (not sent, not billed)" in md
     assert submit_button(at).label == "Submit grid · 2 runs · ≈ $0.50"  # what it makes and its price
+    # The pasted URL was judged when pasted (this machine reaches no public host): its words stand under
+    # the field, and Submit grid sends nothing rather than paying for runs the gateway cannot make.
+    errors = texts(at, "error")
+    assert any("first frame" in e.lower() for e in errors), errors
     submit_button(at).click().run()
-    rows = ledger(isolated).list_runs(limit=10)
-    assert sorted((r.request.effective_duration, r.request.effective_mode) for r in rows) == [
-        (5, "pro"), (5, "std")]
-    assert all(r.request.image_urls == ("https://example.com/frame.jpg",) for r in rows)
+    assert ledger(isolated).list_runs(limit=10) == []
+    assert any("Fix or remove the image above first" in e for e in texts(at, "error"))
+
+
+@pytest.mark.parametrize("pasted", ["http://127.0.0.1:9/frame.png", "file:///etc/passwd"])
+def test_a_pasted_frame_url_is_judged_when_pasted_and_nothing_is_sent(isolated: Path, pasted: str) -> None:
+    """Compare's frame fields get the same paste-time check as Compose's (lib.pasted_image): a private
+    address gets the one neutral sentence, a non-web address its shape; no preview, no run."""
+    at = open_compare()
+    at.text_area(key="cmp_prompt_0").set_value(PROMPT).run()
+    at.text_input(key="cmp_first_frame_url").set_value(pasted).run()
+    assert not at.exception, at.exception
+    errors = texts(at, "error")
+    assert len(errors) == 1 and "first frame" in errors[0].lower(), errors
+    assert "127.0.0.1" not in errors[0] and "passwd" not in errors[0]
+    assert not at.get("imgs")  # the browser is not pointed at it either
+    button = submit_button(at)
+    if not button.disabled:  # file: is a validation error (the button is off); a private host is refused
+        button.click().run()
+        assert any("Fix or remove the image above first" in e for e in texts(at, "error"))
+    assert ledger(isolated).list_runs(limit=10) == []
 
 
 def test_budget_the_grid_would_exceed_is_refused_with_the_numbers(

@@ -169,13 +169,13 @@ def test_a_pasted_frame_url_is_judged_when_pasted_and_nothing_is_spent(tab: Any,
     # a reachable address that answers with something that is not an image (the gateway's JSON)
     field.fill(f"{server.gateway.url}/__control/info")
     field.press("Enter")
-    tab.get_by_text("The first frame is not an image").first.wait_for(timeout=15_000)
+    tab.get_by_text("The first frame is not a JPEG or PNG image").first.wait_for(timeout=15_000)
     wait_for_app(tab)
 
     tab.locator(".st-key-compose_generate button").click()
     tab.wait_for_timeout(1500)
     wait_for_app(tab)
-    assert tab.get_by_text("The first frame is not an image").count() >= 1
+    assert tab.get_by_text("The first frame is not a JPEG or PNG image").count() >= 1
     assert len(rows(server)) == before
     spent = [e for e in server.gateway.requests()[mark:] if e.get("category") in ("submit", "upload")]
     assert spent == []

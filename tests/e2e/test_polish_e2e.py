@@ -180,6 +180,11 @@ def test_generate_brings_the_new_card_into_view(server: AppServer, browser: Any,
         row = _generate(page, server, f"A kite over the dunes, {viewport['width']} px, e2e")  # scrolled to it
         card = f".st-key-card_{row['run_id']}"
         page.wait_for_selector(f"{card}[data-kp-new]", timeout=3_000)  # marked, so the eye finds it
+        # scrolled to once the person has stopped pressing (2.5 s without a press: a double click's
+        # second press still lands on Generate, tests/e2e/test_presses_e2e.py)
+        page.wait_for_function("(sel) => { const r = document.querySelector(sel).getBoundingClientRect();"
+                               " return r.top >= 0 && r.top < window.innerHeight * 0.8; }", arg=card,
+                               timeout=8_000)
         top, _ = _in_view(page, card)
         assert 0 <= top < viewport["height"] * 0.8, f"the new card's top is at {top:.0f} px"
     finally:

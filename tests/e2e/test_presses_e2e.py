@@ -217,7 +217,8 @@ def test_five_clicks_at_a_human_gap_make_one_submit(shared: AppServer, tab: Any,
     fill_prompt(tab, f"press cadence {gap_ms} ms: a hummingbird at a red feeder")
     mark, before = len(shared.gateway.requests()), len(rows(shared))
     hits = paced_clicks(tab, GENERATE, CLICKS, gap_ms)
-    assert len(hits) == CLICKS, f"only {len(hits)} of {CLICKS} clicks landed on Generate"
+    assert len(hits) == CLICKS, (f"only {len(hits)} of {CLICKS} clicks landed on Generate",
+                                 tab.evaluate("window.__landed"))
     measured = gaps_of(hits)
     assert all(g >= gap_ms - 5 for g in measured), measured        # never faster than claimed
     new = settle_runs(shared, before)
