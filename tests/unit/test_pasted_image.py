@@ -75,7 +75,7 @@ def test_image_rules_of_the_contract_apply_to_the_downloaded_bytes(base: str) ->
     (small,) = words(f"{base}/tiny.png")
     assert "120×90 px" in small and "at least 300 px" in small
     (fake,) = words(f"{base}/notes.jpg")
-    assert "is not an image" in fake
+    assert "is not a JPEG or PNG image" in fake
     (big,) = words(f"{base}/huge.png")
     assert "larger than 10 MB" in big
 
