@@ -222,20 +222,27 @@ EXTENDED = "Extended: a longer run of the same prompt and frames is on its way (
 TAKEN = "New take: a new run with the same settings is on its way (its card is marked New take)."
 
 
+def _press_child(action: str, inputs: dict, make: Callable[[str], Any], done: str, what: str) -> None:
+    """One new run per press of a card's spending button, through this tab's press memory: a repeat in
+    the window writes nothing, a press that wrote nothing is forgotten so the next one is judged afresh."""
+    decision = press.decide(action, inputs)
+    if decision.kind == presses.TOO_SOON:
+        toast_outcome(None, decision, done, what)
+        return
+    outcome = make(decision.ids[0])
+    if not outcome.ok:
+        press.forget(action)
+    toast_outcome(outcome, decision, done, what)
+
+
 def press_promote(run_id: str, done: str = PROMOTED) -> None:
     """A press of "Promote" (callback): one pro child per press, however fast the clicks come."""
     services = state.services()
     run = services.ledger.get(run_id)
     if run is None:
         return
-    decision = press.decide(promote_action(run_id), playground.promote_request(run.request).to_dict())
-    if decision.kind == presses.TOO_SOON:
-        toast_outcome(None, decision, done, "pro run")
-        return
-    outcome = playground.promote(services, run, run_id=decision.ids[0])
-    if not outcome.ok:
-        press.forget(promote_action(run_id))
-    toast_outcome(outcome, decision, done, "pro run")
+    _press_child(promote_action(run_id), playground.promote_request(run.request).to_dict(),
+                 lambda rid: playground.promote(services, run, run_id=rid), done, "pro run")
 
 
 def press_extend(run_id: str, done: str = EXTENDED) -> None:
@@ -248,14 +255,8 @@ def press_extend(run_id: str, done: str = EXTENDED) -> None:
     if target is None:
         st.toast("This run is already as long as its settings allow.", icon=":material/info:")
         return
-    decision = press.decide(extend_action(run_id), target.to_dict())
-    if decision.kind == presses.TOO_SOON:
-        toast_outcome(None, decision, done, "longer run")
-        return
-    outcome = playground.extend(services, run, run_id=decision.ids[0])
-    if not outcome.ok:
-        press.forget(extend_action(run_id))
-    toast_outcome(outcome, decision, done, "longer run")
+    _press_child(extend_action(run_id), target.to_dict(),
+                 lambda rid: playground.extend(services, run, run_id=rid), done, "longer run")
 
 
 def press_take(run_id: str, done: str = TAKEN) -> None:
@@ -264,14 +265,8 @@ def press_take(run_id: str, done: str = TAKEN) -> None:
     run = services.ledger.get(run_id)
     if run is None:
         return
-    decision = press.decide(take_action(run_id), run.params)
-    if decision.kind == presses.TOO_SOON:
-        toast_outcome(None, decision, done, "take")
-        return
-    outcome = playground.another_take(services, run, run_id=decision.ids[0])
-    if not outcome.ok:
-        press.forget(take_action(run_id))
-    toast_outcome(outcome, decision, done, "take")
+    _press_child(take_action(run_id), run.params,
+                 lambda rid: playground.another_take(services, run, run_id=rid), done, "take")
 
 
 def take_label(services: Any, run: Any) -> str | None:
