@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib import contract, money, query, state_words
+from lib.durations import countdown, format_seconds
 from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, QUEUED, UNREADABLE, UNREADABLE_LABEL, RunFilter
 
 if TYPE_CHECKING:
@@ -135,20 +136,6 @@ def time_to_finish(run: Run) -> float | None:
     return run.seconds_to_finish
 
 
-def format_seconds(seconds: float | None) -> str:
-    """'42 s', '3 m 05 s', '2 h 10 m': short, for table cells and timings."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} m {s % 60:02d} s"
-    if s < 86400:
-        return f"{s // 3600} h {(s % 3600) // 60:02d} m"
-    return f"{s // 86400} d {(s % 86400) // 3600} h"
-
-
 def is_archived(run: Run) -> bool:
     return bool(run.video_path) and run.archived_at is not None
 
@@ -164,7 +151,7 @@ def expiry_of(run: Run) -> float | None:
 
 
 def expiry_text(run: Run, now: float) -> str:
-    """'archived', or the countdown on the gateway's URL ('expires in 23 h 12 m' / 'expired 2 h 00 m ago')."""
+    """'archived', or the gateway URL's countdown ('expires in 23 h 12 min' / 'expired 2 h 00 min ago')."""
     if is_archived(run):
         return "archived"
     if run.state in (FAILED, UNREADABLE):
@@ -177,11 +164,7 @@ def expiry_text(run: Run, now: float) -> str:
     left = expires - now
     if left <= 0:
         return f"expired {format_seconds(-left)} ago"
-    if left < 60:
-        return "expires in < 1 m"
-    s = int(left)
-    countdown = f"{s // 3600} h {(s % 3600) // 60:02d} m" if s >= 3600 else f"{s // 60} m"
-    return f"expires in {countdown}"
+    return f"expires in {countdown(left)}"
 
 
 def state_label(run: Run) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import streamlit as st
 
 from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
+from lib.durations import format_seconds
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
@@ -53,11 +54,11 @@ def timing(run: Any, now: float | None = None) -> str:
     elapsed = playground.elapsed_seconds(run, now)
     if run.state == COMPLETED:
         took = run.seconds_to_finish
-        return f"Finished in {playground.format_seconds(took if took is not None else elapsed)}"
-    text = f"Elapsed {playground.format_seconds(elapsed)}"
+        return f"Finished in {format_seconds(took if took is not None else elapsed)}"
+    text = f"Elapsed {format_seconds(elapsed)}"
     eta = playground.eta_seconds(run, now)
     if eta is not None:
-        text += f" · about {playground.format_seconds(eta)} left"
+        text += f" · about {format_seconds(eta)} left"
     return text
 
 

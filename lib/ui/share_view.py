@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import compare, history, links, money, query
+from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED
 from lib.ui import card, frame, player, state, sync_player
 from lib.ui.text import escape_md
@@ -179,7 +180,7 @@ def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str, player_ke
         if show_prompt:
             st.text(run.request.prompt)
         st.caption(escape_md(f"{history.cost_text(run)} · time to finish "
-                             f"{history.format_seconds(history.time_to_finish(run))}"))
+                             f"{format_seconds(history.time_to_finish(run))}"))
         error = history.error_text(run)
         if error:
             st.text(error)
