@@ -86,13 +86,6 @@ def mask_db_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def gateway_label(settings: Settings) -> str:
-    """Plain words for the sidebar: a newcomer must know whether clicks cost money."""
-    if settings.uses_local_gateway:
-        return "Local gateway — synthetic videos"
-    return "ToAPIs gateway (real, billed)"
-
-
 class _Source:
     """Environment first, then secrets; empty strings count as unset."""
 

@@ -113,10 +113,6 @@ class VideoRequest:
         return DEFAULT_ASPECT if self.aspect_ratio is None else self.aspect_ratio
 
     @property
-    def is_image_to_video(self) -> bool:
-        return bool(self.image_urls)
-
-    @property
     def resolution(self) -> tuple[int, int] | None:
         """Expected output size, or None when mode/aspect are not valid."""
         return RESOLUTION.get((self.effective_mode, self.effective_aspect))

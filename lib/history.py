@@ -420,10 +420,6 @@ def parse_share_query(query_params: Mapping[str, Any] | query.QueryReader) -> Sh
     return ShareTarget("invalid", message=NO_TARGET_MESSAGE)
 
 
-def valid_id(value: str | None) -> bool:
-    return query.is_id(value)
-
-
 def grid_query(runs: Sequence[Run]) -> dict[str, str]:
     """Query params describing a comparison group's settings, for pages/compare.py to restore the grid.
 

@@ -66,11 +66,6 @@ def rerun_query(request: VideoRequest) -> dict[str, str]:
     return q
 
 
-def compose_url(base: str, request: VideoRequest) -> str:
-    """`<base>/?prompt=…&mode=…`: the Compose page pre-filled with `request`."""
-    return f"{_origin(base)}/?{urlencode(rerun_query(request), quote_via=quote)}"
-
-
 def request_from_query(q: Mapping[str, Any] | QueryReader) -> VideoRequest | None:
     """The request a Compose URL carries, or None when it carries none (no `prompt`).
 

@@ -17,7 +17,7 @@ import requests
 
 from lib.archive import Archive
 from lib.config import LOCAL_API_KEY, Settings
-from lib.gateway import Balance, GatewayClient, GatewayError
+from lib.gateway import Balance, GatewayClient
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
@@ -65,22 +65,6 @@ class Services:
             return probe.balance()
         finally:
             probe.session.close()
-
-    def gateway_reachable(self) -> bool:
-        """A quick probe for the UI's "the gateway is down" message (short timeouts, no retries)."""
-        return gateway_reachable(self.base_url, self.settings.bearer_key)
-
-
-def gateway_reachable(base_url: str, api_key: str, timeout: tuple[float, float] = PROBE_TIMEOUT) -> bool:
-    """True when the gateway answers at all (any HTTP status counts: a 401 still means it is up)."""
-    probe = GatewayClient(base_url, api_key, timeout=timeout, session=requests.Session())
-    try:
-        probe.balance()
-    except GatewayError as err:
-        return err.status is not None
-    finally:
-        probe.session.close()
-    return True
 
 
 def worker_client(base_url: str, api_key: str, limiter: RateLimiter) -> GatewayClient:
