@@ -10,7 +10,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from html import escape as escape_html
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -30,8 +29,6 @@ from lib.ui.text import escape_md, shorten
 
 ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
 COMPARE_PAGE = "pages/compare.py"
-FALLBACK_COMPARE_PAGE = "pages/run.py"
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 def state_badge(run: Any) -> None:
@@ -62,19 +59,11 @@ def timing(run: Any, now: float | None = None) -> str:
     return text
 
 
-def compare_page() -> str:
-    """The compare page, or the share view (which also shows groups) until compare.py exists."""
-    return COMPARE_PAGE if (_ROOT / COMPARE_PAGE).is_file() else FALLBACK_COMPARE_PAGE
-
-
 def compare_target(run: Any) -> tuple[str, dict[str, str]]:
     """Where "Open in compare" goes: ?group=<id>, or ?run=<id> for a run outside a group."""
-    page = compare_page()
     if run.group_id:
-        return page, {"group": run.group_id}
-    if page == FALLBACK_COMPARE_PAGE:
-        return page, {"id": run.run_id}
-    return page, {"run": run.run_id}
+        return COMPARE_PAGE, {"group": run.group_id}
+    return COMPARE_PAGE, {"run": run.run_id}
 
 
 def _k(prefix: str, what: str, run: Any) -> str:
@@ -340,20 +329,11 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                 st.code(links.share_url(player.origin(), run_id=run.run_id), language=None, wrap_lines=True)
         if "snippet" in actions:
             with st.popover("Code", icon=":material/code:", key=_k(prefix, "snippet", run)):
-                base = _snippet_base(services)
+                base = links.snippet_base(services.settings)
                 st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; "
                            "the key is never shown here.")
                 st.code(links.curl_snippet(run.request, base), language="bash")
                 st.code(links.python_snippet(run.request, base), language="python")
-
-
-def _snippet_base(services: Any) -> str:
-    settings = services.settings
-    if settings.uses_local_gateway or not settings.base_url:
-        from lib.config import DEFAULT_BASE_URL
-
-        return DEFAULT_BASE_URL
-    return settings.base_url
 
 
 def is_live(run: Any) -> bool:
