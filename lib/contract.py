@@ -7,7 +7,6 @@ in the page's key order), because the gateway applies its own defaults to anythi
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import re
 from collections.abc import Mapping
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from lib.image_type import PixelBomb, read_header
 from lib.query import ascii_int
 
 MODEL = "kling-v3"
@@ -69,8 +69,6 @@ FIFTEEN_WITH_IMAGES = (
 
 _OK_FORMATS = ("JPEG", "PNG")
 _RISKY_FORMATS = ("WEBP", "GIF")
-# Only formats someone might plausibly pick; other Pillow plugins sniff loosely and could "recognise" text.
-_KNOWN_FORMATS = (*_OK_FORMATS, *_RISKY_FORMATS, "BMP", "TIFF")
 _FORMAT_NAMES = {"WEBP": "WebP"}
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/_=\-\s]+$")
 
@@ -304,9 +302,6 @@ class TooManyPixels(ValueError):
         super().__init__(f"image of {pixels or 'too many'} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
 
 
-_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
-
-
 def image_info(data: bytes) -> tuple[str, int, int]:
     """(Pillow format name, width, height) read from the header alone; ValueError if not an image.
 
@@ -314,13 +309,9 @@ def image_info(data: bytes) -> tuple[str, int, int]:
     gigabytes is measured, and refused (TooManyPixels), for the price of a few bytes.
     """
     try:
-        with Image.open(io.BytesIO(data), formats=_KNOWN_FORMATS) as img:
-            fmt, width, height = str(img.format), int(img.width), int(img.height)
-    except Image.DecompressionBombError as exc:  # Pillow's own limit (twice ours) tripped while opening
-        found = _BOMB_PIXELS.search(str(exc))
-        raise TooManyPixels(int(found.group(1)) if found else None) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"not a readable image ({exc.__class__.__name__})") from exc
+        fmt, width, height = read_header(data)
+    except PixelBomb as exc:  # Pillow's own limit (twice ours) tripped while opening
+        raise TooManyPixels(exc.pixels) from None
     if width * height > MAX_IMAGE_PIXELS:
         raise TooManyPixels(width * height, (width, height))
     return fmt, width, height

@@ -37,6 +37,7 @@ from lib.gateway.errors import (
     redact,
 )
 from lib.gateway.task import Balance, Task, _first_str
+from lib.image_type import gateway_type
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import url_problem
 
@@ -56,21 +57,12 @@ DEFAULT_RATE_LIMIT_PAUSE = 1.0
 _ONE_ATTEMPT = Retry(total=0)
 
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
 def sniff_image_type(data: bytes, filename: str = "") -> str:
-    """Content type from the bytes (what the gateway checks), then the file name, then octet-stream."""
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
+    """Content type from the bytes (what the gateway checks; lib/image_type.py), then the file name,
+    then octet-stream."""
+    kind = gateway_type(data)
+    if kind is not None:
+        return kind[0]
     guessed, _ = mimetypes.guess_type(filename)
     return guessed or "application/octet-stream"
 

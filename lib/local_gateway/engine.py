@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lib.image_type import gateway_type
 from lib.safe_fetch import FetchError, FetchPolicy, SafeFetcher
 
 from . import clock
@@ -303,7 +304,7 @@ class Engine:
         except FetchError as exc:
             log.info("%s image not fetched: %s", what, exc)
             raise ValueError(image_fetch_failed(what)) from None
-        if sniff_image(data) is None:
+        if gateway_type(data) is None:
             log.info("%s image not fetched: the body is not a JPEG, PNG, WebP or GIF", what)
             raise ValueError(image_fetch_failed(what))
         return data
@@ -334,16 +335,3 @@ class Engine:
             "credits_per_usd": CREDITS_PER_USD,
             "unlimited_quota": False,
         }
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """(mime type, extension) by content, not by name or header."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg", "jpg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png", "png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif", "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return None

@@ -5,6 +5,7 @@ The JSON literals below are copied from ../shared/api-contract.md (quoted there 
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import time
 from typing import Any
@@ -473,10 +474,21 @@ def test_client_repr_has_no_key() -> None:
         GatewayClient("toapis.com", KEY)
 
 
+def _image(fmt: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 40, 40)).save(out, format=fmt)
+    return out.getvalue()
+
+
 def test_sniff_image_type() -> None:
-    assert sniff_image_type(b"\xff\xd8\xff\xe0rest", "x.png") == "image/jpeg"
-    assert sniff_image_type(b"\x89PNG\r\n\x1a\nrest") == "image/png"
-    assert sniff_image_type(b"GIF89a....") == "image/gif"
-    assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    """The bytes decide (Pillow reads the header), then the file name; a fake header is not an image."""
+    assert sniff_image_type(_image("JPEG"), "x.png") == "image/jpeg"
+    assert sniff_image_type(_image("PNG")) == "image/png"
+    assert sniff_image_type(_image("GIF")) == "image/gif"
+    assert sniff_image_type(_image("WEBP")) == "image/webp"
+    assert sniff_image_type(b"\x89PNG\r\n\x1a\nrest", "x.bin") == "application/octet-stream"
+    assert sniff_image_type(_image("BMP"), "a.bmp") == "image/bmp"  # an image, not one the gateway takes
     assert sniff_image_type(b"hello", "notes.txt") == "text/plain"
     assert sniff_image_type(b"hello") == "application/octet-stream"
