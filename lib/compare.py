@@ -386,6 +386,23 @@ def spec_from_query(q: Mapping[str, Any] | QueryReader) -> GridSpec | None:
     )
 
 
+def spec_to_query(spec: GridSpec) -> dict[str, str]:
+    """Inverse of spec_from_query: the query a 'Re-run this grid' link carries (history.grid_query)."""
+    q = {k: p for k, p in zip(_QUERY_PROMPTS, spec.prompts, strict=False)}
+    q["modes"] = ",".join(str(m) for m in spec.modes)
+    q["durations"] = ",".join(str(d) for d in spec.durations)
+    if len(spec.aspects) == 1:
+        q["aspect_ratio"] = str(spec.aspects[0])
+    else:
+        q["aspects"] = ",".join(str(a) for a in spec.aspects)
+    if spec.negative_prompt:
+        q["negative_prompt"] = spec.negative_prompt
+    q.update({k: u for k, u in zip(("first_frame", "last_frame"), spec.image_urls, strict=False)})
+    if spec.watermark is not None:
+        q["watermark"] = "true" if spec.watermark else "false"
+    return q
+
+
 @dataclass(frozen=True)
 class GridSubmit:
     """What one press of "Submit grid" did: the runs written (or found) and any refusal in words."""
@@ -457,6 +474,7 @@ __all__ = [
     "spec_from_query",
     "spec_from_runs",
     "spec_to_params",
+    "spec_to_query",
     "submit_grid",
     "variant_from_label",
 ]

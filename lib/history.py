@@ -423,38 +423,16 @@ def parse_share_query(query_params: Mapping[str, Any] | query.QueryReader) -> Sh
 def grid_query(runs: Sequence[Run]) -> dict[str, str]:
     """Query params describing a comparison group's settings, for pages/compare.py to restore the grid.
 
-    prompt, prompt2 … prompt4 (distinct prompts, first seen first), modes ("std,pro"), durations ("5,10"),
-    aspect_ratio (or aspects="16:9,1:1" when the grid spans several), and when the grid used them
-    negative_prompt, first_frame, last_frame and watermark ("true"/"false"), taken from the first run (a grid
-    shares them). Runs without settings are skipped. lib.compare.spec_from_query reads exactly these.
+    The one path from a group to its settings is compare.spec_from_runs (the reload of a group uses it
+    too); this only writes that spec as the query compare.spec_from_query reads back: prompt, prompt2 …
+    prompt4, modes ("std,pro"), durations ("5,10"), aspect_ratio (or aspects="16:9,1:1"), and when the
+    grid used them negative_prompt, first_frame, last_frame and watermark. Runs without settings are
+    skipped.
     """
-    reqs = [r.request for r in sort_grid(runs) if has_settings(r)]
-    if not reqs:
-        return {}
-    prompts: list[str] = []
-    for req in reqs:
-        if req.prompt not in prompts:
-            prompts.append(req.prompt)
-    modes = {req.effective_mode for req in reqs}
-    durations = sorted({req.effective_duration for req in reqs})
-    aspects = [a for a in contract.ASPECTS if a in {req.effective_aspect for req in reqs}]
-    first = reqs[0]
-    query: dict[str, str] = {}
-    for i, prompt in enumerate(prompts[:4]):
-        query["prompt" if i == 0 else f"prompt{i + 1}"] = prompt
-    query["modes"] = ",".join(m for m in contract.MODES if m in modes)
-    query["durations"] = ",".join(str(d) for d in durations)
-    if len(aspects) > 1:  # a grid across aspect ratios (the compare page's third dimension)
-        query["aspects"] = ",".join(aspects)
-    else:
-        query["aspect_ratio"] = first.effective_aspect
-    if first.negative_prompt:
-        query["negative_prompt"] = first.negative_prompt
-    for name, url in zip(("first_frame", "last_frame"), first.image_urls, strict=False):
-        query[name] = url
-    if first.watermark is not None:
-        query["watermark"] = "true" if first.watermark else "false"
-    return query
+    from lib import compare  # compare knows grids; history only lists them
+
+    spec = compare.spec_from_runs([r for r in runs if has_settings(r)])
+    return compare.spec_to_query(spec) if spec is not None else {}
 
 
 def grid_cell_label(run: Run) -> str:
