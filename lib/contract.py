@@ -393,7 +393,7 @@ def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
 class Prices:
     """USD per second of video by mode.
 
-    Defaults are ToAPIs' kling-2-6 figures (api-contract §8): no kling-v3 price is published.
+    Defaults are ToAPIs' kling-2-6 figures (docs/api-contract.md §8): no kling-v3 price is published.
     """
 
     std: float = 0.0368

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 25
 SPEND_DAYS = 30
-GATEWAY_URL_LIFETIME = 24 * 3600.0   # the gateway's video URLs last 24 h (api-contract)
+GATEWAY_URL_LIFETIME = 24 * 3600.0   # the gateway's video URLs last 24 h (docs/api-contract.md §7.3)
 MAX_FILTER_TEXT = 200
 
 NOT_FOUND_MESSAGE = "This link does not match any run. Check you copied the whole link."

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 # Only formats someone might plausibly pick; other Pillow plugins sniff loosely and could "recognise" text.
 KNOWN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-# The four the gateway accepts (docs/api-contract.md#upload), as (content type, file extension).
+# The four the gateway accepts (docs/api-contract.md §6), as (content type, file extension).
 GATEWAY_TYPES: dict[str, tuple[str, str]] = {
     "JPEG": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),

@@ -2,7 +2,7 @@
 
 Why one module: the worker, the pages and the tests all branch on the same classes (keyed by HTTP status,
 see `_STATUS_CLASSES`), and the key must never reach any message, so the redaction lives next to the
-parsing of the four documented error envelopes (docs/api-contract.md#errors).
+parsing of the four documented error envelopes (docs/api-contract.md §5.2).
 """
 from __future__ import annotations
 

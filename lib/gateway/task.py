@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("queued", "in_progress", "completed", "failed")
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
-# Legacy spellings seen in older docs (docs/api-contract.md#status: `submitted`); read as their modern status.
+# Legacy spellings seen in older docs (docs/api-contract.md §4.2: `submitted`); read as their modern status.
 _STATUS_ALIASES = {"submitted": "queued"}
 
 

@@ -30,7 +30,7 @@ from .validation import ClipRequest
 
 log = logging.getLogger(__name__)
 
-PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (api-contract §8); 1 USD = 200 credits
+PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (docs/api-contract.md §8); 1 USD = 200 credits
 CREDITS_PER_USD = 200
 EXPIRY_SECONDS = 86400
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -204,7 +204,7 @@ class Engine:
         return reading
 
     def body(self, task: TaskRow, base_url: str, now: float | None = None) -> dict:
-        """The GET /v1/videos/generations/{id} body for the task's current state (api-contract §4.1)."""
+        """The GET /v1/videos/generations/{id} body for the task's state (docs/api-contract.md §4.1)."""
         reading = self.read(task, now)
         out: dict = {
             "id": task.id,

@@ -2,7 +2,7 @@
 
 `build_app(engine)` returns an ASGI app: a thin front (request log + injected faults) around a Starlette
 router whose handlers call the Engine. Everything a client sees (paths, bodies, envelopes, statuses,
-headers) follows ../shared/api-contract.md §2–§7.
+headers) follows docs/api-contract.md §2–§7.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Submit-body validation with the V1 kling-v3 rules (api-contract §3.1), accepting V3/V4 image fields.
+"""Submit-body validation with the V1 kling-v3 rules (docs/api-contract.md §3.1), accepting V3/V4 images.
 
 The first problem found is reported as a 400 with its parameter, the way a gateway answers; the project's
 own lib/contract.py is the place that lists every problem at once before anything is sent.

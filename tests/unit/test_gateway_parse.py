@@ -1,6 +1,7 @@
-"""Pure parsing: every response sample of api-contract §3–§8, every error envelope, Retry-After, words.
+"""Pure parsing: every response sample of docs/api-contract.md §3–§8, every error envelope, Retry-After,
+words.
 
-The JSON literals below are copied from ../shared/api-contract.md (quoted there from the ToAPIs docs).
+The JSON literals below are copied from docs/api-contract.md (quoted there from the ToAPIs docs).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from lib.gateway import (
 
 KEY = "sk-live-SECRET-4f9a8b7c6d5e"
 
-# ---------------------------------------------------------------------------------- samples (api-contract)
+# ------------------------------------------------------------------------ samples (docs/api-contract.md)
 
 SUBMIT_V1 = {  # §3.4
     "id": "video_01J9HA7JPQ9A0Z6JZ3V8M9W6PZ",
