@@ -121,8 +121,9 @@ class VideoRequest:
         if self.image_urls:
             body["image_urls"] = list(self.image_urls)
         metadata: dict[str, Any] = {}
-        if self.negative_prompt is not None and self.negative_prompt.strip():
-            metadata["negative_prompt"] = self.negative_prompt
+        negative = self.negative_prompt
+        if negative is not None and (not isinstance(negative, str) or negative.strip()):
+            metadata["negative_prompt"] = negative  # a non-string goes as it is: the gateway refuses it too
         if self.watermark is not None:
             metadata["watermark"] = self.watermark
         if metadata:
