@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The docs' fixed polling schedule (api-contract §7.2): first look after 5 s, then every 10 s.
+# The docs' fixed polling schedule (docs/api-contract.md §7.2): first look after 5 s, then every 10 s.
 FIXED_FIRST = 5.0
 FIXED_EVERY = 10.0
 # The local gateway's clock at this speed takes 60 s (std 5 s) to 228 s (pro 15 s): the real gateway's

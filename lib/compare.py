@@ -387,7 +387,7 @@ def spec_from_query(q: Mapping[str, Any] | QueryReader) -> GridSpec | None:
 
 
 def spec_to_query(spec: GridSpec) -> dict[str, str]:
-    """Inverse of spec_from_query (the 'Re-run this grid' link)."""
+    """Inverse of spec_from_query: the query a 'Re-run this grid' link carries (history.grid_query)."""
     q = {k: p for k, p in zip(_QUERY_PROMPTS, spec.prompts, strict=False)}
     q["modes"] = ",".join(str(m) for m in spec.modes)
     q["durations"] = ",".join(str(d) for d in spec.durations)

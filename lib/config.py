@@ -22,7 +22,7 @@ from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
 LOCAL_API_KEY = "local-playground"  # the bearer token sent to a local gateway when no key is set
-DEFAULT_FIRST_LOOK = 5.0            # api-contract §7.2: "Initial wait: 5 seconds"
+DEFAULT_FIRST_LOOK = 5.0            # docs/api-contract.md §7.2: "Initial wait: 5 seconds"
 DEFAULT_RUN_DEADLINE_MIN = 30.0     # minutes from submit until an unfinished run is "timed out"
 MAX_RUN_DEADLINE_MIN = 1440.0       # the gateway keeps a task 24 h: a later deadline would never come
 
@@ -84,13 +84,6 @@ def mask_db_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-def gateway_label(settings: Settings) -> str:
-    """Plain words for the sidebar: a newcomer must know whether clicks cost money."""
-    if settings.uses_local_gateway:
-        return "Local gateway — synthetic videos"
-    return "ToAPIs gateway (real, billed)"
 
 
 class _Source:

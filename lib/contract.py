@@ -7,7 +7,6 @@ in the page's key order), because the gateway applies its own defaults to anythi
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import re
 from collections.abc import Mapping
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from lib.image_type import PixelBomb, read_header
 from lib.query import ascii_int
 
 MODEL = "kling-v3"
@@ -69,8 +69,6 @@ FIFTEEN_WITH_IMAGES = (
 
 _OK_FORMATS = ("JPEG", "PNG")
 _RISKY_FORMATS = ("WEBP", "GIF")
-# Only formats someone might plausibly pick; other Pillow plugins sniff loosely and could "recognise" text.
-_KNOWN_FORMATS = (*_OK_FORMATS, *_RISKY_FORMATS, "BMP", "TIFF")
 _FORMAT_NAMES = {"WEBP": "WebP"}
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/_=\-\s]+$")
 
@@ -113,10 +111,6 @@ class VideoRequest:
         return DEFAULT_ASPECT if self.aspect_ratio is None else self.aspect_ratio
 
     @property
-    def is_image_to_video(self) -> bool:
-        return bool(self.image_urls)
-
-    @property
     def resolution(self) -> tuple[int, int] | None:
         """Expected output size, or None when mode/aspect are not valid."""
         return RESOLUTION.get((self.effective_mode, self.effective_aspect))
@@ -127,8 +121,9 @@ class VideoRequest:
         if self.image_urls:
             body["image_urls"] = list(self.image_urls)
         metadata: dict[str, Any] = {}
-        if self.negative_prompt is not None and self.negative_prompt.strip():
-            metadata["negative_prompt"] = self.negative_prompt
+        negative = self.negative_prompt
+        if negative is not None and (not isinstance(negative, str) or negative.strip()):
+            metadata["negative_prompt"] = negative  # a non-string goes as it is: the gateway refuses it too
         if self.watermark is not None:
             metadata["watermark"] = self.watermark
         if metadata:
@@ -308,9 +303,6 @@ class TooManyPixels(ValueError):
         super().__init__(f"image of {pixels or 'too many'} pixels is over the limit of {MAX_IMAGE_PIXELS:,}")
 
 
-_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
-
-
 def image_info(data: bytes) -> tuple[str, int, int]:
     """(Pillow format name, width, height) read from the header alone; ValueError if not an image.
 
@@ -318,13 +310,9 @@ def image_info(data: bytes) -> tuple[str, int, int]:
     gigabytes is measured, and refused (TooManyPixels), for the price of a few bytes.
     """
     try:
-        with Image.open(io.BytesIO(data), formats=_KNOWN_FORMATS) as img:
-            fmt, width, height = str(img.format), int(img.width), int(img.height)
-    except Image.DecompressionBombError as exc:  # Pillow's own limit (twice ours) tripped while opening
-        found = _BOMB_PIXELS.search(str(exc))
-        raise TooManyPixels(int(found.group(1)) if found else None) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"not a readable image ({exc.__class__.__name__})") from exc
+        fmt, width, height = read_header(data)
+    except PixelBomb as exc:  # Pillow's own limit (twice ours) tripped while opening
+        raise TooManyPixels(exc.pixels) from None
     if width * height > MAX_IMAGE_PIXELS:
         raise TooManyPixels(width * height, (width, height))
     return fmt, width, height
@@ -406,7 +394,7 @@ def check_image(data: bytes, field: str = "first_frame") -> list[Problem]:
 class Prices:
     """USD per second of video by mode.
 
-    Defaults are ToAPIs' kling-2-6 figures (api-contract §8): no kling-v3 price is published.
+    Defaults are ToAPIs' kling-2-6 figures (docs/api-contract.md §8): no kling-v3 price is published.
     """
 
     std: float = 0.0368

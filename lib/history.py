@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lib import contract, money, query, state_words
+from lib.durations import countdown, format_seconds
 from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, QUEUED, UNREADABLE, UNREADABLE_LABEL, RunFilter
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 25
 SPEND_DAYS = 30
-GATEWAY_URL_LIFETIME = 24 * 3600.0   # the gateway's video URLs last 24 h (api-contract)
+GATEWAY_URL_LIFETIME = 24 * 3600.0   # the gateway's video URLs last 24 h (docs/api-contract.md §7.3)
 MAX_FILTER_TEXT = 200
 
 NOT_FOUND_MESSAGE = "This link does not match any run. Check you copied the whole link."
@@ -135,20 +136,6 @@ def time_to_finish(run: Run) -> float | None:
     return run.seconds_to_finish
 
 
-def format_seconds(seconds: float | None) -> str:
-    """'42 s', '3 m 05 s', '2 h 10 m': short, for table cells and timings."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} m {s % 60:02d} s"
-    if s < 86400:
-        return f"{s // 3600} h {(s % 3600) // 60:02d} m"
-    return f"{s // 86400} d {(s % 86400) // 3600} h"
-
-
 def is_archived(run: Run) -> bool:
     return bool(run.video_path) and run.archived_at is not None
 
@@ -164,7 +151,7 @@ def expiry_of(run: Run) -> float | None:
 
 
 def expiry_text(run: Run, now: float) -> str:
-    """'archived', or the countdown on the gateway's URL ('expires in 23 h 12 m' / 'expired 2 h 00 m ago')."""
+    """'archived', or the gateway URL's countdown ('expires in 23 h 12 min' / 'expired 2 h 00 min ago')."""
     if is_archived(run):
         return "archived"
     if run.state in (FAILED, UNREADABLE):
@@ -177,11 +164,7 @@ def expiry_text(run: Run, now: float) -> str:
     left = expires - now
     if left <= 0:
         return f"expired {format_seconds(-left)} ago"
-    if left < 60:
-        return "expires in < 1 m"
-    s = int(left)
-    countdown = f"{s // 3600} h {(s % 3600) // 60:02d} m" if s >= 3600 else f"{s // 60} m"
-    return f"expires in {countdown}"
+    return f"expires in {countdown(left)}"
 
 
 def state_label(run: Run) -> str:
@@ -437,45 +420,19 @@ def parse_share_query(query_params: Mapping[str, Any] | query.QueryReader) -> Sh
     return ShareTarget("invalid", message=NO_TARGET_MESSAGE)
 
 
-def valid_id(value: str | None) -> bool:
-    return query.is_id(value)
-
-
 def grid_query(runs: Sequence[Run]) -> dict[str, str]:
     """Query params describing a comparison group's settings, for pages/compare.py to restore the grid.
 
-    prompt, prompt2 … prompt4 (distinct prompts, first seen first), modes ("std,pro"), durations ("5,10"),
-    aspect_ratio (or aspects="16:9,1:1" when the grid spans several), and when the grid used them
-    negative_prompt, first_frame, last_frame and watermark ("true"/"false"), taken from the first run (a grid
-    shares them). Runs without settings are skipped. lib.compare.spec_from_query reads exactly these.
+    The one path from a group to its settings is compare.spec_from_runs (the reload of a group uses it
+    too); this only writes that spec as the query compare.spec_from_query reads back: prompt, prompt2 …
+    prompt4, modes ("std,pro"), durations ("5,10"), aspect_ratio (or aspects="16:9,1:1"), and when the
+    grid used them negative_prompt, first_frame, last_frame and watermark. Runs without settings are
+    skipped.
     """
-    reqs = [r.request for r in sort_grid(runs) if has_settings(r)]
-    if not reqs:
-        return {}
-    prompts: list[str] = []
-    for req in reqs:
-        if req.prompt not in prompts:
-            prompts.append(req.prompt)
-    modes = {req.effective_mode for req in reqs}
-    durations = sorted({req.effective_duration for req in reqs})
-    aspects = [a for a in contract.ASPECTS if a in {req.effective_aspect for req in reqs}]
-    first = reqs[0]
-    query: dict[str, str] = {}
-    for i, prompt in enumerate(prompts[:4]):
-        query["prompt" if i == 0 else f"prompt{i + 1}"] = prompt
-    query["modes"] = ",".join(m for m in contract.MODES if m in modes)
-    query["durations"] = ",".join(str(d) for d in durations)
-    if len(aspects) > 1:  # a grid across aspect ratios (the compare page's third dimension)
-        query["aspects"] = ",".join(aspects)
-    else:
-        query["aspect_ratio"] = first.effective_aspect
-    if first.negative_prompt:
-        query["negative_prompt"] = first.negative_prompt
-    for name, url in zip(("first_frame", "last_frame"), first.image_urls, strict=False):
-        query[name] = url
-    if first.watermark is not None:
-        query["watermark"] = "true" if first.watermark else "false"
-    return query
+    from lib import compare  # compare knows grids; history only lists them
+
+    spec = compare.spec_from_runs([r for r in runs if has_settings(r)])
+    return compare.spec_to_query(spec) if spec is not None else {}
 
 
 def grid_cell_label(run: Run) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from lib.config import DEFAULT_BASE_URL, Settings
 from lib.contract import MAX_PROMPT, VideoRequest
 from lib.query import QueryReader, reader
 
@@ -64,11 +65,6 @@ def rerun_query(request: VideoRequest) -> dict[str, str]:
         # A third image is invalid, but a link must not hide that: carry it so validation shows it.
         q[_IMAGE_KEYS[i] if i < len(_IMAGE_KEYS) else f"image_{i + 1}"] = url
     return q
-
-
-def compose_url(base: str, request: VideoRequest) -> str:
-    """`<base>/?prompt=…&mode=…`: the Compose page pre-filled with `request`."""
-    return f"{_origin(base)}/?{urlencode(rerun_query(request), quote_via=quote)}"
 
 
 def request_from_query(q: Mapping[str, Any] | QueryReader) -> VideoRequest | None:
@@ -135,6 +131,16 @@ def public_payload(request: VideoRequest) -> dict[str, Any]:
     if isinstance(payload.get("image_urls"), list):
         payload["image_urls"] = [u if is_public_url(u) else IMAGE_PLACEHOLDER for u in payload["image_urls"]]
     return payload
+
+
+def snippet_base(settings: Settings, *, public: bool = False) -> str:
+    """The gateway a copied snippet calls. The owner's own gateway (TOAPIS_BASE_URL) when they use a real
+    one; ToAPIs' public address for the local gateway (a 127.0.0.1 port means nothing elsewhere) and
+    always for a share link's viewer, who runs it with their own key: the owner's gateway URL is not
+    theirs to see."""
+    if public or settings.uses_local_gateway or not settings.base_url:
+        return DEFAULT_BASE_URL
+    return settings.base_url
 
 
 def curl_snippet(request: VideoRequest, base_url: str) -> str:

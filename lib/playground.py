@@ -316,18 +316,6 @@ def eta_seconds(run: Run, now: float) -> float | None:
     return max(0.0, left)
 
 
-def format_seconds(seconds: float) -> str:
-    """'42 s', '3 min 05 s': short enough for a card."""
-    seconds = round(max(0.0, seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 _EXPLAIN: tuple[tuple[tuple[str, ...], str], ...] = (
     (("content_policy", "policy", "risk", "sensitive", "422"),
      "The gateway refused the prompt or an image under its content policy. Rephrase the prompt "

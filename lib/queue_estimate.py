@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lib.playground import format_seconds
+from lib.durations import format_seconds
 
 SAMPLE = 50        # the latest finished runs of one kind: recent enough to follow the gateway's mood
 TTL = 15.0         # seconds a measured median is reused (cards tick every second; the median barely moves)

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-FIRST_LOOK = 5.0   # api-contract §7.2 "Initial wait: 5 seconds"
+FIRST_LOOK = 5.0   # docs/api-contract.md §7.2 "Initial wait: 5 seconds"
 FLOOR = 0.5        # never look at one task more often than this
 CAP = 30.0         # never leave a task unlooked-at longer than this
 MARGIN = 0.25      # look this long after the estimated finish (integer progress and clock jitter)

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from urllib3.util.retry import Retry
 
 from lib.archive import Archive
 from lib.config import LOCAL_API_KEY, Settings
-from lib.gateway import Balance, GatewayClient, GatewayError
+from lib.gateway import Balance, GatewayClient
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
@@ -35,9 +34,9 @@ class Services:
 
     settings: Settings
     ledger: Ledger
-    client: GatewayClient          # for pages: uploads, balance (GETs retried by urllib3)
+    client: GatewayClient          # for pages: uploads, confirming a task id (one attempt each)
     archive: Archive
-    worker: Worker                 # owns its own client (no transport retries: it schedules retries itself)
+    worker: Worker                 # owns its own client (it schedules its retries itself)
     local_gateway: Any | None      # lib.local_gateway.LocalGateway when embedded
     limiter: RateLimiter
     _stopped: bool = field(default=False, repr=False)
@@ -61,35 +60,18 @@ class Services:
         if self.limiter.paused_for("query") > 0:
             return None
         probe = GatewayClient(self.base_url, self.settings.bearer_key, timeout=PROBE_TIMEOUT,
-                              retry=Retry(total=0), limiter=self.limiter, session=requests.Session())
+                              limiter=self.limiter, session=requests.Session())
         try:
             return probe.balance()
         finally:
             probe.session.close()
 
-    def gateway_reachable(self) -> bool:
-        """A quick probe for the UI's "the gateway is down" message (short timeouts, no retries)."""
-        return gateway_reachable(self.base_url, self.settings.bearer_key)
-
-
-def gateway_reachable(base_url: str, api_key: str, timeout: tuple[float, float] = PROBE_TIMEOUT) -> bool:
-    """True when the gateway answers at all (any HTTP status counts: a 401 still means it is up)."""
-    probe = GatewayClient(base_url, api_key, timeout=timeout, retry=Retry(total=0),
-                          session=requests.Session())
-    try:
-        probe.balance()
-    except GatewayError as err:
-        return err.status is not None
-    finally:
-        probe.session.close()
-    return True
-
 
 def worker_client(base_url: str, api_key: str, limiter: RateLimiter) -> GatewayClient:
-    """The worker's client: no transport retries, so every 429/5xx/drop reaches the worker, which notes it
-    on the run in words and schedules the next look itself (honouring Retry-After) instead of blocking a
-    pool thread inside urllib3."""
-    return GatewayClient(base_url, api_key, limiter=limiter, retry=Retry(total=0))
+    """The worker's client. Like every GatewayClient it makes one attempt per call, so every 429/5xx/drop
+    reaches the worker, which notes it on the run in words and schedules the next look itself (honouring
+    Retry-After) instead of blocking a pool thread inside urllib3."""
+    return GatewayClient(base_url, api_key, limiter=limiter)
 
 
 def start_services(settings: Settings, *, start_worker: bool = True, worker_threads: int = 4) -> Services:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lib.image_type import gateway_type
 from lib.safe_fetch import FetchError, FetchPolicy, SafeFetcher
 
 from . import clock
@@ -29,7 +30,7 @@ from .validation import ClipRequest
 
 log = logging.getLogger(__name__)
 
-PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (api-contract §8); 1 USD = 200 credits
+PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (docs/api-contract.md §8); 1 USD = 200 credits
 CREDITS_PER_USD = 200
 EXPIRY_SECONDS = 86400
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -203,7 +204,7 @@ class Engine:
         return reading
 
     def body(self, task: TaskRow, base_url: str, now: float | None = None) -> dict:
-        """The GET /v1/videos/generations/{id} body for the task's current state (api-contract §4.1)."""
+        """The GET /v1/videos/generations/{id} body for the task's state (docs/api-contract.md §4.1)."""
         reading = self.read(task, now)
         out: dict = {
             "id": task.id,
@@ -303,7 +304,7 @@ class Engine:
         except FetchError as exc:
             log.info("%s image not fetched: %s", what, exc)
             raise ValueError(image_fetch_failed(what)) from None
-        if sniff_image(data) is None:
+        if gateway_type(data) is None:
             log.info("%s image not fetched: the body is not a JPEG, PNG, WebP or GIF", what)
             raise ValueError(image_fetch_failed(what))
         return data
@@ -334,16 +335,3 @@ class Engine:
             "credits_per_usd": CREDITS_PER_USD,
             "unlimited_quota": False,
         }
-
-
-def sniff_image(data: bytes) -> tuple[str, str] | None:
-    """(mime type, extension) by content, not by name or header."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg", "jpg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png", "png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif", "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return None

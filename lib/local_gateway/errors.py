@@ -1,7 +1,7 @@
-"""The error bodies ToAPIs publishes (api-contract §5.2), one constructor per documented case.
+"""The error bodies ToAPIs publishes (docs/api-contract.md §5.2), one constructor per documented case.
 
-The real gateway mixes four envelopes; the emulator uses the defaults api-contract §5.2 infers for each
-status so that a client has to parse all of them.
+The real gateway mixes four envelopes; the emulator uses the defaults docs/api-contract.md §5.2 infers for
+each status so that a client has to parse all of them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server-side rate limits per API key, like ToAPIs' default group (api-contract §7.1).
+"""Server-side rate limits per API key, like ToAPIs' default group (docs/api-contract.md §7.1).
 
 A sliding one-second window per (key, bucket). Requests answered 429 do not consume allowance, as the
 docs say; business failures (a 400 after the limiter) do.

@@ -1,6 +1,6 @@
 """Synthetic clip renderer: a real H.264 MP4 drawn from the prompt, fast enough to keep up with a demo.
 
-Why it is built this way (see ../shared/video-notes.md): x264 is the floor, so a frame must cost far less
+Why it is built this way (see docs/video-notes.md): x264 is the floor, so a frame must cost far less
 than encoding it (goal: render <= 1.3x encoding the same frames, bench/render_bench.py). Everything that
 can be is computed once per clip, in YUV: a drifting gradient canvas (a frame is a slice of it), soft
 light sprites and their position in every frame, and the caption and label panels, which are blended

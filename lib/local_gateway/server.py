@@ -2,7 +2,7 @@
 
 `build_app(engine)` returns an ASGI app: a thin front (request log + injected faults) around a Starlette
 router whose handlers call the Engine. Everything a client sees (paths, bodies, envelopes, statuses,
-headers) follows ../shared/api-contract.md §2–§7.
+headers) follows docs/api-contract.md §2–§7.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lib.image_type import gateway_type
+
 from . import clock, errors
-from .engine import CREDITS_PER_USD, MAX_IMAGE_BYTES, PRICES, UPLOAD_NAME, Engine, sniff_image
+from .engine import CREDITS_PER_USD, MAX_IMAGE_BYTES, PRICES, UPLOAD_NAME, Engine
 from .errors import ApiError
 from .faults import Fault
 from .limits import LIMITS
@@ -163,14 +165,14 @@ def build_app(engine: Engine) -> ASGIApp:
             await form.close()
         if len(data) > MAX_IMAGE_BYTES:
             raise errors.upload_rejected("Image too large. Maximum size is 10MB")
-        kind = sniff_image(data)
-        if kind is None:
-            raise errors.upload_rejected("Unsupported image type. Allowed: JPEG, PNG, WebP, GIF")
-        with contextlib.suppress(OSError, SyntaxError):  # an unreadable header fails at render, as before
+        with contextlib.suppress(OSError, SyntaxError):  # not an image: refused just below, in words
             try:  # header only: a decompression bomb is refused before a pixel is decoded
                 check_image_size(data, "uploaded")
             except ImageTooLarge as exc:
                 raise errors.upload_rejected(f"Image too large: {exc}") from None
+        kind = gateway_type(data)  # Pillow reads the header (lib/image_type.py)
+        if kind is None:
+            raise errors.upload_rejected("Unsupported image type. Allowed: JPEG, PNG, WebP, GIF")
         info = engine.save_upload(data, filename, *kind)
         return _json(
             {

@@ -279,7 +279,7 @@ class Store:
                 raise
 
     def refund(self, task: TaskRow) -> None:
-        """Give a failed task's cost back, once (failed tasks are refunded, api-contract §7.4)."""
+        """Give a failed task's cost back, once (failed tasks are refunded, docs/api-contract.md §7.4)."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")

@@ -1,4 +1,4 @@
-"""Submit-body validation with the V1 kling-v3 rules (api-contract §3.1), accepting V3/V4 image fields.
+"""Submit-body validation with the V1 kling-v3 rules (docs/api-contract.md §3.1), accepting V3/V4 images.
 
 The first problem found is reported as a 400 with its parameter, the way a gateway answers; the project's
 own lib/contract.py is the place that lists every problem at once before anything is sent.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import invalid_request
 
@@ -34,10 +35,12 @@ class ClipRequest:
 
 
 def _check_url(value: Any, param: str) -> str:
+    """A public http(s) URL, taken as sent: the page says "URLs must be public"
+    (docs/kling-v3-generation.md), and a link with blanks in it, or no host, leads nowhere public."""
     if not isinstance(value, str) or not value.strip():
         raise invalid_request(f"'{param}' must be an image URL string.", param)
-    v = value.strip()
-    low = v[:64].lower()
+    v = value
+    low = v.strip()[:64].lower()
     if low.startswith("data:") or ";base64," in low or (len(v) > 200 and "://" not in v[:16]):
         raise invalid_request(
             f"'{param}' looks like base64 image data, which is not supported. Upload the "
@@ -46,6 +49,11 @@ def _check_url(value: Any, param: str) -> str:
         )
     if not (low.startswith("http://") or low.startswith("https://")):
         raise invalid_request(f"'{param}' must be a public http(s) URL.", param)
+    if any(ch.isspace() for ch in v):
+        raise invalid_request(f"'{param}' contains spaces or line breaks; a URL cannot (write %20).", param)
+    if not urlsplit(v).hostname:
+        raise invalid_request(f"'{param}' has no host name; use a full URL such as "
+                              "https://example.com/frame.jpg.", param)
     return v
 
 

@@ -10,12 +10,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from html import escape as escape_html
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
+from lib.durations import format_seconds
 from lib.ledger import (
     ACTIVE,
     COMPLETED,
@@ -29,8 +29,6 @@ from lib.ui.text import escape_md, shorten
 
 ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
 COMPARE_PAGE = "pages/compare.py"
-FALLBACK_COMPARE_PAGE = "pages/run.py"
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 def state_badge(run: Any) -> None:
@@ -53,27 +51,19 @@ def timing(run: Any, now: float | None = None) -> str:
     elapsed = playground.elapsed_seconds(run, now)
     if run.state == COMPLETED:
         took = run.seconds_to_finish
-        return f"Finished in {playground.format_seconds(took if took is not None else elapsed)}"
-    text = f"Elapsed {playground.format_seconds(elapsed)}"
+        return f"Finished in {format_seconds(took if took is not None else elapsed)}"
+    text = f"Elapsed {format_seconds(elapsed)}"
     eta = playground.eta_seconds(run, now)
     if eta is not None:
-        text += f" · about {playground.format_seconds(eta)} left"
+        text += f" · about {format_seconds(eta)} left"
     return text
-
-
-def compare_page() -> str:
-    """The compare page, or the share view (which also shows groups) until compare.py exists."""
-    return COMPARE_PAGE if (_ROOT / COMPARE_PAGE).is_file() else FALLBACK_COMPARE_PAGE
 
 
 def compare_target(run: Any) -> tuple[str, dict[str, str]]:
     """Where "Open in compare" goes: ?group=<id>, or ?run=<id> for a run outside a group."""
-    page = compare_page()
     if run.group_id:
-        return page, {"group": run.group_id}
-    if page == FALLBACK_COMPARE_PAGE:
-        return page, {"id": run.run_id}
-    return page, {"run": run.run_id}
+        return COMPARE_PAGE, {"group": run.group_id}
+    return COMPARE_PAGE, {"run": run.run_id}
 
 
 def _k(prefix: str, what: str, run: Any) -> str:
@@ -339,20 +329,11 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                 st.code(links.share_url(player.origin(), run_id=run.run_id), language=None, wrap_lines=True)
         if "snippet" in actions:
             with st.popover("Code", icon=":material/code:", key=_k(prefix, "snippet", run)):
-                base = _snippet_base(services)
+                base = links.snippet_base(services.settings)
                 st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; "
                            "the key is never shown here.")
                 st.code(links.curl_snippet(run.request, base), language="bash")
                 st.code(links.python_snippet(run.request, base), language="python")
-
-
-def _snippet_base(services: Any) -> str:
-    settings = services.settings
-    if settings.uses_local_gateway or not settings.base_url:
-        from lib.config import DEFAULT_BASE_URL
-
-        return DEFAULT_BASE_URL
-    return settings.base_url
 
 
 def is_live(run: Any) -> bool:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib import compare, history, links, money, playground, spend_labels, state_words
 from lib.contract import format_estimate
+from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED, FAILED
 from lib.ui import card, player, press, state, sync_player
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
@@ -53,7 +54,7 @@ def _finished_text(run: Any) -> str:
     took = run.seconds_to_finish
     if took is None:
         took = playground.elapsed_seconds(run, time.time())
-    return f"Finished in {playground.format_seconds(took)}"
+    return f"Finished in {format_seconds(took)}"
 
 
 def player_key(group_id: str) -> str:

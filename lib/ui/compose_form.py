@@ -344,7 +344,7 @@ def _on_compare() -> None:
             ss[REFUSED] = refused
         return
     ss[TRIED] = False
-    from lib.ui.card import compare_page
+    from lib.ui.card import COMPARE_PAGE
 
     press.clear_note()
     if not any(o.created for o in outcomes):
@@ -352,7 +352,7 @@ def _on_compare() -> None:
                         about=group_id)
     elif decision.kind == presses.NEW_TAKE:
         press.hand_over(presses.new_take(decision, "comparison"), about=group_id)
-    state.navigate(compare_page(), {"group": group_id})
+    state.navigate(COMPARE_PAGE, {"group": group_id})
 
 
 # ------------------------------------------------------------------ drawing

@@ -19,7 +19,6 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -32,7 +31,6 @@ from lib.ui.text import escape_md, shorten
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "Kling v3 playground"
 PAGES: list[tuple[str, str, str]] = [
     ("app.py", "Compose", ":material/edit_note:"),
@@ -82,10 +80,6 @@ def _gate(passcode: str | None) -> None:
     passcode_gate.require(passcode, APP_NAME)
 
 
-def _page_exists(page: str) -> bool:
-    return (ROOT / page).is_file()
-
-
 @st.cache_data(ttl=60, show_spinner=False)
 def _balance(cache_token: str) -> float | None:
     """Remaining balance in USD, looked up at most once a minute per process (it is an HTTP call)."""
@@ -103,8 +97,7 @@ def _sidebar(services: Any, *, public: bool) -> None:
     st.markdown(f"### {APP_NAME}")
     with st.container(key="frame_nav"):
         for page, label, page_icon in PAGES:
-            if _page_exists(page):
-                st.page_link(page, label=label, icon=page_icon)
+            st.page_link(page, label=label, icon=page_icon)
     st.divider()
     with st.container(key="frame_gateway"):
         if settings.uses_local_gateway:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from lib import playback
-from lib.playground import format_seconds
+from lib.durations import format_seconds
 from lib.ui.text import escape_md
 
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from lib import compare, history, links, money, query
+from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED
 from lib.ui import card, frame, player, state, sync_player
 from lib.ui.text import escape_md
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPARE_PAGE = "pages/compare.py"
+COMPARE_PAGE = card.COMPARE_PAGE
 COMPOSE_PAGE = "app.py"
 
 
@@ -101,10 +100,6 @@ def _on_rerun_grid(group_id: str) -> None:
         state.navigate(COMPARE_PAGE, query)
 
 
-def compare_page_exists() -> bool:
-    return (ROOT / COMPARE_PAGE).is_file()
-
-
 def _status_line(run: Any) -> None:
     card.state_badge(run)
     if run.state in ACTIVE:
@@ -150,18 +145,9 @@ def show_run(services: Any, run: Any) -> None:
             _snippets(services, run)
 
 
-def snippet_base(services: Any) -> str:
-    """The gateway a copied snippet from a share link calls: always ToAPIs' public address. The viewer
-    runs it with their own key; the owner's gateway URL (TOAPIS_BASE_URL) is not theirs to see."""
-    del services  # kept for callers: the answer no longer depends on this deployment
-    from lib.config import DEFAULT_BASE_URL
-
-    return DEFAULT_BASE_URL
-
-
 def _snippets(services: Any, run: Any) -> None:
     with st.expander("Run it yourself (curl / Python)", icon=":material/code:"):
-        base = snippet_base(services)
+        base = links.snippet_base(services.settings, public=True)
         st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; the key is never shown here.")
         st.code(links.curl_snippet(run.request, base), language="bash")
         st.code(links.python_snippet(run.request, base), language="python")
@@ -179,7 +165,7 @@ def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str, player_ke
         if show_prompt:
             st.text(run.request.prompt)
         st.caption(escape_md(f"{history.cost_text(run)} · time to finish "
-                             f"{history.format_seconds(history.time_to_finish(run))}"))
+                             f"{format_seconds(history.time_to_finish(run))}"))
         error = history.error_text(run)
         if error:
             st.text(error)
@@ -224,12 +210,9 @@ def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         prompt_block(ordered[0], key="share_prompt")
     with st.container(key="share_group"):
         group_grid(services, ordered)
-    exists = compare_page_exists()
     st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
-              disabled=not exists or not history.grid_query(ordered), on_click=_on_rerun_grid,
-              args=(group_id,),
-              help="Open Compare with this grid's prompts, modes, durations and frames filled in."
-              if exists else "The compare page is not available in this version.")
+              disabled=not history.grid_query(ordered), on_click=_on_rerun_grid, args=(group_id,),
+              help="Open Compare with this grid's prompts, modes, durations and frames filled in.")
 
 
 def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:

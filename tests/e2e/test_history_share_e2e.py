@@ -261,13 +261,11 @@ def test_group_share_view_plays_every_cell(app_server: Any, browser: Any, page: 
         _to_top(gp)
         screenshot(gp, "share-group-390x844")
         gp.set_viewport_size(DESKTOP)
-        button = gp.get_by_role("button", name="Re-run this grid")
-        if (Path(__file__).resolve().parents[2] / "pages" / "compare.py").is_file():
-            button.click()
-            # What the user gets, not the URL on the way: Compare fills its form from the query and then
-            # clears it, and under load the browser may show the page path only after the query is gone.
-            gp.wait_for_url(re.compile(r"/compare"), timeout=15_000)
-            expect(gp.get_by_text("Settings filled in from the shared grid")).to_be_visible(timeout=15_000)
-            expect(gp.locator(".st-key-cmp_prompt_0 textarea")).to_have_value(base.prompt)
+        gp.get_by_role("button", name="Re-run this grid").click()
+        # What the user gets, not the URL on the way: Compare fills its form from the query and then
+        # clears it, and under load the browser may show the page path only after the query is gone.
+        gp.wait_for_url(re.compile(r"/compare"), timeout=15_000)
+        expect(gp.get_by_text("Settings filled in from the shared grid")).to_be_visible(timeout=15_000)
+        expect(gp.locator(".st-key-cmp_prompt_0 textarea")).to_have_value(base.prompt)
     finally:
         fresh.close()

@@ -10,7 +10,6 @@ from lib.config import (
     LOCAL_API_KEY,
     REPO_ROOT,
     Settings,
-    gateway_label,
     load_settings,
     mask_db_url,
 )
@@ -40,7 +39,6 @@ def test_defaults_with_empty_environment() -> None:
     assert s.first_look == 5.0
     assert s.uses_local_gateway is True
     assert s.bearer_key == LOCAL_API_KEY == "local-playground"
-    assert gateway_label(s) == "Local gateway — synthetic videos"
 
 
 def test_key_selects_the_real_gateway() -> None:
@@ -49,7 +47,6 @@ def test_key_selects_the_real_gateway() -> None:
     assert s.base_url == "https://toapis.com"
     assert s.uses_local_gateway is False
     assert s.bearer_key == KEY
-    assert gateway_label(s) == "ToAPIs gateway (real, billed)"
 
 
 def test_base_url_without_key_is_a_local_gateway() -> None:

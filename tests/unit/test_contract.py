@@ -29,7 +29,7 @@ from lib.contract import (
 )
 from tests.fixtures.bombs import bomb_png
 
-# The five use-case bodies of the seed page (seed-kling-v3-generation.txt), copied verbatim.
+# The five use-case bodies of the seed page (docs/kling-v3-generation.md), copied verbatim.
 SEED_BODIES = [
     """{
   "model": "kling-v3",

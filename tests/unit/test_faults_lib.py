@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from urllib3.util.retry import Retry
 
 from lib import ledger as L
 from lib import playground
@@ -54,9 +53,8 @@ class Clock:
 
 def client_for(url: str, key: str = "test-key", *, read_timeout: float = 10.0,
                limiter: RateLimiter | None = None) -> GatewayClient:
-    """Like the app's worker client: no transport retries, so every fault reaches the worker."""
-    return GatewayClient(url, key, timeout=(2.0, read_timeout), retry=Retry(total=0),
-                         limiter=limiter or RateLimiter())
+    """Like the app's worker client (one attempt per call), so every fault reaches the worker."""
+    return GatewayClient(url, key, timeout=(2.0, read_timeout), limiter=limiter or RateLimiter())
 
 
 @pytest.fixture

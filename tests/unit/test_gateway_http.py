@@ -1,7 +1,8 @@
 """GatewayClient over real HTTP against the embedded local gateway (fixture `local_gateway`).
 
-Faults are injected through the gateway's control surface (`POST /__control/faults`), and retries are
-checked in the gateway's own request log, so what is asserted is what went over the wire.
+Faults are injected through the gateway's control surface (`POST /__control/faults`), and the attempts
+are counted in the gateway's own request log, so what is asserted is what went over the wire: one attempt
+per call, never a transport retry (lib/gateway/client.py says why).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from typing import Any
 import pytest
 import requests
 from PIL import Image
-from urllib3.util.retry import Retry
 
 from lib.contract import VideoRequest
 from lib.gateway import (
@@ -30,7 +30,6 @@ from lib.gateway import (
     Task,
     Unauthorized,
     UploadRejected,
-    default_retry,
 )
 from lib.ratelimit import RateLimiter
 
@@ -38,13 +37,10 @@ PAYLOAD = {"model": "kling-v3", "prompt": "a red kite over a grey sea", "mode": 
 SLACK = 0.05  # seconds of clock/scheduling slack when comparing log timestamps
 
 
-def make_client(gw: Any, *, key: str | None = None, total: int = 3, timeout: tuple[float, float] = (5, 30),
+def make_client(gw: Any, *, key: str | None = None, timeout: tuple[float, float] = (5, 30),
                 limiter: RateLimiter | None = None) -> GatewayClient:
-    """A client with a fast retry policy, so failing paths stay quick."""
-    limiter = limiter or RateLimiter()
-    retry = default_retry(limiter, total=total, backoff_factor=0.05, backoff_max=0.2, backoff_jitter=0.05)
     api_key = gw.key if key is None else key
-    return GatewayClient(gw.url, api_key, timeout=timeout, limiter=limiter, retry=retry)
+    return GatewayClient(gw.url, api_key, timeout=timeout, limiter=limiter or RateLimiter())
 
 
 def log_since(gw: Any, mark: int, category: str | None = None, path: str | None = None) -> list[dict]:
@@ -168,82 +164,60 @@ def test_unknown_task_is_not_found(local_gateway: Any) -> None:
     assert entry["path"] == "/v1/videos/generations/video_does-not-exist/../x?y"
 
 
-# ---------------------------------------------------------------------------------- retries on GET
+# ------------------------------------------------------------------------------ faults on GET: one attempt
 
 
-def test_429_with_retry_after_is_retried_no_sooner_than_asked(local_gateway: Any, task_id: str) -> None:
-    client = make_client(local_gateway)
-    mark = log_mark(local_gateway)
-    local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=1, count=1)
-    task = client.get_task(task_id)
-    assert task.id == task_id
-    hits = log_since(local_gateway, mark, "query")
-    assert [e["status"] for e in hits] == [429, 200]
-    assert hits[1]["t"] - hits[0]["t"] >= 1.0 - SLACK
-
-
-def test_retry_after_pauses_every_thread_of_the_process(local_gateway: Any, task_id: str) -> None:
+def test_a_429_is_raised_once_and_pauses_every_thread(local_gateway: Any, task_id: str) -> None:
+    """No retry inside the client: the 429 reaches the caller (the worker reschedules), and the limiter is
+    paused for Retry-After, so a second thread's GET of the same bucket waits it out."""
     limiter = RateLimiter()
     client = make_client(local_gateway, limiter=limiter)
     mark = log_mark(local_gateway)
     local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=2, count=1)
-    first = threading.Thread(target=client.get_task, args=(task_id,))
-    first.start()
-    deadline = time.monotonic() + 5
-    while not log_since(local_gateway, mark, "query") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    # the 429 is in; a second caller (another thread, other endpoint of the same bucket) must wait it out
-    time.sleep(0.1)
-    bal = client.balance()
-    first.join(timeout=10)
-    assert bal is not None
+    with pytest.raises(RateLimited) as info:
+        client.get_task(task_id)
+    assert info.value.retry_after == 2.0 and limiter.paused_for("query") > 1.5
+    caught: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            assert client.balance() is not None
+        except BaseException as exc:  # surfaced below: an assert in a thread would be lost
+            caught.append(exc)
+
+    second = threading.Thread(target=other_thread)
+    second.start()
+    second.join(timeout=10)
+    assert not caught and not second.is_alive()
     hits = [e for e in log_since(local_gateway, mark) if e["category"] != "control"]
     rejected = next(e for e in hits if e["status"] == 429)
     later = [e for e in hits if e is not rejected]
-    assert later and all(e["t"] - rejected["t"] >= 2.0 - SLACK for e in later)
+    assert len(later) == 1 and later[0]["t"] - rejected["t"] >= 2.0 - SLACK
+    assert [e["status"] for e in log_since(local_gateway, mark, "query")] == [429]  # the task GET: once
 
 
-def test_500_then_success(local_gateway: Any, task_id: str) -> None:
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_on_get_is_one_attempt_then_server_error(local_gateway: Any, task_id: str, status: int) -> None:
     mark = log_mark(local_gateway)
-    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=1)
-    assert make_client(local_gateway).get_task(task_id).id == task_id
-    assert [e["status"] for e in log_since(local_gateway, mark, "query")] == [500, 200]
-
-
-def test_500_forever_raises_server_error_after_bounded_retries(local_gateway: Any, task_id: str) -> None:
-    mark = log_mark(local_gateway)
-    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=3)
+    local_gateway.control("faults", endpoint="query", mode="status", status=status, count=1)
     started = time.monotonic()
     with pytest.raises(ServerError) as info:
-        make_client(local_gateway, total=2).get_task(task_id)
-    assert info.value.status == 500
-    assert [e["status"] for e in log_since(local_gateway, mark, "query")] == [500, 500, 500]  # 1 + 2 retries
+        make_client(local_gateway).get_task(task_id)
+    assert info.value.status == status
     assert time.monotonic() - started < 5
+    assert [e["status"] for e in settled_log(local_gateway, mark, "query", 1)] == [status]
+    assert make_client(local_gateway).get_task(task_id).id == task_id  # the caller's own next look
 
 
-def test_dropped_connection_on_get_is_retried(local_gateway: Any, task_id: str) -> None:
+def test_a_dropped_get_is_one_attempt_then_unavailable(local_gateway: Any, task_id: str) -> None:
     mark = log_mark(local_gateway)
     local_gateway.control("faults", endpoint="query", mode="drop", count=1)
-    assert make_client(local_gateway).get_task(task_id).id == task_id
-    hits = settled_log(local_gateway, mark, "query", 2)
-    # the dropped exchange (status 0, logged when the server notices, often after the retry) and the retry
-    assert sorted(e["status"] for e in hits) == [0, 200]
+    with pytest.raises(GatewayUnavailable) as info:
+        make_client(local_gateway).get_task(task_id)
+    assert not info.value.outcome_unknown
+    assert [e["status"] for e in settled_log(local_gateway, mark, "query", 1)] == [0]
     assert local_gateway.control("info")["faults"] == []  # the drop fault was used up
-
-
-def test_plain_retry_total_0_makes_exactly_one_attempt(local_gateway: Any, task_id: str) -> None:
-    """The worker's client (services.worker_client) passes Retry(total=0): it schedules its own retries."""
-    limiter = RateLimiter()
-    client = GatewayClient(local_gateway.url, local_gateway.key, limiter=limiter, retry=Retry(total=0))
-    mark = log_mark(local_gateway)
-    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=1)
-    with pytest.raises(ServerError):
-        client.get_task(task_id)
-    local_gateway.control("faults", endpoint="query", mode="status", status=429, retry_after=2, count=1)
-    with pytest.raises(RateLimited) as info:
-        client.get_task(task_id)
-    assert info.value.retry_after == 2.0 and limiter.paused_for("query") > 1.5  # still paused for all
-    assert [e["status"] for e in settled_log(local_gateway, mark, "query", 2)] == [500, 429]
+    assert make_client(local_gateway).get_task(task_id).id == task_id
 
 
 def test_malformed_json_is_a_protocol_error(local_gateway: Any, task_id: str) -> None:
@@ -260,8 +234,7 @@ def test_unknown_status_is_a_protocol_error(local_gateway: Any, task_id: str) ->
 
 
 def test_refused_connection_is_unavailable_and_bounded(local_gateway: Any) -> None:
-    client = GatewayClient(f"http://127.0.0.1:{closed_port()}", "k",
-                           retry=default_retry(total=2, backoff_factor=0.01), timeout=(1, 1))
+    client = GatewayClient(f"http://127.0.0.1:{closed_port()}", "k", timeout=(1, 1))
     started = time.monotonic()
     with pytest.raises(GatewayUnavailable):
         client.get_task("t1")
@@ -322,7 +295,7 @@ def test_submit_429_pauses_the_submit_bucket(local_gateway: Any) -> None:
 def test_key_never_reaches_logs_or_errors(local_gateway: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     client = make_client(local_gateway)
-    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=4)
+    local_gateway.control("faults", endpoint="query", mode="status", status=500, count=1)
     with pytest.raises(ServerError) as info:
         client.get_task("video_whatever")
     with pytest.raises(NotFound) as nf:

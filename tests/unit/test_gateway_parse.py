@@ -1,19 +1,19 @@
-"""Pure parsing: every response sample of api-contract §3–§8, every error envelope, Retry-After, words.
+"""Pure parsing: every response sample of docs/api-contract.md §3–§8, every error envelope, Retry-After,
+words.
 
-The JSON literals below are copied from ../shared/api-contract.md (quoted there from the ToAPIs docs).
+The JSON literals below are copied from docs/api-contract.md (quoted there from the ToAPIs docs).
 """
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import time
 from typing import Any
 
 import pytest
 import requests
-import urllib3
 from requests.structures import CaseInsensitiveDict
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from lib.gateway import (
     BadRequest,
@@ -21,7 +21,6 @@ from lib.gateway import (
     ContentPolicy,
     GatewayClient,
     GatewayError,
-    GatewayRetry,
     GatewayTimeout,
     GatewayUnavailable,
     InsufficientBalance,
@@ -32,17 +31,15 @@ from lib.gateway import (
     Task,
     Unauthorized,
     UploadRejected,
-    default_retry,
     error_from_response,
     parse_retry_after,
     sniff_image_type,
     user_message,
 )
-from lib.ratelimit import RateLimiter
 
 KEY = "sk-live-SECRET-4f9a8b7c6d5e"
 
-# ---------------------------------------------------------------------------------- samples (api-contract)
+# ------------------------------------------------------------------------ samples (docs/api-contract.md)
 
 SUBMIT_V1 = {  # §3.4
     "id": "video_01J9HA7JPQ9A0Z6JZ3V8M9W6PZ",
@@ -478,79 +475,21 @@ def test_client_repr_has_no_key() -> None:
         GatewayClient("toapis.com", KEY)
 
 
-# ---------------------------------------------------------------------------------- retry policy (pure)
+def _image(fmt: str) -> bytes:
+    from PIL import Image
 
-
-def _urllib3_response(status: int, headers: dict[str, str]) -> urllib3.HTTPResponse:
-    return urllib3.HTTPResponse(body=b"", headers=headers, status=status)
-
-
-def test_default_retry_policy_shape() -> None:
-    retry = default_retry()
-    assert retry.allowed_methods == frozenset({"GET"})
-    assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
-    assert retry.respect_retry_after_header and retry.retry_after_max == 60
-    assert retry.total == 4 and retry.backoff_jitter > 0 and not retry.raise_on_status
-    assert retry.is_retry("GET", 503) and not retry.is_retry("POST", 503) and not retry.is_retry("GET", 404)
-
-
-def test_retry_after_is_capped_and_garbage_falls_back_to_backoff() -> None:
-    retry = default_retry(max_retry_after=60)
-    assert retry.get_retry_after(_urllib3_response(429, {"Retry-After": "3600"})) == 60
-    assert retry.get_retry_after(_urllib3_response(429, {"Retry-After": "2"})) == 2
-    assert retry.get_retry_after(_urllib3_response(429, {"Retry-After": "later please"})) is None
-
-
-def test_new_carries_the_limiter_and_bucket_through_increment() -> None:
-    limiter = RateLimiter()
-    retry = default_retry(limiter)
-    nxt = retry.increment("GET", "/v1/videos/generations/t", response=_urllib3_response(500, {}))
-    assert isinstance(nxt, GatewayRetry)
-    assert nxt.limiter is limiter and nxt.bucket == "query" and nxt.total == retry.total - 1
-
-
-def test_post_is_never_retried_not_even_on_a_refused_connection() -> None:
-    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
-    with pytest.raises(MaxRetryError):
-        default_retry().increment("POST", "/v1/videos/generations", error=refused)
-    # the same error on a GET is retried
-    assert default_retry().increment("GET", "/v1/balance", error=refused).total == 3
-
-
-def test_retry_after_pauses_the_limiter_before_sleeping() -> None:
-    now = [100.0]
-    limiter = RateLimiter(clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    seen: list[tuple[float, float]] = []
-
-    def sleeper(seconds: float) -> None:
-        seen.append((seconds, limiter.paused_for("query")))  # the pause is in place while we wait
-        now[0] += seconds
-
-    retry = default_retry(limiter).new(sleeper=sleeper)
-    retry = retry.increment(
-        "GET", "/v1/videos/generations/t", response=_urllib3_response(429, {"Retry-After": "5"}),
-    )
-    retry.sleep(_urllib3_response(429, {"Retry-After": "5"}))
-    assert seen == [(5.0, 5.0)]
-    assert limiter.paused_for("query") == 0.0 and limiter.paused_for("submit") == 0.0
-    assert now[0] == 105.0  # and the retry then acquired its query slot without further waiting
-
-
-def test_backoff_without_retry_after_uses_the_injected_sleeper_with_jitter() -> None:
-    slept: list[float] = []
-    retry = default_retry(backoff_factor=0.5, backoff_jitter=0.25).new(sleeper=slept.append)
-    for _ in range(3):
-        retry = retry.increment("GET", "/v1/balance", response=_urllib3_response(502, {}))
-        retry.sleep(_urllib3_response(502, {}))
-    assert 1.0 <= slept[0] <= 1.25  # 2nd consecutive error: 0.5 * 2, plus jitter
-    assert 2.0 <= slept[1] <= 2.25
-    assert len(slept) == 2  # the first retry goes at once (urllib3: no backoff for one error)
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 40, 40)).save(out, format=fmt)
+    return out.getvalue()
 
 
 def test_sniff_image_type() -> None:
-    assert sniff_image_type(b"\xff\xd8\xff\xe0rest", "x.png") == "image/jpeg"
-    assert sniff_image_type(b"\x89PNG\r\n\x1a\nrest") == "image/png"
-    assert sniff_image_type(b"GIF89a....") == "image/gif"
-    assert sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    """The bytes decide (Pillow reads the header), then the file name; a fake header is not an image."""
+    assert sniff_image_type(_image("JPEG"), "x.png") == "image/jpeg"
+    assert sniff_image_type(_image("PNG")) == "image/png"
+    assert sniff_image_type(_image("GIF")) == "image/gif"
+    assert sniff_image_type(_image("WEBP")) == "image/webp"
+    assert sniff_image_type(b"\x89PNG\r\n\x1a\nrest", "x.bin") == "application/octet-stream"
+    assert sniff_image_type(_image("BMP"), "a.bmp") == "image/bmp"  # an image, not one the gateway takes
     assert sniff_image_type(b"hello", "notes.txt") == "text/plain"
     assert sniff_image_type(b"hello") == "application/octet-stream"

@@ -90,13 +90,6 @@ def test_paging_numbers() -> None:
 
 # ---------------------------------------------------------------- per-run facts
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "—"), (0.4, "0 s"), (42, "42 s"), (185, "3 m 05 s"), (7800, "2 h 10 m"), (90000, "1 d 1 h"),
-])
-def test_format_seconds(seconds: float | None, text: str) -> None:
-    assert history.format_seconds(seconds) == text
-
-
 def test_expiry_text_for_each_kind_of_run(sqlite_ledger: Ledger) -> None:
     get = sqlite_ledger.get
     archived = seed(sqlite_ledger, video_path="videos/a.mp4", archived_at=NOW - 10, video_url="http://g/v.mp4")
@@ -107,11 +100,11 @@ def test_expiry_text_for_each_kind_of_run(sqlite_ledger: Ledger) -> None:
     failed = seed(sqlite_ledger, state="failed")
     running = seed(sqlite_ledger, state="in_progress", progress=40)
     assert history.expiry_text(get(archived), NOW) == "archived"
-    assert history.expiry_text(get(live), NOW) == "expires in 23 h 12 m"
-    assert history.expiry_text(get(gone), NOW) == "expired 2 h 00 m ago"
-    assert history.expiry_text(get(soon), NOW) == "expires in < 1 m"
+    assert history.expiry_text(get(live), NOW) == "expires in 23 h 12 min"
+    assert history.expiry_text(get(gone), NOW) == "expired 2 h 00 min ago"
+    assert history.expiry_text(get(soon), NOW) == "expires in < 1 min"
     # no expires_at from the gateway: its URLs last 24 h from completion
-    assert history.expiry_text(get(no_expiry), NOW) == "expires in 23 h 00 m"
+    assert history.expiry_text(get(no_expiry), NOW) == "expires in 23 h 00 min"
     assert history.expiry_text(get(failed), NOW) == "no video"
     assert history.expiry_text(get(running), NOW) == "not finished"
     assert history.state_label(get(running)) == "Generating 40%"  # the card's words (lib.state_words)

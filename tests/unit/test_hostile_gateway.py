@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from urllib3.util.retry import Retry
 
 from lib import ledger as L
 from lib.archive import Archive, ArchiveError
@@ -47,8 +46,7 @@ def app_archive(root: Path, gw: HostileGateway, **fetch_kw: Any) -> Archive:
 class Rig:
     def __init__(self, gw: HostileGateway, led: Ledger, archive: Archive) -> None:
         self.gw, self.led, self.archive = gw, led, archive
-        client = GatewayClient(gw.url, "test-key", timeout=(2.0, 5.0), retry=Retry(total=0),
-                               limiter=RateLimiter())
+        client = GatewayClient(gw.url, "test-key", timeout=(2.0, 5.0), limiter=RateLimiter())
         self.worker = Worker(led, client, archive, threads=2, first_look=0.1)
 
     def run_until(self, done: Callable[[L.Run], bool], limit: float = 30.0) -> L.Run:

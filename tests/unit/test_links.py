@@ -10,14 +10,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 
 from lib.contract import VideoRequest
 from lib.links import (
     QUERY_KEYS,
-    compose_url,
     curl_snippet,
     python_snippet,
     request_from_query,
@@ -68,9 +67,8 @@ def _query_of(url: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("req", REQUESTS, ids=range(len(REQUESTS)))
-def test_compose_url_round_trip(req: VideoRequest) -> None:
-    url = compose_url("http://127.0.0.1:8501/", req)
-    assert url.startswith("http://127.0.0.1:8501/?prompt=")
+def test_compose_query_round_trip(req: VideoRequest) -> None:
+    url = "http://127.0.0.1:8501/?" + urlencode(rerun_query(req), quote_via=quote)
     assert " " not in url and "\n" not in url
     q = _query_of(url)
     assert q == rerun_query(req)
@@ -252,3 +250,17 @@ def test_snippets_name_a_placeholder_for_images_only_this_machine_can_reach() ->
         assert "127.0.0.1" not in snippet and IMAGE_PLACEHOLDER in snippet
         assert "https://x.example/b.png" in snippet  # a public image is kept as it is
     assert req.image_urls[0].startswith("http://127.0.0.1")  # the run itself is untouched
+
+
+def test_snippet_base_is_the_owners_gateway_only_for_the_owner_of_a_real_one() -> None:
+    """One builder for every snippet: a card shows the owner's TOAPIS_BASE_URL; a share link's viewer and
+    anyone on the local gateway get ToAPIs' public address (a 127.0.0.1 port means nothing elsewhere)."""
+    from lib.config import DEFAULT_BASE_URL, load_settings
+    from lib.links import snippet_base
+
+    own = load_settings({"TOAPIS_API_KEY": "sk-test-1234", "TOAPIS_BASE_URL": "https://gw.example.com/"})
+    local = load_settings({"TOAPIS_BASE_URL": "http://127.0.0.1:8765/"})
+    assert snippet_base(own) == own.base_url and own.base_url.startswith("https://gw.example.com")
+    assert snippet_base(own, public=True) == DEFAULT_BASE_URL
+    assert snippet_base(local) == snippet_base(local, public=True) == DEFAULT_BASE_URL
+    assert snippet_base(load_settings({})) == DEFAULT_BASE_URL

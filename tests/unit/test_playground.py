@@ -203,8 +203,6 @@ def test_eta_from_the_progress_slope(svc):
     done = dataclasses.replace(running, state=COMPLETED, progress=100, completed_at=t0 + 30)
     assert playground.eta_seconds(done, now=t0 + 40) is None
     assert playground.elapsed_seconds(dataclasses.replace(done, created_at=t0 - 1), now=t0 + 99) == 31
-    assert playground.format_seconds(42.4) == "42 s"
-    assert playground.format_seconds(185) == "3 min 05 s"
 
 
 @pytest.mark.parametrize(("code", "message", "words"), [

@@ -39,7 +39,6 @@ WORKERS = 2
 WORKER_SCRIPT = textwrap.dedent("""
     import json, sys, threading, time
     from pathlib import Path
-    from urllib3.util.retry import Retry
     from lib.archive import Archive
     from lib.gateway import GatewayClient
     from lib.ledger import Ledger
@@ -49,7 +48,7 @@ WORKER_SCRIPT = textwrap.dedent("""
 
     db_url, gw_url, root, owner, out, n_runs, limit = sys.argv[1:8]
     led = Ledger(db_url)
-    client = GatewayClient(gw_url, "team-key", retry=Retry(total=0), limiter=RateLimiter())
+    client = GatewayClient(gw_url, "team-key", limiter=RateLimiter())
     archive = Archive(Path(root), fetcher=SafeFetcher(FetchPolicy.for_gateway(gw_url)))
     calls, lock = [], threading.Lock()
 

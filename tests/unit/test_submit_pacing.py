@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from urllib3.util.retry import Retry
-
 from lib import compare
 from lib.archive import Archive
 from lib.config import load_settings
@@ -46,7 +44,7 @@ def test_window_counter() -> None:
 def test_a_36_cell_grid_is_submitted_under_the_limit(local_gateway, ledger: Ledger, tmp_path: Path) -> None:
     settings = load_settings(env={"PLAYGROUND_DATA": str(tmp_path / "data")})
     limiter = RateLimiter()
-    client = GatewayClient(local_gateway.url, local_gateway.key, limiter=limiter, retry=Retry(total=0))
+    client = GatewayClient(local_gateway.url, local_gateway.key, limiter=limiter)
     archive = Archive(tmp_path / "archive")
     worker = Worker(ledger, client, archive, threads=8, first_look=30.0)
     services = Services(settings, ledger, client, archive, worker, None, limiter)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from lib import ledger as L
 from lib.config import load_settings
 from lib.contract import VideoRequest
+from lib.gateway import GatewayClient, GatewayUnavailable
 from lib.ledger import Ledger
-from lib.services import gateway_reachable, start_services
+from lib.services import start_services
 
 
 def test_no_key_starts_the_embedded_gateway_and_a_worker_that_finishes_runs(tmp_path):
@@ -20,7 +23,7 @@ def test_no_key_starts_the_embedded_gateway_and_a_worker_that_finishes_runs(tmp_
         assert services.base_url.startswith("http://127.0.0.1:")
         assert services.worker.running
         assert services.worker.client.limiter is services.client.limiter is services.limiter
-        assert services.gateway_reachable()
+        assert services.balance() is not None  # the gateway answers
         run_id = Ledger.new_id()
         services.ledger.create_run(run_id, VideoRequest(prompt="a paper boat", aspect_ratio="1:1"), 0.18)
         services.worker.wake()
@@ -36,7 +39,8 @@ def test_no_key_starts_the_embedded_gateway_and_a_worker_that_finishes_runs(tmp_
     finally:
         services.stop()
     assert not services.worker.running
-    assert not gateway_reachable(url, "local-playground", timeout=(0.5, 0.5))
+    with pytest.raises(GatewayUnavailable):  # stop() stopped the embedded gateway too
+        GatewayClient(url, "local-playground", timeout=(0.5, 0.5)).balance()
 
 
 def test_base_url_without_key_uses_that_gateway(local_gateway, tmp_path):
@@ -45,10 +49,7 @@ def test_base_url_without_key_uses_that_gateway(local_gateway, tmp_path):
     try:
         assert services.local_gateway is None
         assert services.base_url == local_gateway.url
-        assert services.gateway_reachable()
+        assert services.balance() is not None
     finally:
         services.stop()
 
-
-def test_unreachable_gateway_is_reported_not_raised(tmp_path):
-    assert gateway_reachable("http://127.0.0.1:9", "k", timeout=(0.5, 0.5)) is False
