@@ -127,7 +127,7 @@ def test_refused_credentials_are_said_without_the_secret(seaweed: Seaweed, keys:
     good = seaweed.bucket()
     good.put(VIDEO, [b"0123456789"])
     store = S3Bucket(seaweed.location(good.location.prefix, keys=keys))
-    caplog.set_level(logging.DEBUG, logger="lib")
+    caplog.set_level(logging.DEBUG)  # botocore and urllib3 too
     with pytest.raises(StoreUnavailable) as err:
         store.put(POSTER, [b"x"])
     assert "refused the access key" in err.value.words and "AWS_SECRET_ACCESS_KEY" in err.value.words
