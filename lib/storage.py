@@ -20,6 +20,7 @@ import re
 import stat as stat_mode
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +260,7 @@ class S3Location:
 
 _CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
                   ".webp": "image/webp"}
+_KNOWN_OBJECTS = 4096          # stat()s remembered per store (a few hundred bytes each)
 _SPOOL_IN_MEMORY = 8 * 2**20   # put(): the first 8 MB stay in memory, the rest of a video in a temp file
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 _REFUSED = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -283,10 +285,12 @@ class S3Bucket:
     object) or a StoreUnavailable whose words name the bucket and server, never a credential.
     """
 
-    def __init__(self, location: S3Location, *, client: Any | None = None) -> None:
+    def __init__(self, location: S3Location, *, client: Any | None = None, attempts: int = 3) -> None:
         self.location = location
         self._client = client
+        self.attempts = max(1, int(attempts))  # per call, botocore's standard back-off between them
         self._lock = threading.Lock()
+        self._known: OrderedDict[str, Stat] = OrderedDict()  # see stat()
 
     def __repr__(self) -> str:
         return f"S3Bucket({self.location.url!r}, endpoint={self.location.endpoint_url!r})"
@@ -301,7 +305,8 @@ class S3Bucket:
 
                 loc = self.location
                 config = Config(
-                    connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5, read_timeout=60,
+                    retries={"max_attempts": self.attempts, "mode": "standard"},
                     max_pool_connections=32,
                     s3={"addressing_style": "path" if loc.endpoint_url else "auto"},
                     request_checksum_calculation="when_required",
@@ -363,6 +368,7 @@ class S3Bucket:
                 spool.write(chunk)
             spool.seek(0)
             content_type = _CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream")
+            self._forget(key)
             self._call("put_object", Key=name, Body=spool, ContentLength=written, ContentType=content_type)
         return written
 
@@ -371,19 +377,40 @@ class S3Bucket:
             return self.put(key, iter(lambda: fh.read(CHUNK), b""), max_bytes=max_bytes)
 
     def delete(self, key: str) -> bool:
+        self._forget(key)
         if self.stat(key) is None:
             return False
+        self._forget(key)
         self._call("delete_object", key, Key=self.location.object_key(key))
         return True
 
     # ------------------------------------------------------------------ reads
     def stat(self, key: str) -> Stat | None:
-        """HeadObject. A missing object is None (a missing bucket too: S3 answers both with a bare 404)."""
+        """HeadObject. A missing object is None (a missing bucket too: S3 answers both with a bare 404).
+
+        An object once seen is remembered (bounded): archive objects are written once under a new token
+        and never changed, so the route's many Range requests of one video, and the cards asking whether a
+        video is there, cost one HEAD per process instead of one each. put() and delete() forget the key."""
+        name = self.location.object_key(key)
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None:
+                self._known.move_to_end(key)
+                return known
         try:
-            head = self._call("head_object", key, Key=self.location.object_key(key))
+            head = self._call("head_object", key, Key=name)
         except FileNotFoundError:
             return None
-        return Stat(size=int(head["ContentLength"]), mtime=head["LastModified"].timestamp())
+        found = Stat(size=int(head["ContentLength"]), mtime=head["LastModified"].timestamp())
+        with self._lock:
+            self._known[key] = found
+            while len(self._known) > _KNOWN_OBJECTS:
+                self._known.popitem(last=False)
+        return found
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._known.pop(key, None)
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None

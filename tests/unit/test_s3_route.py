@@ -97,7 +97,7 @@ def test_two_replicas_answer_alike(bucket: S3Bucket, server: Server) -> None:
 
 def test_a_store_that_stops_is_503_in_words_and_the_link_plays_again(seaweed: Seaweed) -> None:
     gateway = seaweed.gateway()
-    store = seaweed.bucket(endpoint=gateway.url)
+    store = seaweed.bucket(endpoint=gateway.url, attempts=1)
     store.put(f"videos/{TOKEN}.mp4", [BODY])
     with Server(lambda: store) as srv:
         assert requests.get(srv.url + VIDEO, timeout=10).content == BODY

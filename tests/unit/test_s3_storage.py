@@ -142,7 +142,7 @@ def test_refused_credentials_are_said_without_the_secret(seaweed: Seaweed, keys:
 
 def test_a_store_that_stops_mid_test_is_said_and_nothing_is_lost(seaweed: Seaweed) -> None:
     gateway = seaweed.gateway()
-    store = seaweed.bucket(endpoint=gateway.url)
+    store = seaweed.bucket(endpoint=gateway.url, attempts=1)
     store.put(VIDEO, [b"kept before the outage"])
     gateway.stop()
     with pytest.raises(StoreUnavailable) as err:
@@ -179,7 +179,7 @@ def test_the_worker_retries_archiving_until_the_store_is_back(seaweed: Seaweed, 
     poster made from its first frame (local_file → PyAV)."""
     local_gateway.control("config", speed=FAST)
     gateway = seaweed.gateway()
-    store = seaweed.bucket(endpoint=gateway.url)
+    store = seaweed.bucket(endpoint=gateway.url, attempts=1)
     rig = Rig(local_gateway, sqlite_ledger, tmp_path / "unused", archive_retry=0.5)
     rig.archive.storage = store
     gateway.stop()
@@ -201,3 +201,23 @@ def test_the_worker_retries_archiving_until_the_store_is_back(seaweed: Seaweed, 
         assert len(rig.submits()) == 1
     finally:
         rig.worker.stop()
+
+
+def test_a_seen_object_costs_one_head_and_a_deleted_one_is_not_served(seaweed: Seaweed) -> None:
+    """Tokens name one object for good, so each process HEADs it once (a video's many Range requests and
+    every card's "is it there" ask the remembered answer); an object deleted by another process is then
+    a FileNotFoundError on read, never stale bytes."""
+    loc = seaweed.location()
+    one, two = S3Bucket(loc), S3Bucket(loc)
+    heads: list[str] = []
+    one.client.meta.events.register("before-call.s3.HeadObject", lambda **kw: heads.append("head"))
+    two.put(VIDEO, [b"0123456789"])
+    for _ in range(5):
+        assert one.stat(VIDEO) is not None and one.exists(VIDEO)
+    assert len(heads) == 1
+    assert two.delete(VIDEO)
+    assert one.stat(VIDEO) is not None  # remembered
+    with pytest.raises(FileNotFoundError):
+        one.read(VIDEO, 0, 4)
+    one.put(VIDEO, [b"new"])  # a write by this process forgets what it knew
+    assert one.size(VIDEO) == 3 and len(heads) == 2
