@@ -45,8 +45,10 @@ class FileTooLarge(OSError):
 class StoreUnavailable(OSError):
     """The store could not be used right now (not answering, missing bucket, refused credentials).
 
-    `words` says which, for a card or the route's 503, and never holds a credential. Retrying later may
-    work (the archiver keeps the run and the worker tries again), unlike FileNotFoundError."""
+    `words` says which and the setting to check, for a run's card: never a credential, and not the
+    endpoint or bucket either (a share link shows the card to anyone; the server log names them).
+    Retrying later may work (the archiver keeps the run and the worker tries again), unlike
+    FileNotFoundError."""
 
     def __init__(self, words: str) -> None:
         super().__init__(words)
@@ -250,7 +252,7 @@ class S3Location:
 
     @property
     def where(self) -> str:
-        """For words: the bucket and the server (never a credential)."""
+        """For the server log: the bucket and the server (never a credential; cards get no values)."""
         host = self.endpoint_url or f"AWS S3 ({self.region})"
         return f"{self.url} at {host}"
 
@@ -320,7 +322,10 @@ class S3Bucket:
 
     # ------------------------------------------------------------------ errors
     def _failure(self, exc: Exception, key: str | None = None) -> OSError:
-        """A boto3/botocore error as FileNotFoundError or StoreUnavailable in words (details to the log)."""
+        """A boto3/botocore error as FileNotFoundError or StoreUnavailable in words.
+
+        The words go on a run's card, which a share link shows to anyone holding it, so they name the
+        setting to check, never its value (endpoint, bucket) nor a credential; the log has the details."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         where = self.location.where
@@ -332,20 +337,22 @@ class S3Bucket:
                 return FileNotFoundError(key)
             log.warning("object store error %s (HTTP %s) for %s", code, status, where)
             if code == "NoSuchBucket":
-                return StoreUnavailable(f"the bucket {self.location.bucket!r} does not exist at "
-                                        f"{self.location.endpoint_url or 'AWS S3'}")
+                return StoreUnavailable("the archive's bucket does not exist (check the bucket named in "
+                                        "PLAYGROUND_ARCHIVE)")
             if code in _REFUSED:
-                return StoreUnavailable(f"the object store refused the access key for {where} (check "
-                                        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's rights "
-                                        "on the bucket)")
-            return StoreUnavailable(f"the object store for {where} answered {code or 'an error'} "
-                                    f"(HTTP {status})")
+                return StoreUnavailable("the object store refused the archive's access key (check "
+                                        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's rights on "
+                                        "the bucket)")
+            shown = code if re.fullmatch(r"[A-Za-z0-9]{1,40}", code) else "an error"
+            return StoreUnavailable(f"the archive's object store answered {shown} (HTTP {status})")
         if isinstance(exc, NoCredentialsError):
-            return StoreUnavailable(f"there are no credentials for {where} (set AWS_ACCESS_KEY_ID and "
-                                    "AWS_SECRET_ACCESS_KEY)")
+            log.warning("no credentials for %s", where)
+            return StoreUnavailable("there are no credentials for the archive's object store (set "
+                                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
         if isinstance(exc, BotoCoreError | OSError):
             log.warning("object store at %s failed: %s", where, type(exc).__name__)
-            return StoreUnavailable(f"the object store for {where} did not answer")
+            return StoreUnavailable("the archive's object store did not answer (check that it runs and "
+                                    "PLAYGROUND_S3_ENDPOINT)")
         raise exc
 
     def _call(self, name: str, key: str | None = None, **kw: Any) -> Any:
@@ -487,8 +494,9 @@ class S3Bucket:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NotFound", "NoSuchBucket"):
-                raise StoreUnavailable(f"the bucket {self.location.bucket!r} does not exist at "
-                                       f"{self.location.endpoint_url or 'AWS S3'}") from None
+                log.warning("no bucket %s", self.location.where)
+                raise StoreUnavailable("the archive's bucket does not exist (check the bucket named in "
+                                       "PLAYGROUND_ARCHIVE)") from None
             raise self._failure(exc) from None
         except (BotoCoreError, OSError) as exc:
             raise self._failure(exc) from None

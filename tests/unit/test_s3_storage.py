@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from lib.archive import Archive, ArchiveError
 from lib.config import load_settings
 from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.storage import FileTooLarge, S3Bucket, Storage, StoreUnavailable, open_storage
-from tests.fixtures.seaweed import READER, Seaweed
+from tests.fixtures.seaweed import BUCKET, READER, Seaweed
 from tests.unit.test_worker import FAST, Rig, note
 
 pytestmark = pytest.mark.timeout(180)
@@ -112,7 +113,8 @@ def test_a_missing_bucket_is_said_in_words(seaweed: Seaweed) -> None:
     store = seaweed.bucket(bucket="no-such-bucket")
     with pytest.raises(StoreUnavailable) as err:
         store.put(VIDEO, [b"x"])
-    assert err.value.words == f"the bucket 'no-such-bucket' does not exist at {seaweed.url}"
+    assert err.value.words == ("the archive's bucket does not exist (check the bucket named in "
+                               "PLAYGROUND_ARCHIVE)")
     assert store.stat(VIDEO) is None  # S3 answers a HEAD in a missing bucket with a bare 404
     with pytest.raises(StoreUnavailable, match="does not exist"):
         store.check()
@@ -130,11 +132,12 @@ def test_refused_credentials_are_said_without_the_secret(seaweed: Seaweed, keys:
     caplog.set_level(logging.DEBUG)  # botocore and urllib3 too
     with pytest.raises(StoreUnavailable) as err:
         store.put(POSTER, [b"x"])
-    assert "refused the access key" in err.value.words and "AWS_SECRET_ACCESS_KEY" in err.value.words
+    assert err.value.words == ("the object store refused the archive's access key (check AWS_ACCESS_KEY_ID, "
+                               "AWS_SECRET_ACCESS_KEY and the key's rights on the bucket)")
     if keys == READER:  # a read-only key still reads
         assert b"".join(store.read(VIDEO, 2, 5)) == b"234"
     else:
-        with pytest.raises(StoreUnavailable, match="refused the access key"):
+        with pytest.raises(StoreUnavailable, match="refused the archive's access key"):
             store.stat(VIDEO)
     shown = err.value.words + caplog.text + repr(store)
     assert keys[1] not in shown and seaweed.secret_key not in shown
@@ -147,7 +150,9 @@ def test_a_store_that_stops_mid_test_is_said_and_nothing_is_lost(seaweed: Seawee
     gateway.stop()
     with pytest.raises(StoreUnavailable) as err:
         store.put(POSTER, [b"x"])
-    assert err.value.words == f"the object store for {store.location.where} did not answer"
+    assert err.value.words == ("the archive's object store did not answer (check that it runs and "
+                               "PLAYGROUND_S3_ENDPOINT)")
+    assert "127.0.0.1" not in err.value.words and store.location.bucket not in err.value.words
     with pytest.raises(StoreUnavailable):
         store.stat(VIDEO)
     with pytest.raises(StoreUnavailable):
@@ -168,36 +173,54 @@ def test_the_archiver_words_a_store_failure_as_retryable(seaweed: Seaweed, local
     with pytest.raises(ArchiveError) as err:
         archive.store_upload(b"\x89PNG frame", ".png")
     assert err.value.retryable and err.value.message == (
-        "Saving the upload failed: the bucket 'no-such-bucket' does not exist at "
-        f"{seaweed.url}. The run is kept and saving is retried automatically.")
+        "Saving the upload failed: the archive's bucket does not exist (check the bucket named in "
+        "PLAYGROUND_ARCHIVE). The run is kept and saving is retried automatically.")
 
 
-def test_the_worker_retries_archiving_until_the_store_is_back(seaweed: Seaweed, local_gateway,
-                                                              sqlite_ledger, tmp_path: Path) -> None:
-    """The store is down when the video is ready: the card's note says so in words, the run stays
-    completed (not failed), and once the store is back the same run is archived into the bucket with a
-    poster made from its first frame (local_file → PyAV)."""
+FAULT_WORDS = {
+    "stopped": "the archive's object store did not answer (check that it runs and PLAYGROUND_S3_ENDPOINT)",
+    "no-bucket": "the archive's bucket does not exist (check the bucket named in PLAYGROUND_ARCHIVE)",
+    "read-only-key": "the object store refused the archive's access key (check AWS_ACCESS_KEY_ID, "
+                     "AWS_SECRET_ACCESS_KEY and the key's rights on the bucket)",
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULT_WORDS))
+def test_the_worker_retries_archiving_until_the_store_is_fixed(seaweed: Seaweed, local_gateway, sqlite_ledger,
+                                                               tmp_path: Path, fault: str) -> None:
+    """The store fails when the video is ready (stopped / no bucket / a key that may not write): the
+    card's note says so in words, the run stays completed (not failed), and once the cause is fixed the
+    same run is archived into the bucket, with a poster made from its first frame (local_file → PyAV)."""
     local_gateway.control("config", speed=FAST)
-    gateway = seaweed.gateway()
-    store = seaweed.bucket(endpoint=gateway.url, attempts=1)
+    gateway = seaweed.gateway() if fault == "stopped" else None
+    fixed = seaweed.bucket(endpoint=gateway.url if gateway else None, attempts=1,
+                           bucket=f"late-{secrets.token_hex(4)}" if fault == "no-bucket" else BUCKET)
+    broken = S3Bucket(seaweed.location(fixed.location.prefix, bucket=fixed.location.bucket,
+                                       endpoint=fixed.location.endpoint_url,
+                                       keys=READER if fault == "read-only-key" else None), attempts=1)
     rig = Rig(local_gateway, sqlite_ledger, tmp_path / "unused", archive_retry=0.5)
-    rig.archive.storage = store
-    gateway.stop()
+    rig.archive.storage = broken
+    if gateway is not None:
+        gateway.stop()
     try:
         rig.worker.start()
         run_id = rig.add(aspect_ratio="1:1")
         noted = rig.until(run_id, lambda r: r.state == L.COMPLETED and bool(note(r)), timeout=60)
         words = note(noted) or ""
-        assert words.startswith(f"Saving the video failed: the object store for {store.location.where} "
-                                "did not answer. The run is kept and saving is retried automatically.")
-        assert "Next try in" in words
+        assert words.startswith(f"Saving the video failed: {FAULT_WORDS[fault]}. The run is kept and saving "
+                                "is retried automatically. Next try in "), words
         assert noted.video_path is None and noted.error_code is None  # kept, not failed
-        gateway.start()
+        if fault == "stopped":
+            gateway.start()
+        elif fault == "no-bucket":
+            seaweed.client().create_bucket(Bucket=fixed.location.bucket)
+        else:  # the owner fixes the key (a restart with the right settings: the ledger keeps the run)
+            rig.archive.storage = fixed
         run = rig.archived(run_id, timeout=60)
         assert note(run) is None and run.poster_path
-        with store.local_file(run.video_path) as path:
+        with fixed.local_file(run.video_path) as path:
             assert path.read_bytes()[4:8] == b"ftyp"
-        assert b"".join(store.read(run.poster_path, 0, 3)) == b"\xff\xd8\xff"
+        assert b"".join(fixed.read(run.poster_path, 0, 3)) == b"\xff\xd8\xff"
         assert len(rig.submits()) == 1
     finally:
         rig.worker.stop()
