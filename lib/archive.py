@@ -68,7 +68,7 @@ class ArchiveError(Exception):
 
 
 def _disk_error(exc: OSError, what: str) -> ArchiveError:
-    if isinstance(exc, StoreUnavailable):  # object storage: its words name the bucket and the cause
+    if isinstance(exc, StoreUnavailable):  # object storage: its words say the cause and what to check
         return ArchiveError("disk", f"Saving the {what} failed: {exc.words}. The run is kept and saving "
                             "is retried automatically.")
     reason = exc.strerror or type(exc).__name__
