@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lib import archive_route
 from lib.safe_fetch import Fetched, FetchError, SafeFetcher
-from lib.storage import MAX_FILE_BYTES, FileTooLarge, LocalFolder, Storage, check_key
+from lib.storage import MAX_FILE_BYTES, FileTooLarge, LocalFolder, Storage, StoreUnavailable, check_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ class ArchiveError(Exception):
 
 
 def _disk_error(exc: OSError, what: str) -> ArchiveError:
+    if isinstance(exc, StoreUnavailable):  # object storage: its words say the cause and what to check
+        return ArchiveError("disk", f"Saving the {what} failed: {exc.words}. The run is kept and saving "
+                            "is retried automatically.")
     reason = exc.strerror or type(exc).__name__
     return ArchiveError(
         "disk",
@@ -206,7 +209,7 @@ class Archive:
         key = f"uploads/{hashlib.sha256(data).hexdigest()}.{ext}"
         if not self.storage.exists(key):
             self._write(key, [data], what="upload", limit=MAX_FILE_BYTES)
-        return self.root / key
+        return self.root / key if isinstance(self.storage, LocalFolder) else Path(key)
 
     # ------------------------------------------------------------------ transport
     @contextlib.contextmanager

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from lib.storage import MAX_FILE_BYTES, Stat, Storage
+from lib.storage import MAX_FILE_BYTES, Stat, Storage, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,12 @@ def make_routes(
             store = storage()
         except Exception:  # a bad setting: the log has the details, the viewer gets words
             log.exception("the archive route has no storage")
-            return PlainTextResponse("The archive is not available right now.", status_code=503,
-                                     headers={"Cache-Control": "no-store"})
+            return _unavailable()
         try:
             found = await run_in_threadpool(store.stat, key)
+        except StoreUnavailable as exc:  # the bucket is down or refuses us: not a 404 (it may come back)
+            log.warning("archive route: %s", exc.words)
+            return _unavailable()
         except (ValueError, OSError):
             found = None
         if found is None or found.size > max_bytes:
@@ -138,7 +140,16 @@ async def _file_response(request: Request, store: Storage, key: str, what: tuple
         body = await run_in_threadpool(store.read, key, start, end)
     except (FileNotFoundError, ValueError):
         return _not_found()
+    except StoreUnavailable as exc:
+        log.warning("archive route: %s", exc.words)
+        return _unavailable()
     return StreamingResponse(body, status_code=status, headers=headers, media_type=content_type)
+
+
+def _unavailable() -> Response:
+    """503 in words; the cause (which may name the bucket and server) stays in the server log."""
+    return PlainTextResponse("The archive is not available right now.",
+                             status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "5"})
 
 
 def _not_found() -> Response:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from lib.contract import Prices
 from lib.passcode import check_length
 from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
+from lib.storage import S3Location
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_URL = "https://toapis.com"
@@ -44,6 +45,12 @@ class Settings:
     file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
     run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
     press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
+    archive_s3: S3Location | None = None  # PLAYGROUND_ARCHIVE=s3://…: the archive is a bucket, not a folder
+
+    @property
+    def archive_location(self) -> Path | S3Location:
+        """What lib.storage.open_storage takes: the bucket when one is configured, else the folder."""
+        return self.archive_s3 if self.archive_s3 is not None else self.archive_dir
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -202,6 +209,119 @@ def _file_hosts(raw: str | None) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_ACCESS_KEY_ID = re.compile(r"^[A-Za-z0-9_+=,.@/-]{3,128}$")
+_S3_ENV = ("PLAYGROUND_S3_ENDPOINT", "PLAYGROUND_S3_REGION")
+ARCHIVE_FIX = ("Set PLAYGROUND_ARCHIVE to a folder (an absolute path, or one relative to the checkout), or "
+               "to s3://bucket/prefix with PLAYGROUND_S3_ENDPOINT for a store other than AWS S3; or remove "
+               "it to use data/archive.")
+
+
+def _archive_s3(src: _Source) -> S3Location | None:
+    """PLAYGROUND_ARCHIVE=s3://bucket/prefix with its endpoint, region and credentials, checked here.
+
+    The secret is never echoed (nor the whole archive URL once it holds a user name or password); the
+    access keys are optional together (boto3's own chain, e.g. an instance role, is used then)."""
+    raw = src.get("PLAYGROUND_ARCHIVE")
+    if raw is None or "://" not in raw:
+        stray = [name for name in _S3_ENV if src.get(name)]
+        if stray:
+            raise SettingError(stray[0], f"{stray[0]} is set, but PLAYGROUND_ARCHIVE is not an s3:// "
+                               "location, so it would be ignored.",
+                               f"Set PLAYGROUND_ARCHIVE=s3://bucket/prefix to use it, or remove {stray[0]}.")
+        return None
+    name = "PLAYGROUND_ARCHIVE"
+    try:
+        parts = urlsplit(raw)
+        has_login = bool(parts.username or parts.password)
+        has_port = parts.port is not None
+    except ValueError:
+        raise SettingError(name, f"{name} cannot be read as a folder or as s3://bucket/prefix.",
+                           ARCHIVE_FIX) from None
+    if has_login or "@" in raw:  # "@" on the text too: a secret with a "/" in it hides from urlsplit
+        raise SettingError(name, f"{name} must not contain a user name or password; the access key goes "
+                           "in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+                           "Remove the user name and password from PLAYGROUND_ARCHIVE and set "
+                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead.")
+    shown = raw if len(raw) <= 80 else raw[:80] + "…"
+    if parts.scheme.lower() != "s3":
+        raise SettingError(name, f"{name} must be a folder or an s3://bucket/prefix location, but it is "
+                           f"{shown!r} ({parts.scheme}:// stores are not supported).", ARCHIVE_FIX)
+    if parts.query or parts.fragment or has_port:
+        raise SettingError(name, f"{name} must be s3://bucket/prefix with no port, ?query or #fragment, "
+                           f"but it is {shown!r}; the store's address goes in PLAYGROUND_S3_ENDPOINT.",
+                           ARCHIVE_FIX)
+    bucket = parts.netloc
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise SettingError(name, f"{name} names the bucket {bucket!r}, which is not a valid bucket name "
+                           "(3 to 63 lower-case letters, digits, dots or dashes, starting and ending with "
+                           "a letter or digit).", ARCHIVE_FIX)
+    prefix = parts.path.strip("/")
+    segments = prefix.split("/") if prefix else []
+    if len(prefix) > 200 or not all(_PREFIX_SEGMENT.match(seg) for seg in segments):
+        raise SettingError(name, f"The prefix in {name} ({prefix[:80]!r}) must be folder names made of "
+                           "letters, digits, '_', '-' and '.', separated by '/', none starting with a dot.",
+                           ARCHIVE_FIX)
+    return S3Location(bucket=bucket, prefix=prefix, endpoint_url=_s3_endpoint(src.get(_S3_ENV[0])),
+                      region=_s3_region(src), **_s3_keys(src))
+
+
+def _s3_endpoint(raw: str | None) -> str | None:
+    name = "PLAYGROUND_S3_ENDPOINT"
+    if raw is None:
+        return None
+    fix = (f"Set {name} to the S3 server's address, such as http://127.0.0.1:8333 or "
+           "https://s3.eu-central-1.amazonaws.com, or remove it to use AWS S3.")
+    if "@" in raw:  # checked on the text itself: a secret with a "/" in it would hide from urlsplit
+        raise SettingError(name, f"{name} must not contain a user name or password; set "
+                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead.", fix)
+    try:
+        parts = urlsplit(raw)
+        hostname, _port = parts.hostname, parts.port  # reading the port checks it is a number in range
+    except ValueError:
+        raise SettingError(name, f"{name} must be an http(s) address, but it cannot be read as a URL.",
+                           fix) from None
+    if parts.scheme not in ("http", "https") or not hostname or parts.query or parts.fragment \
+            or parts.path.strip("/"):
+        shown = raw if len(raw) <= 80 else raw[:80] + "…"
+        raise SettingError(name, f"{name} must be the http(s) address of an S3 server with no path, such "
+                           f"as http://127.0.0.1:8333, but it is {shown!r}.", fix)
+    return raw.rstrip("/")
+
+
+def _s3_region(src: _Source) -> str:
+    for name in ("PLAYGROUND_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        raw = src.get(name)
+        if raw is None:
+            continue
+        if not _REGION.match(raw):
+            raise SettingError(name, f"{name} must be a region name such as us-east-1, but it is "
+                               f"{raw[:40]!r}.", f"Set {name} to the bucket's region, or remove it.")
+        return raw
+    return "us-east-1"
+
+
+def _s3_keys(src: _Source) -> dict[str, str | None]:
+    key_id, secret = src.get("AWS_ACCESS_KEY_ID"), src.get("AWS_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        missing = "AWS_SECRET_ACCESS_KEY" if secret is None else "AWS_ACCESS_KEY_ID"
+        raise SettingError(missing, f"{missing} is not set, but the other half of the object store's access "
+                           "key is: both or neither are needed.",
+                           f"Set {missing} too, or remove both to use the machine's own AWS credentials.")
+    if key_id is not None and not _ACCESS_KEY_ID.match(key_id):
+        raise SettingError("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID must be an access key id (letters and "
+                           "digits, no spaces), but it is not one.", "Set AWS_ACCESS_KEY_ID to the key id "
+                           "your S3 store gave you.")
+    if secret is not None and (len(secret) > 256 or not all(ch.isprintable() and not ch.isspace()
+                                                            for ch in secret)):
+        raise SettingError("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY contains spaces or characters a "
+                           "secret key never has (it is not shown here).",
+                           "Copy the secret access key again, without spaces or line breaks.")
+    return {"access_key_id": key_id, "secret_access_key": secret}
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
     """Read settings; `env` defaults to os.environ and wins over `secrets` (st.secrets)."""
     src = _Source(os.environ if env is None else env, secrets or {})
@@ -210,7 +330,9 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     if base_url is None and api_key:
         base_url = DEFAULT_BASE_URL
     data_dir = _path(src.get("PLAYGROUND_DATA"), REPO_ROOT / "data")
-    archive_dir = _path(src.get("PLAYGROUND_ARCHIVE"), data_dir / "archive")
+    archive_s3 = _archive_s3(src)
+    archive_dir = data_dir / "archive" if archive_s3 else _path(src.get("PLAYGROUND_ARCHIVE"),
+                                                                 data_dir / "archive")
     db_url = src.get("PLAYGROUND_DB_URL") or f"sqlite:///{(data_dir / 'ledger.db').as_posix()}"
     passcode = src.get("PLAYGROUND_PASSCODE")
     too_short = check_length(passcode)
@@ -238,4 +360,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),
         run_deadline=_deadline(src),
         press_window=_press_window(src),
+        archive_s3=archive_s3,
     )

@@ -21,6 +21,7 @@ from lib.gateway import Balance, GatewayClient
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
+from lib.storage import open_storage
 from lib.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def worker_client(base_url: str, api_key: str, limiter: RateLimiter) -> GatewayC
 def start_services(settings: Settings, *, start_worker: bool = True, worker_threads: int = 4) -> Services:
     """Build and start everything for one process; the embedded gateway when there is no key and no URL."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.archive_dir.mkdir(parents=True, exist_ok=True)
+    if settings.archive_s3 is None:
+        settings.archive_dir.mkdir(parents=True, exist_ok=True)
     local = None
     if settings.api_key:
         base_url = settings.base_url or "https://toapis.com"
@@ -97,7 +99,8 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
         # Only the configured gateway's own origin may be a local or private address (the embedded and
         # test gateways serve files from 127.0.0.1); any other file host must be public (and listed).
         fetcher = SafeFetcher(FetchPolicy.for_gateway(base_url, settings.file_hosts))
-        archive = Archive(settings.archive_dir, fetcher=fetcher)
+        archive = Archive(settings.archive_dir, fetcher=fetcher,
+                          storage=open_storage(settings.archive_location))
         worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
                         first_look=settings.first_look, threads=worker_threads,
                         deadline=settings.run_deadline)

@@ -22,13 +22,14 @@ _storage: list[Storage] = []
 
 
 def archive_storage() -> Storage:
-    """The configured archive's storage (PLAYGROUND_ARCHIVE, default data/archive), built once."""
+    """The configured archive's storage (PLAYGROUND_ARCHIVE: a folder, default data/archive, or an
+    s3:// bucket), built once."""
     with _lock:
         if not _storage:
             from lib.config import load_settings
 
             # the same settings the pages use (state._start reads them the same way)
-            _storage.append(open_storage(load_settings(secrets=state._secrets()).archive_dir))
+            _storage.append(open_storage(load_settings(secrets=state._secrets()).archive_location))
         return _storage[0]
 
 
