@@ -34,7 +34,7 @@ from lib.contract import (
     VideoRequest,
 )
 from lib.ui import page_script, press, state
-from lib.ui.text import escape_md
+from lib.ui.text import escape_md, shorten
 
 K = "compose_"
 PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
@@ -48,7 +48,13 @@ TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
 RESTORED_NAME = "the image of the run it came from"
-PREVIEW_MAX_H = 120  # px: a frame's preview, whatever the image's shape
+PREVIEW_MAX_H = 80  # px: a frame's preview, whatever the image's shape
+# px: the preview's slot, drawn at this height with or without a frame (image, one caption row, padding),
+# so adding or removing a frame never moves Generate and its price
+PREVIEW_SLOT_H = 160
+UPLOADER_MIN_H = 100  # px: the empty drop zone's height at both widths (measured in Chromium)
+EMPTY_SLOT = {"first_frame": "No first frame: the video starts from the prompt alone.",
+              "last_frame": "No last frame (optional): the model chooses how the video ends."}
 
 EXAMPLES = {
     "Fox in snow": "A red fox trotting through fresh snow at dawn, low tracking shot, soft golden light, "
@@ -406,14 +412,16 @@ def render(services: Any) -> None:
     if new_run:
         page_script.reveal(f"card_{new_run}", nonce=new_run, mark=True)
     page_script.hold_playing_video()
-    # a preview never widens its column, and stays short so a frame moves Generate as little as it can
+    # a preview never widens its column and fits its fixed slot; a chosen file's chip is no shorter than
+    # the empty drop zone, so the uploader does not shrink either
     page_script.style(" ".join(
         f".st-key-compose_{f}_box [data-testid='stImage'] img {{max-width: 100%; max-height: "
-        f"{PREVIEW_MAX_H}px; width: auto; object-fit: contain;}}" for f in FRAMES))
+        f"{PREVIEW_MAX_H}px; width: auto; object-fit: contain;}} "
+        f".st-key-compose_{f}_box [data-testid='stFileUploader'] section {{min-height: {UPLOADER_MIN_H}px;}}"
+        for f in FRAMES))
 
 
 def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
-    ss = st.session_state
     label = FRAME_LABELS[frame]
     # The same limit as server.maxUploadSize: a bigger file is refused by the browser ("File must be
     # 10.0MB or smaller.") and never reaches the server.
@@ -422,25 +430,44 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed",
                   on_change=_on_url, args=(frame,))
+    with st.container(key=f"{K}{frame}_preview", height=PREVIEW_SLOT_H, border=True,
+                      horizontal_alignment="center", vertical_alignment="center", gap="xsmall"):
+        _preview(frame, label, disabled, problems.get(frame, []))
+    _show(problems, frame)
+
+
+def _preview(frame: str, label: str, disabled: bool, field_problems: list[Problem]) -> None:
+    """The frame's image in its fixed slot, or words saying what the run does without one."""
+    ss = st.session_state
     url = frame_url(frame)
     upload = ss.get(upload_key(frame))
-    field_problems = problems.get(frame, [])
-    if url and not any(p.level == "error" for p in field_problems):
-        chosen = ss.get(file_key(frame))
-        if upload and upload.get("url") == url and chosen is not None:
-            # Made once per file (by content hash), not decoded again on every rerun.
-            sha = upload.get("sha") or images.content_hash(chosen.getvalue())
-            thumb = images.preview(sha, chosen.getvalue)
-            if thumb is not None:
-                st.image(thumb, caption=f"{label}: {upload['name']}", width="stretch")
+    if not url or any(p.level == "error" for p in field_problems):
+        if url:
+            words = f"This {label.lower()} cannot be used: see the words below."
+        elif disabled:
+            words = f"{label} is off at 15 s."
         else:
-            restored = bool(upload and upload.get("url") == url)
-            st.image(url, caption=f"{label}: {upload['name']}" if restored and upload else label,
-                     width="stretch")
-            if restored:
-                st.button("Remove", key=f"{K}{frame}_remove", icon=":material/close:",
-                          on_click=_drop_upload, args=(frame,), help="Send this run without this frame.")
-    _show(problems, frame)
+            words = EMPTY_SLOT[frame]
+        st.caption(f":material/image: {escape_md(words)}", text_alignment="center")
+        return
+    chosen = ss.get(file_key(frame))
+    restored = bool(upload and upload.get("url") == url and chosen is None)
+    if upload and upload.get("url") == url and chosen is not None:
+        # Made once per file (by content hash), not decoded again on every rerun.
+        sha = upload.get("sha") or images.content_hash(chosen.getvalue())
+        thumb = images.preview(sha, chosen.getvalue)
+        if thumb is not None:
+            st.image(thumb, width="content")
+    else:
+        st.image(url, width="content")
+    # one short line under the image (the slot's height allows no more; the frame's label is above it)
+    if restored:  # the earlier run's image: its name means nothing here, Remove is what the user needs
+        st.button("Remove", key=f"{K}{frame}_remove", icon=":material/close:", type="tertiary",
+                  on_click=_drop_upload, args=(frame,),
+                  help=f"This is {RESTORED_NAME}. Remove it to send this run without this frame.")
+    else:
+        name = upload["name"] if upload and upload.get("url") == url else "pasted URL"
+        st.caption(escape_md(shorten(name, 24)), width="content", wrap=False)
 
 
 def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[str, list[Problem]]) -> None:
