@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit_extras.chart_container import chart_container
 
 from lib import contract, history, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
@@ -217,8 +218,12 @@ def _spend_and_stats(services: Any) -> None:
         for label, value in history.stats_summary(stats):
             st.metric(label, value, border=True)
     st.markdown(f"**Estimated spend per day** (last {history.SPEND_DAYS} days; failed runs are not billed)")
-    st.bar_chart(history.spend_frame(by_day), x="day", y="estimated USD", height=220, sort=False,
-                 x_label="", y_label="USD (estimate)")
+    spend = history.spend_frame(by_day)
+    # streamlit-extras' chart_container: the chart, its numbers and a CSV of them in three tabs (the day
+    # as the index, so the file reads "day,estimated USD")
+    with st.container(key="hist_spend"), chart_container(spend.set_index("day"), export_formats=["CSV"]):
+        st.bar_chart(spend, x="day", y="estimated USD", height=220, sort=False,
+                     x_label="", y_label="USD (estimate)")
     st.markdown("**Median time to finish** (completed runs, from sending to finished)")
     medians = history.median_rows(stats)
     if medians:
