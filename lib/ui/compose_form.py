@@ -17,8 +17,20 @@ import contextlib
 from typing import Any
 
 import streamlit as st
+from streamlit_extras.image_crop import image_crop
 
-from lib import contract, images, links, money, pasted_image, playground, presses, query, spend_labels
+from lib import (
+    contract,
+    frame_fix,
+    images,
+    links,
+    money,
+    pasted_image,
+    playground,
+    presses,
+    query,
+    spend_labels,
+)
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -236,9 +248,18 @@ def _on_file(frame: str) -> None:
         return
     data = uploaded.getvalue()
     url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
+    _keep_upload(frame, uploaded.name, data, url, problems)
+    if url is None and any(p.level == "error" for p in problems) and frame_fix.fixable(data):
+        ss[upload_key(frame)]["fixable"] = True  # a picture that breaks the rules: offer crop or pad
+
+
+def _keep_upload(frame: str, name: str, data: bytes, url: str | None, problems: list[Problem],
+                 fixed: bool = False) -> None:
+    ss = st.session_state
     ss[upload_key(frame)] = {
-        "name": uploaded.name, "url": url, "sha": images.content_hash(data),
+        "name": name, "url": url, "sha": images.content_hash(data),
         "problems": [{"field": p.field, "message": p.message, "level": p.level} for p in problems],
+        **({"fixed": data} if fixed else {}),  # the frame is these bytes, not the chosen file's
     }
     if url:
         ss[url_key(frame)] = ""  # the file is the frame now; a pasted URL would silently win over it
@@ -442,7 +463,16 @@ def _preview(frame: str, label: str, disabled: bool, field_problems: list[Proble
     url = frame_url(frame)
     upload = ss.get(upload_key(frame))
     if not url or any(p.level == "error" for p in field_problems):
-        if url:
+        if upload and upload.get("fixable") and ss.get(file_key(frame)) is not None:
+            st.caption(f":material/image: {escape_md(upload['name'])} breaks the image rules (below).",
+                       text_alignment="center")
+            aspect = ss.get(ASPECT) or "16:9"
+            if st.button("Crop or pad", key=f"{K}{frame}_fix", icon=":material/crop:",
+                         help=f"Make it fit the video's {aspect}: choose the part to keep, or keep it all "
+                              "with bars."):
+                _fix_dialog(frame, aspect)
+            return
+        if url or upload:
             words = f"This {label.lower()} cannot be used: see the words below."
         elif disabled:
             words = f"{label} is off at 15 s."
@@ -454,8 +484,9 @@ def _preview(frame: str, label: str, disabled: bool, field_problems: list[Proble
     restored = bool(upload and upload.get("url") == url and chosen is None)
     if upload and upload.get("url") == url and chosen is not None:
         # Made once per file (by content hash), not decoded again on every rerun.
-        sha = upload.get("sha") or images.content_hash(chosen.getvalue())
-        thumb = images.preview(sha, chosen.getvalue)
+        source = upload.get("fixed") or chosen.getvalue()  # a cropped or padded frame shows as sent
+        sha = upload.get("sha") or images.content_hash(source)
+        thumb = images.preview(sha, lambda: source)
         if thumb is not None:
             st.image(thumb, width="content")
     else:
@@ -468,6 +499,36 @@ def _preview(frame: str, label: str, disabled: bool, field_problems: list[Proble
     else:
         name = upload["name"] if upload and upload.get("url") == url else "pasted URL"
         st.caption(escape_md(shorten(name, 24)), width="content", wrap=False)
+
+
+@st.dialog("Make the frame fit", width="medium")
+def _fix_dialog(frame: str, aspect: str) -> None:
+    """Crop (streamlit-extras' image_crop, at the video's aspect) or pad a refused picture; the result is
+    checked and uploaded like any chosen file, and previewed in the form as it will be sent."""
+    ss = st.session_state
+    chosen, upload = ss.get(file_key(frame)), ss.get(upload_key(frame)) or {}
+    if chosen is None:
+        st.caption("The file is no longer chosen: choose it again.")
+        return
+    data, ratio = chosen.getvalue(), frame_fix.ratio_of(aspect)
+    for p in upload.get("problems", []):
+        st.caption(f":material/error: {escape_md(p['message'])}")
+    width, height = frame_fix.size_of(data)
+    shown = images.preview(images.content_hash(data), lambda: data)
+    st.caption(f"Drag the {aspect} frame over the part to keep, or keep the whole picture with bars.")
+    bounds = image_crop(shown or data, aspect=ratio, initial_crop=frame_fix.centered(width, height, ratio),
+                        key=f"{K}{frame}_crop_{aspect}")
+    with st.container(horizontal=True):
+        use_crop = st.button("Use this crop", type="primary", icon=":material/crop:",
+                             key=f"{K}{frame}_crop_use")
+        use_pad = st.button(f"Pad to {aspect}", icon=":material/fit_screen:", key=f"{K}{frame}_pad_use")
+    if not (use_crop or use_pad):
+        return
+    fixed = frame_fix.crop(data, bounds, ratio) if use_crop else frame_fix.pad(data, ratio)
+    url, problems = playground.upload_frame(state.services(), fixed, chosen.name, frame)
+    how = "cropped" if use_crop else "padded"
+    _keep_upload(frame, f"{chosen.name} ({how})", fixed, url, problems, fixed=True)
+    st.rerun()
 
 
 def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[str, list[Problem]]) -> None:

@@ -188,8 +188,7 @@ def test_export_button_and_stats_tab(ledger: Ledger) -> None:
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     # streamlit-extras' chart_container: the chart, the numbers behind it and their CSV in three tabs
     spend = at.get_by_key("hist_spend")
-    assert [t.label for t in spend.tabs] == [":material/show_chart: Chart", ":material/table: Dataframe",
-                                             ":material/download: Export"]
+    assert [t.label for t in spend.tabs] == list(hv.SPEND_TABS)
     days = spend.tabs[1].dataframe[0].value
     assert list(days.columns) == ["estimated USD"] and days.index.name == "day"
     assert round(float(days["estimated USD"].sum()), 4) == 0.825  # the failed run is not billed
