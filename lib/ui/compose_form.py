@@ -60,6 +60,7 @@ TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
 RESTORED_NAME = "the image of the run it came from"
+CROP_VIEW_SIDE = 960  # px: the picture the crop dialog shows (fractions of it crop the original)
 PREVIEW_MAX_H = 80  # px: a frame's preview, whatever the image's shape
 # px: the preview's slot, drawn at this height with or without a frame (image, one caption row, padding),
 # so adding or removing a frame never moves Generate and its price
@@ -514,7 +515,7 @@ def _fix_dialog(frame: str, aspect: str) -> None:
     for p in upload.get("problems", []):
         st.caption(f":material/error: {escape_md(p['message'])}")
     width, height = frame_fix.size_of(data)
-    shown = images.preview(images.content_hash(data), lambda: data)
+    shown = images.make_preview(data, side=CROP_VIEW_SIDE)  # sharp enough to choose by, light to send
     st.caption(f"Drag the {aspect} frame over the part to keep, or keep the whole picture with bars.")
     bounds = image_crop(shown or data, aspect=ratio, initial_crop=frame_fix.centered(width, height, ratio),
                         key=f"{K}{frame}_crop_{aspect}")

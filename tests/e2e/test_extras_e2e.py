@@ -69,6 +69,16 @@ def test_a_too_wide_first_frame_is_cropped_or_padded_to_fit(server: AppServer, b
         expect(dialog).to_contain_text("Drag the 16:9 frame", timeout=10_000)
         dialog.locator("img").first.wait_for(timeout=15_000)  # image_crop's picture, with its handles
         page.wait_for_timeout(300)
+        if how == "crop":  # drag the selection past the left edge: the yellow strip is the part to keep
+            shown = dialog.locator("img").first.bounding_box()
+            x, y = shown["x"] + shown["width"] / 2, shown["y"] + shown["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x - 150, y, steps=8)
+            page.mouse.move(shown["x"] - 200, y, steps=8)
+            page.mouse.up()
+            page.wait_for_timeout(500)  # the component sends the new region; the dialog reruns
+            wait_for_app(page)
         screenshot(page, f"extras_frame_fix_{how}_{'desktop' if viewport == DESKTOP else 'phone'}")
         dialog.get_by_role("button", name="Use this crop" if how == "crop" else "Pad to 16:9").click()
         expect(dialog).to_be_hidden(timeout=20_000)
@@ -79,7 +89,9 @@ def test_a_too_wide_first_frame_is_cropped_or_padded_to_fit(server: AppServer, b
         assert "too wide" not in page.locator(FIRST_BOX).inner_text()
         new = {k: v for k, v in _gateway_uploads(server).items() if k not in before}
         assert len(new) == 1, new
-        (w, h), = new.values()
+        (name, (w, h)), = new.items()
+        left = Image.open(next(server.gateway.data_dir.rglob(name))).convert("RGB").getpixel((5, 5))
+        assert left == ((220, 180, 40) if how == "crop" else (0, 0, 0)), left  # the dragged-to part; a bar
         assert min(w, h) >= MIN_IMAGE_SIDE and max(w, h) / min(w, h) <= MAX_IMAGE_RATIO, (w, h)
         assert w / h == pytest.approx(16 / 9, rel=0.03), (w, h)
         if how == "pad":
