@@ -250,7 +250,8 @@ def _on_file(frame: str) -> None:
     data = uploaded.getvalue()
     url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
     _keep_upload(frame, uploaded.name, data, url, problems)
-    if url is None and any(p.level == "error" for p in problems) and frame_fix.fixable(data):
+    if url is None and frame_fix.fixable(data) and any(
+            p.level == "error" for p in contract.check_image(data, frame)):
         ss[upload_key(frame)]["fixable"] = True  # a picture that breaks the rules: offer crop or pad
 
 
@@ -514,7 +515,12 @@ def _fix_dialog(frame: str, aspect: str) -> None:
     data, ratio = chosen.getvalue(), frame_fix.ratio_of(aspect)
     for p in upload.get("problems", []):
         st.caption(f":material/error: {escape_md(p['message'])}")
-    width, height = frame_fix.size_of(data)
+    try:
+        width, height = frame_fix.size_of(data)
+    except (OSError, ValueError):  # a header that reads but pixels that do not (a truncated file)
+        st.error("This picture cannot be read in full, so it cannot be fixed here — choose another file.",
+                 icon=":material/error:")
+        return
     shown = images.make_preview(data, side=CROP_VIEW_SIDE)  # sharp enough to choose by, light to send
     st.caption(f"Drag the {aspect} frame over the part to keep, or keep the whole picture with bars.")
     bounds = image_crop(shown or data, aspect=ratio, initial_crop=frame_fix.centered(width, height, ratio),
@@ -525,7 +531,12 @@ def _fix_dialog(frame: str, aspect: str) -> None:
         use_pad = st.button(f"Pad to {aspect}", icon=":material/fit_screen:", key=f"{K}{frame}_pad_use")
     if not (use_crop or use_pad):
         return
-    fixed = frame_fix.crop(data, bounds, ratio) if use_crop else frame_fix.pad(data, ratio)
+    try:
+        fixed = frame_fix.crop(data, bounds, ratio) if use_crop else frame_fix.pad(data, ratio)
+    except (OSError, ValueError):
+        st.error("This picture cannot be read in full, so it cannot be fixed here — choose another file.",
+                 icon=":material/error:")
+        return
     url, problems = playground.upload_frame(state.services(), fixed, chosen.name, frame)
     how = "cropped" if use_crop else "padded"
     _keep_upload(frame, f"{chosen.name} ({how})", fixed, url, problems, fixed=True)

@@ -95,3 +95,16 @@ def test_centered_regions() -> None:
     assert frame_fix.centered(1600, 900, 16 / 9) == {"x": 0.0, "y": 0.0, "width": 1.0, "height": 1.0}
     wide = frame_fix.centered(2000, 500, 1.0)
     assert wide["width"] == pytest.approx(0.25) and wide["x"] == pytest.approx(0.375)
+
+
+def test_a_truncated_picture_raises_what_the_dialog_turns_into_words() -> None:
+    """The header reads (so a fix is offered) but the pixels stop half way: OSError, never a bad frame."""
+    noisy = Image.frombytes("RGB", (1500, 400), bytes(i * 7 % 251 for i in range(1500 * 400 * 3)))
+    out = io.BytesIO()
+    noisy.save(out, "PNG")
+    cut = out.getvalue()[: len(out.getvalue()) // 2]
+    assert frame_fix.fixable(cut)
+    with pytest.raises(OSError):
+        frame_fix.crop(cut, None, 16 / 9)
+    with pytest.raises(OSError):
+        frame_fix.pad(cut, 16 / 9)
