@@ -466,8 +466,8 @@ def _preview(frame: str, label: str, disabled: bool, field_problems: list[Proble
     upload = ss.get(upload_key(frame))
     if not url or any(p.level == "error" for p in field_problems):
         if upload and upload.get("fixable") and ss.get(file_key(frame)) is not None:
-            st.caption(f":material/image: {escape_md(upload['name'])} breaks the image rules (below).",
-                       text_alignment="center")
+            name = escape_md(shorten(upload["name"], 40))
+            st.caption(f":material/image: {name} breaks the image rules (below).", text_alignment="center")
             aspect = ss.get(ASPECT) or "16:9"
             if st.button("Crop or pad", key=f"{K}{frame}_fix", icon=":material/crop:",
                          help=f"Make it fit the video's {aspect}: choose the part to keep, or keep it all "
