@@ -17,8 +17,20 @@ import contextlib
 from typing import Any
 
 import streamlit as st
+from streamlit_extras.image_crop import image_crop
 
-from lib import contract, images, links, money, pasted_image, playground, presses, query, spend_labels
+from lib import (
+    contract,
+    frame_fix,
+    images,
+    links,
+    money,
+    pasted_image,
+    playground,
+    presses,
+    query,
+    spend_labels,
+)
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -34,7 +46,7 @@ from lib.contract import (
     VideoRequest,
 )
 from lib.ui import page_script, press, state
-from lib.ui.text import escape_md
+from lib.ui.text import escape_md, shorten
 
 K = "compose_"
 PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
@@ -48,7 +60,14 @@ TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
 RESTORED_NAME = "the image of the run it came from"
-PREVIEW_MAX_H = 120  # px: a frame's preview, whatever the image's shape
+CROP_VIEW_SIDE = 960  # px: the picture the crop dialog shows (fractions of it crop the original)
+PREVIEW_MAX_H = 80  # px: a frame's preview, whatever the image's shape
+# px: the preview's slot, drawn at this height with or without a frame (image, one caption row, padding),
+# so adding or removing a frame never moves Generate and its price
+PREVIEW_SLOT_H = 160
+UPLOADER_MIN_H = 100  # px: the empty drop zone's height at both widths (measured in Chromium)
+EMPTY_SLOT = {"first_frame": "No first frame: the video starts from the prompt alone.",
+              "last_frame": "No last frame (optional): the model chooses how the video ends."}
 
 EXAMPLES = {
     "Fox in snow": "A red fox trotting through fresh snow at dawn, low tracking shot, soft golden light, "
@@ -230,9 +249,19 @@ def _on_file(frame: str) -> None:
         return
     data = uploaded.getvalue()
     url, problems = playground.upload_frame(state.services(), data, uploaded.name, frame)
+    _keep_upload(frame, uploaded.name, data, url, problems)
+    if url is None and frame_fix.fixable(data) and any(
+            p.level == "error" for p in contract.check_image(data, frame)):
+        ss[upload_key(frame)]["fixable"] = True  # a picture that breaks the rules: offer crop or pad
+
+
+def _keep_upload(frame: str, name: str, data: bytes, url: str | None, problems: list[Problem],
+                 fixed: bool = False) -> None:
+    ss = st.session_state
     ss[upload_key(frame)] = {
-        "name": uploaded.name, "url": url, "sha": images.content_hash(data),
+        "name": name, "url": url, "sha": images.content_hash(data),
         "problems": [{"field": p.field, "message": p.message, "level": p.level} for p in problems],
+        **({"fixed": data} if fixed else {}),  # the frame is these bytes, not the chosen file's
     }
     if url:
         ss[url_key(frame)] = ""  # the file is the frame now; a pasted URL would silently win over it
@@ -406,14 +435,16 @@ def render(services: Any) -> None:
     if new_run:
         page_script.reveal(f"card_{new_run}", nonce=new_run, mark=True)
     page_script.hold_playing_video()
-    # a preview never widens its column, and stays short so a frame moves Generate as little as it can
+    # a preview never widens its column and fits its fixed slot; a chosen file's chip is no shorter than
+    # the empty drop zone, so the uploader does not shrink either
     page_script.style(" ".join(
         f".st-key-compose_{f}_box [data-testid='stImage'] img {{max-width: 100%; max-height: "
-        f"{PREVIEW_MAX_H}px; width: auto; object-fit: contain;}}" for f in FRAMES))
+        f"{PREVIEW_MAX_H}px; width: auto; object-fit: contain;}} "
+        f".st-key-compose_{f}_box [data-testid='stFileUploader'] section {{min-height: {UPLOADER_MIN_H}px;}}"
+        for f in FRAMES))
 
 
 def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]]) -> None:
-    ss = st.session_state
     label = FRAME_LABELS[frame]
     # The same limit as server.maxUploadSize: a bigger file is refused by the browser ("File must be
     # 10.0MB or smaller.") and never reaches the server.
@@ -422,25 +453,94 @@ def _frame_input(frame: str, disabled: bool, problems: dict[str, list[Problem]])
     st.text_input(f"{label} URL", key=url_key(frame), disabled=disabled, persist_state="session",
                   placeholder="or paste an https:// image URL", label_visibility="collapsed",
                   on_change=_on_url, args=(frame,))
+    with st.container(key=f"{K}{frame}_preview", height=PREVIEW_SLOT_H, border=True,
+                      horizontal_alignment="center", vertical_alignment="center", gap="xsmall"):
+        _preview(frame, label, disabled, problems.get(frame, []))
+    _show(problems, frame)
+
+
+def _preview(frame: str, label: str, disabled: bool, field_problems: list[Problem]) -> None:
+    """The frame's image in its fixed slot, or words saying what the run does without one."""
+    ss = st.session_state
     url = frame_url(frame)
     upload = ss.get(upload_key(frame))
-    field_problems = problems.get(frame, [])
-    if url and not any(p.level == "error" for p in field_problems):
-        chosen = ss.get(file_key(frame))
-        if upload and upload.get("url") == url and chosen is not None:
-            # Made once per file (by content hash), not decoded again on every rerun.
-            sha = upload.get("sha") or images.content_hash(chosen.getvalue())
-            thumb = images.preview(sha, chosen.getvalue)
-            if thumb is not None:
-                st.image(thumb, caption=f"{label}: {upload['name']}", width="stretch")
+    if not url or any(p.level == "error" for p in field_problems):
+        if upload and upload.get("fixable") and ss.get(file_key(frame)) is not None:
+            name = escape_md(shorten(upload["name"], 40))
+            st.caption(f":material/image: {name} breaks the image rules (below).", text_alignment="center")
+            aspect = ss.get(ASPECT) or "16:9"
+            if st.button("Crop or pad", key=f"{K}{frame}_fix", icon=":material/crop:",
+                         help=f"Make it fit the video's {aspect}: choose the part to keep, or keep it all "
+                              "with bars."):
+                _fix_dialog(frame, aspect)
+            return
+        if url or upload:
+            words = f"This {label.lower()} cannot be used: see the words below."
+        elif disabled:
+            words = f"{label} is off at 15 s."
         else:
-            restored = bool(upload and upload.get("url") == url)
-            st.image(url, caption=f"{label}: {upload['name']}" if restored and upload else label,
-                     width="stretch")
-            if restored:
-                st.button("Remove", key=f"{K}{frame}_remove", icon=":material/close:",
-                          on_click=_drop_upload, args=(frame,), help="Send this run without this frame.")
-    _show(problems, frame)
+            words = EMPTY_SLOT[frame]
+        st.caption(f":material/image: {escape_md(words)}", text_alignment="center")
+        return
+    chosen = ss.get(file_key(frame))
+    restored = bool(upload and upload.get("url") == url and chosen is None)
+    if upload and upload.get("url") == url and chosen is not None:
+        # Made once per file (by content hash), not decoded again on every rerun.
+        source = upload.get("fixed") or chosen.getvalue()  # a cropped or padded frame shows as sent
+        sha = upload.get("sha") or images.content_hash(source)
+        thumb = images.preview(sha, lambda: source)
+        if thumb is not None:
+            st.image(thumb, width="content")
+    else:
+        st.image(url, width="content")
+    # one short line under the image (the slot's height allows no more; the frame's label is above it)
+    if restored:  # the earlier run's image: its name means nothing here, Remove is what the user needs
+        st.button("Remove", key=f"{K}{frame}_remove", icon=":material/close:", type="tertiary",
+                  on_click=_drop_upload, args=(frame,),
+                  help=f"This is {RESTORED_NAME}. Remove it to send this run without this frame.")
+    else:
+        name = upload["name"] if upload and upload.get("url") == url else "pasted URL"
+        st.caption(escape_md(shorten(name, 24)), width="content", wrap=False)
+
+
+@st.dialog("Make the frame fit", width="medium")
+def _fix_dialog(frame: str, aspect: str) -> None:
+    """Crop (streamlit-extras' image_crop, at the video's aspect) or pad a refused picture; the result is
+    checked and uploaded like any chosen file, and previewed in the form as it will be sent."""
+    ss = st.session_state
+    chosen, upload = ss.get(file_key(frame)), ss.get(upload_key(frame)) or {}
+    if chosen is None:
+        st.caption("The file is no longer chosen: choose it again.")
+        return
+    data, ratio = chosen.getvalue(), frame_fix.ratio_of(aspect)
+    for p in upload.get("problems", []):
+        st.caption(f":material/error: {escape_md(p['message'])}")
+    try:
+        width, height = frame_fix.size_of(data)
+    except (OSError, ValueError):  # a header that reads but pixels that do not (a truncated file)
+        st.error("This picture cannot be read in full, so it cannot be fixed here — choose another file.",
+                 icon=":material/error:")
+        return
+    shown = images.make_preview(data, side=CROP_VIEW_SIDE)  # sharp enough to choose by, light to send
+    st.caption(f"Drag the {aspect} frame over the part to keep, or keep the whole picture with bars.")
+    bounds = image_crop(shown or data, aspect=ratio, initial_crop=frame_fix.centered(width, height, ratio),
+                        key=f"{K}{frame}_crop_{aspect}")
+    with st.container(horizontal=True):
+        use_crop = st.button("Use this crop", type="primary", icon=":material/crop:",
+                             key=f"{K}{frame}_crop_use")
+        use_pad = st.button(f"Pad to {aspect}", icon=":material/fit_screen:", key=f"{K}{frame}_pad_use")
+    if not (use_crop or use_pad):
+        return
+    try:
+        fixed = frame_fix.crop(data, bounds, ratio) if use_crop else frame_fix.pad(data, ratio)
+    except (OSError, ValueError):
+        st.error("This picture cannot be read in full, so it cannot be fixed here — choose another file.",
+                 icon=":material/error:")
+        return
+    url, problems = playground.upload_frame(state.services(), fixed, chosen.name, frame)
+    how = "cropped" if use_crop else "padded"
+    _keep_upload(frame, f"{chosen.name} ({how})", fixed, url, problems, fixed=True)
+    st.rerun()
 
 
 def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[str, list[Problem]]) -> None:

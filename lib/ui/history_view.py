@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit_extras.chart_container import chart_container
 
 from lib import contract, history, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
@@ -35,6 +36,7 @@ RECOVERED_KEY = "hist_recovered"
 RECOVER_ERROR_KEY = "hist_recover_error"
 TAB_RUNS = "Runs"
 TAB_STATS = "Spend and stats"
+SPEND_TABS = (":material/bar_chart: Chart", ":material/table: Numbers", ":material/download: CSV")
 TAB_RECOVER = "Recover by task id"
 ROW_HEIGHT = 46
 # what people scan first (the poster and prompt), then state and settings, then numbers; run_id stays hidden
@@ -217,8 +219,13 @@ def _spend_and_stats(services: Any) -> None:
         for label, value in history.stats_summary(stats):
             st.metric(label, value, border=True)
     st.markdown(f"**Estimated spend per day** (last {history.SPEND_DAYS} days; failed runs are not billed)")
-    st.bar_chart(history.spend_frame(by_day), x="day", y="estimated USD", height=220, sort=False,
-                 x_label="", y_label="USD (estimate)")
+    spend = history.spend_frame(by_day)
+    # streamlit-extras' chart_container: the chart, its numbers and a CSV of them in three tabs (the day
+    # as the index, so the file reads "day,estimated USD")
+    with st.container(key="hist_spend"), chart_container(spend.set_index("day"), tabs=SPEND_TABS,
+                                                         export_formats=["CSV"]):
+        st.bar_chart(spend, x="day", y="estimated USD", height=220, sort=False,
+                     x_label="", y_label="USD (estimate)")
     st.markdown("**Median time to finish** (completed runs, from sending to finished)")
     medians = history.median_rows(stats)
     if medians:

@@ -186,6 +186,13 @@ def test_export_button_and_stats_tab(ledger: Ledger) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Runs": "3", "Success rate": "67%", "Completed / failed": "2 / 1"}
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    # streamlit-extras' chart_container: the chart, the numbers behind it and their CSV in three tabs
+    spend = at.get_by_key("hist_spend")
+    assert [t.label for t in spend.tabs] == list(hv.SPEND_TABS)
+    days = spend.tabs[1].dataframe[0].value
+    assert list(days.columns) == ["estimated USD"] and days.index.name == "day"
+    assert round(float(days["estimated USD"].sum()), 4) == 0.825  # the failed run is not billed
+    assert [b.proto.label for b in spend.tabs[2].get("download_button")] == ["Download data as .csv"]
     medians = at.get_by_key("hist_medians").dataframe[0].value
     assert set(medians["mode"]) == {"std", "pro"}
     # no runs at all: export disabled, a helpful empty message

@@ -276,6 +276,9 @@ def test_bad_image_file(compose: Any, server: AppServer, tmp_path: Path, which: 
     choose_file(compose, path)
     shows(compose, expected[0], timeout=30_000)
     assert_nothing_sent(server, baseline)  # checked locally, before any upload
+    # a picture that breaks the size or aspect rules can be made to fit; a text file cannot
+    fix = frame_box(compose, "first_frame").get_by_role("button", name="Crop or pad")
+    assert fix.count() == (0 if which == "text-renamed-jpg" else 1), which
     generate(compose)  # a press now must not quietly send a text-only video instead
     shows(compose, expected[0])
     screenshot(compose, f"bad_input_file_{which}")

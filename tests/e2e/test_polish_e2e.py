@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -153,8 +154,7 @@ def test_frame_upload_keeps_the_layout_and_hides_internal_addresses(server: AppS
     assert img["x"] + img["width"] <= col["x"] + col["width"] + 0.5, (img, col)
     assert img["height"] <= 121, img
     moved = page.locator(GENERATE).bounding_box()["y"] - y_before
-    preview = page.locator(f"{FIRST_BOX} [data-testid='stImage']").bounding_box()["height"]
-    assert moved <= preview + 40, f"Generate moved {moved:.0f} px for a {preview:.0f} px preview"
+    assert abs(moved) <= 4, f"Generate moved {moved:.0f} px when a frame was added"
 
     row = _generate(page, server, "The lake from the uploaded frame, e2e")
     assert '"image_urls"' in row["params"] and "/files/" in row["params"], row["params"]  # still sent
@@ -167,6 +167,67 @@ def test_frame_upload_keeps_the_layout_and_hides_internal_addresses(server: AppS
     snippets = "\n".join(code.all_inner_texts())
     assert "curl" in snippets and "requests.post" in snippets, snippets
     assert "<YOUR_IMAGE_URL>" in snippets and "127.0.0.1" not in snippets, snippets
+
+
+def _form_y(page: Any, selector: str) -> float:
+    """Where `selector` is in the form (from the prompt box's top): the same whatever the scroll."""
+    return page.locator(selector).bounding_box()["y"] - page.locator(PROMPT_BOX).first.bounding_box()["y"]
+
+
+def _gateway_image(server: AppServer, size: tuple[int, int]) -> str:
+    """A public-looking image URL to paste: a PNG put on the local gateway's file host."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buf, "PNG")
+    r = requests.post(f"{server.gateway.url}/v1/uploads/images", timeout=10,
+                      files={"file": ("tall.png", buf.getvalue(), "image/png")},
+                      headers={"Authorization": "Bearer local-e2e"})
+    r.raise_for_status()
+    return r.json()["data"]["url"]
+
+
+@pytest.mark.parametrize("how", ["upload", "paste"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, browser: Any, tmp_path: Path,
+                                                           viewport: dict[str, int], how: str) -> None:
+    """The preview has its slot from the start: Generate and its price stay where the user saw them."""
+    ctx = browser.new_context(viewport=viewport)
+    page = ctx.new_page()
+    try:
+        open_app(page, server.url)
+        name = "desktop" if viewport == DESKTOP else "phone"
+        at_start = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        slot = page.locator(".st-key-compose_first_frame_preview")
+        assert "No first frame" in slot.inner_text()
+        screenshot(page, f"polish_frame_{name}_{how}_before")
+        paste = page.locator(f"{FIRST_BOX} input[type=text]")
+        if how == "upload":
+            page.locator(f"{FIRST_BOX} input[type=file]").set_input_files(str(_frame_png(tmp_path / "f.png")))
+        else:
+            paste.fill(_gateway_image(server, (450, 800)))
+            paste.press("Enter")
+        image = slot.locator("[data-testid='stImage'] img")
+        image.wait_for(timeout=20_000)
+        wait_for_app(page)
+        page.wait_for_function("e => e.complete && e.naturalHeight > 0", arg=image.element_handle(),
+                               timeout=10_000)
+        with_frame = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        screenshot(page, f"polish_frame_{name}_{how}_after")
+        box, img = slot.bounding_box(), image.bounding_box()
+        assert img["height"] > 40 and img["y"] + img["height"] <= box["y"] + box["height"], (img, box)
+        assert ("f.png" if how == "upload" else "pasted URL") in slot.inner_text()
+        if how == "upload":
+            page.locator(f"{FIRST_BOX} [data-testid='stFileChipDeleteBtn']").first.click()
+        else:
+            paste.fill("")
+            paste.press("Enter")
+        expect(slot).to_contain_text("No first frame", timeout=10_000)
+        wait_for_app(page)
+        removed = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        for label, ys in (("added", with_frame), ("removed", removed)):
+            moved = [after - before for before, after in zip(at_start, ys, strict=True)]
+            assert all(abs(m) <= 4 for m in moved), f"frame {label}: Generate, price moved {moved} px"
+    finally:
+        ctx.close()
 
 
 # ------------------------------------------------------------------ item 5: the new card, the playing video
