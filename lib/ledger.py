@@ -118,12 +118,16 @@ runs_table = sa.Table(
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_until", sa.Double),
     sa.Column("not_found", sa.Integer, nullable=False, server_default="0"),  # 404s in a row (migration 0002)
+    # who made the run when sign-in is on (lib/owners.py; migration 0003); NULL: the team (no sign-in)
+    sa.Column("owner", sa.String(255)),
+    sa.Column("owner_name", sa.String(200)),
 )
 sa.Index("ix_runs_created", runs_table.c.created_at.desc(), runs_table.c.run_id.desc())
 sa.Index("ix_runs_state_due", runs_table.c.state, runs_table.c.next_poll_at)
 sa.Index("ix_runs_group", runs_table.c.group_id)
 sa.Index("ix_runs_parent", runs_table.c.parent_id)
 sa.Index("ix_runs_updated", runs_table.c.updated_at)
+sa.Index("ix_runs_owner", runs_table.c.owner, runs_table.c.created_at)
 sa.Index(
     "ux_runs_task_id",
     runs_table.c.task_id,
@@ -219,6 +223,8 @@ class Run:
     lease_owner: str | None = None
     lease_until: float | None = None
     not_found: int = 0  # the gateway's 404 answers to status checks since its last readable answer
+    owner: str | None = None       # the signed-in user's id (OIDC sub) who made it; None: the team's
+    owner_name: str | None = None  # their display name when they made it (shown on shared views)
 
     @property
     def request(self) -> VideoRequest:
@@ -272,6 +278,8 @@ class NewRun:
     parent_id: str | None = None
     label: str | None = None
     source: str = "compose"
+    owner: str | None = None
+    owner_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +292,9 @@ class Creation:
     spent: float = 0.0               # committed spend seen under the lock, before this write (with a budget)
     cost: float = 0.0                # est_cost of the runs that were new
     budget: float | None = None
+    user_spent: float = 0.0          # the owner's own committed spend under the same lock (with user_budget)
+    user_budget: float | None = None
+    refused_by: str | None = None    # "team" or "user": which cap refused
 
     @property
     def n_created(self) -> int:
@@ -301,6 +312,7 @@ class RunFilter:
     since: float | None = None  # created_at >= since
     until: float | None = None  # created_at < until
     group_id: str | None = None
+    owner: str | None = None  # only this owner's runs (sign-in's "my runs"); None: everyone's
 
 
 def _search_text(params: Mapping[str, Any]) -> str:
@@ -339,6 +351,8 @@ def run_row(
     label: str | None = None,
     source: str = "compose",
     task_id: str | None = None,
+    owner: str | None = None,
+    owner_name: str | None = None,
 ) -> dict[str, Any]:
     """The column values of a new run; public so bulk loaders (tests, benchmarks) write the same rows."""
     params = _request_dict(request)
@@ -364,6 +378,8 @@ def run_row(
         "next_poll_at": now if state in _WORKABLE else None,
         "polls": 0,
         "not_found": 0,
+        "owner": owner,
+        "owner_name": owner_name,
     })
     return row
 
@@ -483,6 +499,7 @@ def _unreadable_run(row: Mapping[str, Any], reason: str) -> Run:
         error_message=f"Unreadable run: its record in the ledger cannot be read ({reason}). It is kept as it "
                       "is and left alone; nothing is sent or charged for it.",
         group_id=None, parent_id=None, label=None, source="compose", next_poll_at=None, polls=0,
+        owner=owner if isinstance(owner := row.get("owner"), str) else None,  # still its owner's to see
     )
 
 
@@ -660,7 +677,8 @@ class Ledger:
                 self._bump(conn)
         return _to_run(row), created
 
-    def create_runs(self, new: Sequence[NewRun], *, budget: float | None = None) -> Creation:
+    def create_runs(self, new: Sequence[NewRun], *, budget: float | None = None,
+                    user_budget: float | None = None) -> Creation:
         """Write several draft rows all or none, checking the budget in the same transaction.
 
         Why one transaction: "read spend, then insert" lets concurrent presses (two tabs, two processes)
@@ -669,6 +687,8 @@ class Ledger:
         every budgeted create takes first, so the spend each one reads includes every earlier commit.
         Spend is what ``spend(include_drafts=True)`` counts. Run ids that already exist are returned as
         they are (a repeated press) and cost nothing; a refusal writes nothing at all.
+        `user_budget` caps the spend of the runs' owner (one owner per press; sign-in's per-user cap),
+        checked under the same lock as the team's `budget`.
         """
         ids = [n.run_id for n in new]
         if len(set(ids)) != len(ids):
@@ -679,12 +699,16 @@ class Ledger:
         rows = []
         for i, n in enumerate(new):  # a microsecond apart: the rows keep the order they were given in
             row = run_row(n.run_id, n.request, n.est_cost, now=now + i * 1e-6, group_id=n.group_id,
-                          parent_id=n.parent_id, label=n.label, source=n.source)
+                          parent_id=n.parent_id, label=n.label, source=n.source, owner=n.owner,
+                          owner_name=n.owner_name)
             row["updated_at"] = self._stamp()
             rows.append(row)
+        owners = {n.owner for n in new}
+        if user_budget is not None and (len(owners) != 1 or None in owners):
+            raise LedgerError("A per-user budget needs every run of the press to have the same owner.")
         c = runs_table.c
         with self._write() as conn:
-            if budget is not None and self.dialect == "postgresql":
+            if (budget is not None or user_budget is not None) and self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": BUDGET_LOCK})
             existing = set(conn.execute(sa.select(c.run_id).where(c.run_id.in_(ids))).scalars())
             fresh = [r for r in rows if r["run_id"] not in existing]
@@ -695,7 +719,17 @@ class Ledger:
                     sa.select(sa.func.coalesce(sa.func.sum(c.est_cost), 0.0)).where(c.state != FAILED)
                 ).scalar_one())
                 if fresh and spent + cost > budget + 1e-9:
-                    return Creation(refused=True, spent=spent, cost=cost, budget=budget)
+                    return Creation(refused=True, spent=spent, cost=cost, budget=budget, refused_by="team",
+                                    user_budget=user_budget)
+            user_spent = 0.0
+            if user_budget is not None:
+                user_spent = float(conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(c.est_cost), 0.0))
+                    .where(c.state != FAILED, c.owner == new[0].owner)
+                ).scalar_one())
+                if fresh and user_spent + cost > user_budget + 1e-9:
+                    return Creation(refused=True, spent=spent, cost=cost, budget=budget, refused_by="user",
+                                    user_spent=user_spent, user_budget=user_budget)
             made: set[str] = set()
             for row in fresh:
                 insert = self._insert_ignore(runs_table, row, "run_id").returning(c.run_id)
@@ -706,7 +740,7 @@ class Ledger:
             if made:
                 self._bump(conn)
         return Creation(runs=tuple(got[i] for i in ids), created=tuple(i in made for i in ids),
-                        spent=spent, cost=cost, budget=budget)
+                        spent=spent, cost=cost, budget=budget, user_spent=user_spent, user_budget=user_budget)
 
     # ----------------------------------------------------------------- reading runs
     def get(self, run_id: str) -> Run | None:
@@ -752,6 +786,8 @@ class Ledger:
             conds.append(c.created_at < flt.until)
         if flt.group_id:
             conds.append(c.group_id == flt.group_id)
+        if flt.owner:
+            conds.append(c.owner == flt.owner)
         return conds
 
     def list_runs(self, flt: RunFilter | None = None, limit: int = 50, offset: int = 0) -> list[Run]:
@@ -985,7 +1021,7 @@ class Ledger:
             raise LedgerError(f"Task {task_id} already belongs to another run.") from exc
 
     def recover(self, task_id: str, request: VideoRequest | Mapping[str, Any] | None = None,
-                *, est_cost: float = 0.0) -> Run:
+                *, est_cost: float = 0.0, owner: str | None = None, owner_name: str | None = None) -> Run:
         """A run for a task made elsewhere (curl, another app); the worker then follows it.
 
         Idempotent: recovering a task the ledger already has returns that run.
@@ -998,7 +1034,7 @@ class Ledger:
             return existing
         now = self._now()
         values = run_row(self.new_id(), request, est_cost, now=now, state=QUEUED, source="recovered",
-                         task_id=task_id)
+                         task_id=task_id, owner=owner, owner_name=owner_name)
         values["updated_at"] = self._stamp()
         try:
             with self._write() as conn:

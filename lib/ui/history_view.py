@@ -7,6 +7,7 @@ queries run only while their tab is open, and at most once per ledger change.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -15,7 +16,7 @@ import streamlit as st
 
 from lib import contract, history, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
-from lib.ui import card, frame, page_script, player, share_view, state
+from lib.ui import card, frame, page_script, player, share_view, state, who
 from lib.ui.text import escape_md
 
 TABLE_KEY = "hist_table"
@@ -29,6 +30,7 @@ STATES_KEY = "hist_states"
 MODES_KEY = "hist_modes"
 DURATIONS_KEY = "hist_durations"
 DATES_KEY = "hist_dates"
+TEAM_KEY = "hist_team"  # "Whole team" (sign-in only): off shows the viewer's own runs
 TABS_KEY = "hist_tabs"
 RECOVER_KEY = "hist_recover_id"
 RECOVERED_KEY = "hist_recovered"
@@ -166,7 +168,7 @@ def _table(services: Any, flt: RunFilter) -> Any:
     rows = (list(getattr(getattr(small, "selection", None), "rows", None) or [])
             or list(getattr(getattr(event, "selection", None), "rows", None) or []))
     if total == 0:
-        st.info("No runs match these filters." if flt != RunFilter() else
+        st.info("No runs match these filters." if replace(flt, owner=None) != RunFilter() else
                 "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
     if rows and 0 <= rows[0] < len(runs):
         index = rows[0]
@@ -234,7 +236,7 @@ def _on_recover() -> None:
     st.session_state.pop(RECOVER_ERROR_KEY, None)
     task_id = (st.session_state.get(RECOVER_KEY) or "").strip()
     try:
-        run = playground.recover(services, task_id)
+        run = playground.recover(services, task_id, actor=who.current(services))
     except (ValueError, LedgerError) as exc:
         st.session_state[RECOVER_ERROR_KEY] = str(exc)
         return
@@ -272,7 +274,8 @@ def render(services: Any) -> None:
     runs_tab, stats_tab, recover_tab = st.tabs([TAB_RUNS, TAB_STATS, TAB_RECOVER], key=TABS_KEY,
                                                on_change="rerun")
     with runs_tab:  # always drawn: its filters keep their values while another tab is open
-        flt = _filters()
+        whole_team = who.team_switch(services, TEAM_KEY, on_change=_reset_view)  # sign-in only
+        flt = replace(_filters(), owner=who.owner_filter(services, whole_team))
         selected = _table(services, flt)
         if selected is not None:
             frame.follow([selected])

@@ -13,7 +13,7 @@ import streamlit as st
 
 from lib import pairs, playground, presses
 from lib.contract import MODE_LABELS, format_estimate
-from lib.ui import card, press, state
+from lib.ui import card, press, state, who
 
 K = "pair_"
 CARD_ACTIONS = ("download", "share", "snippet")
@@ -38,7 +38,7 @@ def press_make_pair(run_id: str) -> None:
         card.toast_outcome(None, decision, done, what)
         return
     outcome = playground.submit(services, target, run_id=decision.ids[0], parent_id=run.run_id,
-                                label=target.effective_mode, source="compare")
+                                label=target.effective_mode, source="compare", actor=who.current(services))
     if not outcome.ok:
         press.forget(make_action(run_id))
     card.toast_outcome(outcome, decision, done, what)
