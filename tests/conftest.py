@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.hostile",
     "tests.fixtures.ledger",
     "tests.fixtures.servers",
+    "tests.fixtures.oidc",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import contract, history, playground
+from lib import contract, history, owners, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
 from lib.ui import card, frame, page_script, player, share_view, state, who
 from lib.ui.text import escape_md
@@ -113,6 +113,7 @@ def _column_config() -> dict[str, Any]:
         "created": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", timezone=tz or "UTC"),
         "video": cc.TextColumn("Video", help="'archived' (kept here for good) or how long the gateway's "
                                              "link still works (24 h)."),
+        "owner": cc.TextColumn("Owner", width="small", help="Who made the run (Team: before sign-in)."),
         "run_id": None,
     }
 
@@ -128,6 +129,9 @@ def _table(services: Any, flt: RunFilter) -> Any:
     runs = ledger.list_runs(flt, limit=history.PAGE_SIZE, offset=history.page_offset(page))
     table = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
                          columns=list(history.TABLE_COLUMNS))
+    by_owner = services.settings.sign_in and flt.owner is None  # "Whole team": whose run each row is
+    if by_owner:
+        table["owner"] = [owners.owner_label(r) for r in runs]
     frame.follow(runs, new_runs=page == 1)  # newest first: a run that starts lands on page 1
     # one table for each screen width (a grid cannot change its columns by CSS): only one is ever shown
     page_script.style(f"@media (max-width: {PHONE_MAX_PX}px) {{.st-key-hist_wide {{display: none;}}}}"
@@ -154,9 +158,12 @@ def _table(services: Any, flt: RunFilter) -> Any:
         event = st.dataframe(
             table, key=TABLE_KEY, on_select=partial(_keep_only, TABLE_KEY), selection_mode="single-row",
             hide_index=True, column_config=_column_config(), row_height=ROW_HEIGHT,
-            column_order=COLUMN_ORDER, placeholder="—",
+            column_order=(*COLUMN_ORDER[:2], "owner", *COLUMN_ORDER[2:]) if by_owner else COLUMN_ORDER,
+            placeholder="—",
         )
     compact = pd.DataFrame(history.compact_rows(table.to_dict("records")), columns=["run", "run_id"])
+    if by_owner and len(compact):
+        compact["run"] = [f"{o} · {r}" for o, r in zip(table["owner"], compact["run"], strict=True)]
     with st.container(key="hist_compact"):
         small = st.dataframe(
             compact, key=COMPACT_KEY, on_select=partial(_keep_only, COMPACT_KEY),

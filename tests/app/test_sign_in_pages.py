@@ -97,6 +97,9 @@ def test_history_shows_own_runs_by_default_and_the_team_with_the_switch(ledger: 
     assert "Signed in as Bob" in texts(at)
     at.toggle(key=history_view.TEAM_KEY).set_value(True).run()
     assert set(history_ids(at)) == {mine, theirs, legacy}
+    frame = next(d for d in at.dataframe if d.key == history_view.TABLE_KEY).value
+    assert dict(zip(frame["run_id"], frame["owner"], strict=True)) == {mine: "Bob", theirs: "Alice",
+                                                                       legacy: "Team"}
 
 
 def test_compose_lists_own_runs_by_default_with_owner_badges_in_the_team_view(ledger: Ledger) -> None:
