@@ -102,3 +102,15 @@ def app_secrets(env: Mapping[str, str]) -> dict[str, Any] | None:
     except SignInSettingError:
         return None
     return {"auth": section} if section else None
+
+
+def provider_answers(metadata_url: str, timeout: float = 3.0) -> bool:
+    """Whether the provider's discovery document can be read now. Why ask: when it cannot, Streamlit's
+    sign-in route answers a bare "Authentication error" page; the sign-in screen says so in words first."""
+    import requests  # only needed once a sign-in screen is drawn
+
+    try:
+        answer = requests.get(metadata_url, timeout=timeout, allow_redirects=False)
+        return answer.status_code == 200 and "authorization_endpoint" in answer.json()
+    except (requests.RequestException, ValueError):
+        return False

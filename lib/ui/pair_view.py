@@ -56,6 +56,10 @@ def _missing(services: Any, run: Any) -> None:
             st.caption("These settings cannot be sent as a new run.")
             return
         st.caption(f"No {label} run with these settings yet.")
+        if not who.may_act(services, run):  # another user's run (sign-in): lib would refuse it too
+            st.caption("Only its owner can make that version here; its share link's Re-run this config "
+                       "makes a run of your own.")
+            return
         st.button(f"Make the {label} version · {format_estimate(cost)}", key=f"{K}make_{run.run_id}",
                   icon=":material/add_circle:", on_click=press_make_pair, args=(run.run_id,),
                   help="One new run with the same prompt, frames, duration and aspect ratio in the other "

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import money, owners
+from lib import money, owners, sign_in
 from lib.ledger import runs_table
 from lib.owners import NOBODY, Actor
 from lib.ui.text import escape_md
@@ -42,12 +42,32 @@ def require(services: Any, app_name: str) -> None:
         st.subheader("Sign in to continue", anchor=False)
         st.markdown("This playground is shared by a team. Sign in with your team account to make videos: "
                     "your runs and your spend are kept under your name, and you see your own runs first.")
-        st.button("Sign in", key=SIGN_IN_KEY, type="primary", icon=":material/login:", on_click=st.login)
+        down = not _provider_up(_metadata_url())
+        if down:
+            st.warning("The sign-in service does not answer right now, so signing in cannot start. Try "
+                       "again in a minute; if it stays like this, the playground's owner should check the "
+                       "sign-in settings (PLAYGROUND_OIDC_METADATA_URL) and the provider.",
+                       icon=":material/cloud_off:")
+        st.button("Sign in", key=SIGN_IN_KEY, type="primary", icon=":material/login:", on_click=st.login,
+                  disabled=down)
         st.caption("Signing in opens your organisation's sign-in page and brings you back here. Nothing is "
                    "sent or charged before you sign in.")
     st.caption("Holding a share link? It opens without signing in. To make your own run from it, sign in "
                "first, then open the link again and press Re-run this config.")
     st.stop()
+
+
+def _metadata_url() -> str:
+    try:
+        return str(st.secrets["auth"]["server_metadata_url"])
+    except Exception:  # noqa: BLE001 - no section reached Streamlit: nothing to ask
+        return ""
+
+
+@st.cache_data(ttl=15, show_spinner=False, max_entries=4)
+def _provider_up(metadata_url: str) -> bool:
+    """One look every 15 s per process at most, however many sign-in screens are open."""
+    return bool(metadata_url) and sign_in.provider_answers(metadata_url)
 
 
 def sidebar(services: Any) -> None:

@@ -83,6 +83,8 @@ def test_signed_out_sees_the_sign_in_screen_in_words_and_no_runs(ledger: Ledger)
     assert "Sign in to continue" in [s.value for s in at.subheader]
     assert "Sign in with your team account" in words and "Nothing is sent or charged" in words
     assert [b.label for b in at.button] == ["Sign in"]
+    # the provider in AUTH is a closed port: said in words, and the button that would fail is disabled
+    assert "The sign-in service does not answer right now" in at.warning[0].value and at.button[0].disabled
     assert "alice's secret fox" not in words and not at.text_area  # no Compose form, no runs
     at.switch_page("pages/history.py").run()
     assert [b.label for b in at.button] == ["Sign in"] and not at.dataframe
