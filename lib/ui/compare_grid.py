@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, history, links, money, playground, spend_labels, state_words
+from lib import compare, history, links, money, owners, playground, spend_labels, state_words
 from lib.contract import format_estimate
 from lib.ledger import ACTIVE, COMPLETED, FAILED
 from lib.ui import card, player, press, state, sync_player, who
@@ -156,6 +156,8 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         if failed:
             summary += f" · {failed} failed (not billed)"
         summary += f" · {format_estimate(est)} total, ≈ {money.usd(billed)} billable"
+        if services.settings.sign_in and shown and not who.may_act(services, shown[0]):
+            summary += f" · made by {escape_md(owners.owner_label(shown[0]))}: look and share only"
         st.caption(summary)
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{K}group_actions"):
             with st.popover("Share this grid", icon=":material/link:", key=f"{K}share_group"):

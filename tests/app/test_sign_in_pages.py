@@ -196,3 +196,30 @@ def test_without_sign_in_nothing_changes(ledger: Ledger) -> None:
     assert not [b for b in at.button if b.label == "Sign in"] and not at.toggle
     assert {"rerun", "take", "promote", "extend"} <= _card_buttons(at, run_id)
     assert card.VIEW_ACTIONS  # the restricted set exists only for sign-in
+
+
+def test_another_users_grid_on_compare_offers_no_promote_or_take(ledger: Ledger) -> None:
+    group = Ledger.new_id()
+    ids = []
+    for mode in ("std", "pro"):
+        run_id = Ledger.new_id()
+        created = time.time() - 600
+        row = run_row(run_id, VideoRequest(prompt="alice's grid", mode=mode, duration=5), 0.2, now=created,
+                      state="completed", task_id=f"task_{run_id[:12]}", group_id=group, label=mode,
+                      source="compare", owner="alice", owner_name="Alice")
+        row.update(submitted_at=created + 1, completed_at=created + 31, next_poll_at=None)
+        bulk_insert(ledger, [row])
+        ids.append(run_id)
+    at = page(BOB)
+    at.query_params["group"] = group
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert any("made by Alice: look and share only" in unescape_md(c.value) for c in at.caption)
+    keys = [b.key or "" for b in at.button]
+    cell_actions = [k for k in keys if any(k.endswith(f"_{i}") for i in ids) and "rerun_grid" not in k]
+    assert cell_actions == [], keys  # "Re-run this grid" stays: it fills the form for a grid of his own
+    at = page(ALICE)  # the owner sees her buttons on the same grid
+    at.query_params["group"] = group
+    at.switch_page("pages/compare.py").run()
+    keys = [b.key or "" for b in at.button]
+    assert [k for k in keys if "promote_" in k] and [k for k in keys if "rerun_" in k], keys
