@@ -436,7 +436,7 @@ def submit_grid(
     from lib.owners import NOBODY, SIGN_IN_FIRST
 
     actor = actor or NOBODY
-    if services.settings.sign_in and not actor.signed_in:
+    if playground.signing_in(services) and not actor.signed_in:
         return GridSubmit(group_id, refused=SIGN_IN_FIRST)
     if plan.errors:
         return GridSubmit(group_id, problems=plan.errors)

@@ -79,9 +79,15 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     )
 
 
+def signing_in(services: Any) -> bool:
+    """Whether sign-in is configured (a bare services object without settings, as benches and lib tests
+    build, is the single-user default)."""
+    return bool(getattr(getattr(services, "settings", None), "sign_in", False))
+
+
 def new_runs_owner(services: Any, actor: Actor) -> dict[str, str | None]:
     """NewRun's owner fields for `actor`: none without sign-in (every run is the team's)."""
-    if not services.settings.sign_in:
+    if not signing_in(services):
         return {"owner": None, "owner_name": None}
     return {"owner": actor.owner, "owner_name": actor.name}
 
@@ -107,7 +113,7 @@ _VERBS = {"promote": "promote", "extend": "extend", "rerun": "make another take 
 
 def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Actor) -> str | None:
     """Why `actor` may not build a new run on `parent_id` (another user's run), or None."""
-    sign_in = services.settings.sign_in
+    sign_in = signing_in(services)
     if sign_in and not actor.signed_in:
         return owners.SIGN_IN_FIRST
     if parent_id is None:
@@ -221,7 +227,7 @@ def upload_frame(
 def rerun(services: Any, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
     """Every setting of `run`, images included, ready to fill the Compose form again. Another user's
     run is refused (owners.NotYours): its share link's "Re-run this config" is the way to copy it."""
-    owners.check(services.settings.sign_in, run, actor, "re-run")
+    owners.check(signing_in(services), run, actor, "re-run")
     return VideoRequest.from_dict(run.params)
 
 
@@ -324,7 +330,7 @@ def recover(services: Any, task_id: str, *, run_id: str | None = None, actor: Ac
     """Follow a task made elsewhere (or attach it to an "unknown" run) once the gateway confirms it
     exists; the worker does the rest. With sign-in the new run is `actor`'s, and attaching a task to
     another user's run is refused (owners.NotYours) before anything is asked or written."""
-    sign_in = services.settings.sign_in
+    sign_in = signing_in(services)
     if sign_in and not actor.signed_in:
         raise owners.NotYours(owners.SIGN_IN_FIRST)
     if run_id is not None and (target := services.ledger.get(run_id)) is not None:
