@@ -9,7 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 if __name__ == "__main__":
-    from lib.ui import card, compose_form, frame
+    from lib.ledger import RunFilter
+    from lib.ui import card, compose_form, frame, who
 
     services = frame.render("Compose", icon=":material/edit_note:")
 
@@ -23,15 +24,22 @@ if __name__ == "__main__":
         compose_form.render(services)
     with runs_col:
         st.subheader("Latest runs")
+        whole_team = who.team_switch(services, "compose_team")  # drawn only with sign-in: own runs first
+        mine = RunFilter(owner=who.owner_filter(services, whole_team))
         card.live_runs(
             services,
-            lambda: services.ledger.list_runs(limit=8),
+            lambda: services.ledger.list_runs(mine, limit=8),
             key="compose_runs",
             empty="No runs yet: write a prompt and press Generate. Runs are kept in the ledger, so a reload "
                   "loses nothing.",
         )
 else:
+    import os
+
+    from lib import sign_in
     from lib.ui import last_resort, routes
 
-    # on_script_error: words instead of a traceback from a session's very first run on (lib/ui/last_resort)
-    app = st.App(__file__, routes=routes.routes(), on_script_error=last_resort.handle)
+    # on_script_error: words instead of a traceback from a session's very first run on (lib/ui/last_resort);
+    # secrets: the PLAYGROUND_OIDC_* settings as Streamlit's [auth] section, for st.login (lib/sign_in.py)
+    app = st.App(__file__, routes=routes.routes(), on_script_error=last_resort.handle,
+                 secrets=sign_in.app_secrets(os.environ))

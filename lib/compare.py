@@ -419,7 +419,7 @@ class GridSubmit:
 
 
 def submit_grid(
-    services: Any, plan: GridPlan, group_id: str, run_ids: Sequence[str] | None = None
+    services: Any, plan: GridPlan, group_id: str, run_ids: Sequence[str] | None = None, *, actor: Any = None
 ) -> GridSubmit:
     """Write every submittable cell as a draft run of one group; the worker sends them under its limiter.
 
@@ -431,8 +431,13 @@ def submit_grid(
     group's or any other run's, so one cell's share link reveals nothing else. Forbidden cells are
     never written.
     """
-    from lib.ledger import NewRun  # the pure part of this module must not need the ledger to load
+    from lib import playground  # the pure part of this module must not need the ledger to load
+    from lib.ledger import NewRun
+    from lib.owners import NOBODY, SIGN_IN_FIRST
 
+    actor = actor or NOBODY
+    if playground.signing_in(services) and not actor.signed_in:
+        return GridSubmit(group_id, refused=SIGN_IN_FIRST)
     if plan.errors:
         return GridSubmit(group_id, problems=plan.errors)
     cells = plan.submittable
@@ -442,12 +447,14 @@ def submit_grid(
     ids = list(run_ids) if run_ids is not None else [ledger.new_id() for _ in cells]
     if len(ids) != len(cells):
         raise ValueError(f"{len(cells)} cells need {len(cells)} run ids, got {len(ids)}")
-    new = [NewRun(rid, cell.request, cell.est_cost, group_id=group_id, label=cell.run_label, source="compare")
-           for rid, cell in zip(ids, cells, strict=True)]
-    budget = services.settings.budget_usd
-    done = ledger.create_runs(new, budget=budget)
+    who = playground.new_runs_owner(services, actor)
+    new = [NewRun(rid, cell.request, cell.est_cost, group_id=group_id, label=cell.run_label, source="compare",
+                  **who) for rid, cell in zip(ids, cells, strict=True)]
+    done = playground.create_capped(services, new)
+    if done.refused and done.refused_by == "user":
+        return GridSubmit(group_id, refused=playground.capped_words("This grid", done))
     if done.refused:
-        return GridSubmit(group_id, refused=check_budget(done.cost, done.spent, budget).message)
+        return GridSubmit(group_id, refused=check_budget(done.cost, done.spent, done.budget).message)
     services.worker.wake()
     return GridSubmit(group_id, done.runs, done.n_created)
 

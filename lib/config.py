@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from lib.contract import Prices
 from lib.passcode import check_length
 from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
+from lib.sign_in import SignInSettingError, auth_section
 from lib.storage import S3Location
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ class Settings:
     file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
     run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
     press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
+    sign_in: bool = False                 # an OIDC provider is configured: st.login, runs have owners
+    user_budget_usd: float | None = None  # PLAYGROUND_USER_BUDGET_USD: each signed-in user's spend cap
     archive_s3: S3Location | None = None  # PLAYGROUND_ARCHIVE=s3://…: the archive is a bucket, not a folder
 
     @property
@@ -151,6 +154,26 @@ def _press_window(src: _Source) -> float:
         raise ValueError(f"{name} must be between {MIN_WINDOW:g} and {MAX_WINDOW:g} ({what}), "
                          f"but it is {src.get(name)!r}.")
     return value
+
+
+def _sign_in(src: _Source, *, env: Mapping[str, str],
+             secrets: Mapping[str, Any]) -> tuple[bool, float | None]:
+    """(sign-in configured, per-user cap). A per-user cap without sign-in would be silently ignored (every
+    run is the team's), so it is refused in words instead."""
+    try:
+        section = auth_section(env, secrets)
+    except SignInSettingError as exc:
+        raise SettingError(exc.name, str(exc), exc.fix) from None
+    name = "PLAYGROUND_USER_BUDGET_USD"
+    cap = _number(src, name, None, positive=True, unset="for no per-user cap",
+                  what="each signed-in user's spend cap in US dollars, e.g. 5")
+    if cap is not None and section is None:
+        raise SettingError(
+            name, f"{name} caps each signed-in user's spend, but sign-in is not set up, so every run belongs "
+                  "to the whole team and the cap could never apply.",
+            "Set up sign-in (the PLAYGROUND_OIDC_* settings or an [auth] section in secrets.toml), or "
+            f"remove {name} and use PLAYGROUND_BUDGET_USD for the team's cap.")
+    return section is not None, cap
 
 
 def _path(raw: str | None, default: Path) -> Path:
@@ -338,6 +361,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     too_short = check_length(passcode)
     if too_short:
         raise ValueError(too_short)
+    sign_in, user_budget = _sign_in(src, env=src.env, secrets=secrets or {})
     defaults = Prices()
     prices = Prices(
         std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
@@ -361,4 +385,6 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         run_deadline=_deadline(src),
         press_window=_press_window(src),
         archive_s3=archive_s3,
+        sign_in=sign_in,
+        user_budget_usd=user_budget,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from lib import money
+from lib import money, owners
 from lib.contract import (
     DURATIONS,
     MAX_I2V_DURATION,
@@ -25,7 +25,8 @@ from lib.contract import (
     image_info,
     validate,
 )
-from lib.ledger import FAILED, IN_PROGRESS, QUEUED, TASK_GONE_CODE, TIMED_OUT, UNKNOWN, NewRun
+from lib.ledger import FAILED, IN_PROGRESS, QUEUED, TASK_GONE_CODE, TIMED_OUT, UNKNOWN, Creation, NewRun
+from lib.owners import NOBODY, Actor
 
 if TYPE_CHECKING:
     from lib.ledger import Run
@@ -78,6 +79,49 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     )
 
 
+def signing_in(services: Any) -> bool:
+    """Whether sign-in is configured (a bare services object without settings, as benches and lib tests
+    build, is the single-user default)."""
+    return bool(getattr(getattr(services, "settings", None), "sign_in", False))
+
+
+def new_runs_owner(services: Any, actor: Actor) -> dict[str, str | None]:
+    """NewRun's owner fields for `actor`: none without sign-in (every run is the team's)."""
+    if not signing_in(services):
+        return {"owner": None, "owner_name": None}
+    return {"owner": actor.owner, "owner_name": actor.name}
+
+
+def create_capped(services: Any, new: list[NewRun]) -> Creation:
+    """Ledger.create_runs with the team's cap and, with sign-in, the owner's own cap, in one transaction."""
+    settings = services.settings
+    user_cap = settings.user_budget_usd if settings.sign_in and new and new[0].owner else None
+    return services.ledger.create_runs(new, budget=settings.budget_usd, user_budget=user_cap)
+
+
+def capped_words(what: str, done: Creation) -> str:
+    """The refusal of whichever cap refused, with its numbers."""
+    if done.refused_by == "user" and done.user_budget is not None:
+        return owners.user_refusal_words(what, done.cost, done.user_spent, done.user_budget)
+    assert done.budget is not None
+    return refusal_words(what, done.cost, done.spent, done.budget)
+
+
+_VERBS = {"promote": "promote", "extend": "extend", "rerun": "make another take of",
+          "compare": "make the other mode's version of"}
+
+
+def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Actor) -> str | None:
+    """Why `actor` may not build a new run on `parent_id` (another user's run), or None."""
+    sign_in = signing_in(services)
+    if sign_in and not actor.signed_in:
+        return owners.SIGN_IN_FIRST
+    if parent_id is None:
+        return None
+    parent = services.ledger.get(parent_id)
+    return owners.refusal(sign_in, parent, actor, _VERBS.get(source, "build on")) if parent else None
+
+
 def _already(services: Any, run_id: str) -> SubmitOutcome | None:
     """The same run_id pressed twice (double click, a press while the first is on its way): a no-op."""
     existing = services.ledger.get(run_id)
@@ -96,9 +140,15 @@ def submit(
     parent_id: str | None = None,
     label: str | None = None,
     source: str = "compose",
+    actor: Actor = NOBODY,
 ) -> SubmitOutcome:
     """Validate, then check the budget and write the draft run in one ledger transaction (so concurrent
-    presses cannot together pass the cap), wake the worker. Nothing is sent from here."""
+    presses cannot together pass the cap), wake the worker. Nothing is sent from here.
+
+    With sign-in, `actor` owns the new run, and a run built on a parent (promote, extend, another take,
+    the other mode) is refused unless the parent is theirs or the team's (lib/owners.py)."""
+    if (words := _parent_refusal(services, parent_id, source, actor)) is not None:
+        return SubmitOutcome(refused=words)
     done = _already(services, run_id)
     if done is not None:
         return done
@@ -106,11 +156,10 @@ def submit(
     if any(p.level == "error" for p in problems):
         return SubmitOutcome(problems=problems)
     new = NewRun(run_id, request, estimate(services, request), group_id=group_id, parent_id=parent_id,
-                 label=label, source=source)
-    done = services.ledger.create_runs([new], budget=services.settings.budget_usd)
+                 label=label, source=source, **new_runs_owner(services, actor))
+    done = create_capped(services, [new])
     if done.refused:
-        return SubmitOutcome(problems=problems,
-                             refused=refusal_words("This run", done.cost, done.spent, done.budget))
+        return SubmitOutcome(problems=problems, refused=capped_words("This run", done))
     services.worker.wake()
     return SubmitOutcome(run=done.runs[0], created=done.created[0], problems=problems)
 
@@ -121,9 +170,11 @@ def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
 
 
 def submit_pair(
-    services: Any, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str
+    services: Any, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str, actor: Actor = NOBODY
 ) -> list[SubmitOutcome]:
     """"Compare std vs pro": both runs in one group, or neither (validation and budget cover the pair)."""
+    if (words := _parent_refusal(services, None, "compare", actor)) is not None:
+        return [SubmitOutcome(refused=words)]
     existing = [_already(services, rid) for rid in run_ids]
     if all(existing):
         return [e for e in existing if e is not None]
@@ -131,12 +182,12 @@ def submit_pair(
     problems = validate(std) + [p for p in validate(pro) if p.field != "mode"]
     if any(p.level == "error" for p in problems):
         return [SubmitOutcome(problems=problems)]
-    new = [NewRun(rid, req, estimate(services, req), group_id=group_id, label=req.mode, source="compare")
-           for rid, req in zip(run_ids, (std, pro), strict=True)]
-    done = services.ledger.create_runs(new, budget=services.settings.budget_usd)
+    who = new_runs_owner(services, actor)
+    new = [NewRun(rid, req, estimate(services, req), group_id=group_id, label=req.mode, source="compare",
+                  **who) for rid, req in zip(run_ids, (std, pro), strict=True)]
+    done = create_capped(services, new)
     if done.refused:
-        words = refusal_words("This comparison", done.cost, done.spent, done.budget)
-        return [SubmitOutcome(problems=problems, refused=words)]
+        return [SubmitOutcome(problems=problems, refused=capped_words("This comparison", done))]
     services.worker.wake()
     return [SubmitOutcome(run=run, created=created, problems=problems)
             for run, created in zip(done.runs, done.created, strict=True)]
@@ -173,9 +224,10 @@ def upload_frame(
     return url, problems
 
 
-def rerun(services: Any, run: Run) -> VideoRequest:
-    """Every setting of `run`, images included, ready to fill the Compose form again."""
-    del services  # kept in the signature so a later version can resolve expired image URLs
+def rerun(services: Any, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
+    """Every setting of `run`, images included, ready to fill the Compose form again. Another user's
+    run is refused (owners.NotYours): its share link's "Re-run this config" is the way to copy it."""
+    owners.check(signing_in(services), run, actor, "re-run")
     return VideoRequest.from_dict(run.params)
 
 
@@ -199,7 +251,8 @@ def extend_request(request: VideoRequest) -> VideoRequest | None:
     return None if longer is None else request.replace(mode=request.effective_mode, duration=longer)
 
 
-def promote(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+def promote(services: Any, run: Run, *, run_id: str | None = None,
+            actor: Actor = NOBODY) -> SubmitOutcome:
     """Draft → final: the same prompt, frames and duration as pro 1080p, linked as a child.
 
     The duration is kept: a std 5 s draft becomes a pro 5 s run at the price on the button, never a
@@ -213,11 +266,15 @@ def promote(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutc
         parent_id=run.run_id,
         label="promoted",
         source="promote",
+        actor=actor,
     )
 
 
-def extend(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+def extend(services: Any, run: Run, *, run_id: str | None = None,
+           actor: Actor = NOBODY) -> SubmitOutcome:
     """The same prompt and frames, same mode, one duration step longer, linked to `run` as a child."""
+    if (words := _parent_refusal(services, run.run_id, "extend", actor)) is not None:
+        return SubmitOutcome(refused=words)
     target = extend_request(VideoRequest.from_dict(run.params))
     if target is None:
         raise ValueError("This run is already as long as its settings allow: there is nothing to extend.")
@@ -228,10 +285,12 @@ def extend(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutco
         parent_id=run.run_id,
         label=f"extended to {target.effective_duration} s",
         source="extend",
+        actor=actor,
     )
 
 
-def another_take(services: Any, run: Run, *, run_id: str | None = None) -> SubmitOutcome:
+def another_take(services: Any, run: Run, *, run_id: str | None = None,
+                 actor: Actor = NOBODY) -> SubmitOutcome:
     """The same settings again as a new run: a deliberate variation (the model is not deterministic).
 
     Kept in the run's group with its label, as a child of it, so a grid shows the newest take of a cell.
@@ -244,6 +303,7 @@ def another_take(services: Any, run: Run, *, run_id: str | None = None) -> Submi
         parent_id=run.run_id,
         label=run.label,
         source="rerun",
+        actor=actor,
     )
 
 
@@ -266,9 +326,15 @@ def confirm_task(services: Any, task_id: str) -> None:
         raise ValueError(f"{user_message(err)} Nothing was saved; try again.") from None
 
 
-def recover(services: Any, task_id: str, *, run_id: str | None = None) -> Run:
+def recover(services: Any, task_id: str, *, run_id: str | None = None, actor: Actor = NOBODY) -> Run:
     """Follow a task made elsewhere (or attach it to an "unknown" run) once the gateway confirms it
-    exists; the worker does the rest."""
+    exists; the worker does the rest. With sign-in the new run is `actor`'s, and attaching a task to
+    another user's run is refused (owners.NotYours) before anything is asked or written."""
+    sign_in = signing_in(services)
+    if sign_in and not actor.signed_in:
+        raise owners.NotYours(owners.SIGN_IN_FIRST)
+    if run_id is not None and (target := services.ledger.get(run_id)) is not None:
+        owners.check(sign_in, target, actor, "recover")
     task_id = (task_id or "").strip()
     if not _TASK_ID_RE.match(task_id):
         raise ValueError(
@@ -286,7 +352,7 @@ def recover(services: Any, task_id: str, *, run_id: str | None = None) -> Run:
             ledger.attach_task(run_id, task_id, next_poll_at=0.0)
             services.worker.wake()
             return ledger.get(run_id)
-    run = ledger.recover(task_id, None)
+    run = ledger.recover(task_id, None, **new_runs_owner(services, actor))
     services.worker.wake()
     return run
 

@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.ledger",
     "tests.fixtures.servers",
     "tests.fixtures.seaweed",
+    "tests.fixtures.oidc",
 ]

@@ -52,7 +52,8 @@ class Create(Reads):
                 self._bump(conn)
         return _to_run(row), created
 
-    def create_runs(self, new: Sequence[NewRun], *, budget: float | None = None) -> Creation:
+    def create_runs(self, new: Sequence[NewRun], *, budget: float | None = None,
+                    user_budget: float | None = None) -> Creation:
         """Write several draft rows all or none, checking the budget in the same transaction.
 
         Why one transaction: "read spend, then insert" lets concurrent presses (two tabs, two processes)
@@ -61,6 +62,8 @@ class Create(Reads):
         every budgeted create takes first, so the spend each one reads includes every earlier commit.
         Spend is what ``spend(include_drafts=True)`` counts. Run ids that already exist are returned as
         they are (a repeated press) and cost nothing; a refusal writes nothing at all.
+        `user_budget` caps the spend of the runs' owner (one owner per press; sign-in's per-user cap),
+        checked under the same lock as the team's `budget`.
         """
         ids = [n.run_id for n in new]
         if len(set(ids)) != len(ids):
@@ -71,12 +74,16 @@ class Create(Reads):
         rows = []
         for i, n in enumerate(new):  # a microsecond apart: the rows keep the order they were given in
             row = run_row(n.run_id, n.request, n.est_cost, now=now + i * 1e-6, group_id=n.group_id,
-                          parent_id=n.parent_id, label=n.label, source=n.source)
+                          parent_id=n.parent_id, label=n.label, source=n.source, owner=n.owner,
+                          owner_name=n.owner_name)
             row["updated_at"] = self._stamp()
             rows.append(row)
+        owners = {n.owner for n in new}
+        if user_budget is not None and (len(owners) != 1 or None in owners):
+            raise LedgerError("A per-user budget needs every run of the press to have the same owner.")
         c = runs_table.c
         with self._write() as conn:
-            if budget is not None and self.dialect == "postgresql":
+            if (budget is not None or user_budget is not None) and self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": BUDGET_LOCK})
             existing = set(conn.execute(sa.select(c.run_id).where(c.run_id.in_(ids))).scalars())
             fresh = [r for r in rows if r["run_id"] not in existing]
@@ -87,7 +94,17 @@ class Create(Reads):
                     sa.select(sa.func.coalesce(sa.func.sum(c.est_cost), 0.0)).where(c.state != FAILED)
                 ).scalar_one())
                 if fresh and spent + cost > budget + 1e-9:
-                    return Creation(refused=True, spent=spent, cost=cost, budget=budget)
+                    return Creation(refused=True, spent=spent, cost=cost, budget=budget, refused_by="team",
+                                    user_budget=user_budget)
+            user_spent = 0.0
+            if user_budget is not None:
+                user_spent = float(conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(c.est_cost), 0.0))
+                    .where(c.state != FAILED, c.owner == new[0].owner)
+                ).scalar_one())
+                if fresh and user_spent + cost > user_budget + 1e-9:
+                    return Creation(refused=True, spent=spent, cost=cost, budget=budget, refused_by="user",
+                                    user_spent=user_spent, user_budget=user_budget)
             made: set[str] = set()
             for row in fresh:
                 insert = self._insert_ignore(runs_table, row, "run_id").returning(c.run_id)
@@ -98,10 +115,10 @@ class Create(Reads):
             if made:
                 self._bump(conn)
         return Creation(runs=tuple(got[i] for i in ids), created=tuple(i in made for i in ids),
-                        spent=spent, cost=cost, budget=budget)
+                        spent=spent, cost=cost, budget=budget, user_spent=user_spent, user_budget=user_budget)
 
     def recover(self, task_id: str, request: VideoRequest | Mapping[str, Any] | None = None,
-                *, est_cost: float = 0.0) -> Run:
+                *, est_cost: float = 0.0, owner: str | None = None, owner_name: str | None = None) -> Run:
         """A run for a task made elsewhere (curl, another app); the worker then follows it.
 
         Idempotent: recovering a task the ledger already has returns that run.
@@ -114,7 +131,7 @@ class Create(Reads):
             return existing
         now = self._now()
         values = run_row(self.new_id(), request, est_cost, now=now, state=QUEUED, source="recovered",
-                         task_id=task_id)
+                         task_id=task_id, owner=owner, owner_name=owner_name)
         values["updated_at"] = self._stamp()
         try:
             with self._write() as conn:

@@ -111,6 +111,8 @@ class Run:
     lease_owner: str | None = None
     lease_until: float | None = None
     not_found: int = 0  # the gateway's 404 answers to status checks since its last readable answer
+    owner: str | None = None       # the signed-in user's id (OIDC sub) who made it; None: the team's
+    owner_name: str | None = None  # their display name when they made it (shown on shared views)
 
     @property
     def request(self) -> VideoRequest:
@@ -158,6 +160,8 @@ class NewRun:
     parent_id: str | None = None
     label: str | None = None
     source: str = "compose"
+    owner: str | None = None
+    owner_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,9 @@ class Creation:
     spent: float = 0.0               # committed spend seen under the lock, before this write (with a budget)
     cost: float = 0.0                # est_cost of the runs that were new
     budget: float | None = None
+    user_spent: float = 0.0          # the owner's own committed spend under the same lock (with user_budget)
+    user_budget: float | None = None
+    refused_by: str | None = None    # "team" or "user": which cap refused
 
     @property
     def n_created(self) -> int:
@@ -187,3 +194,4 @@ class RunFilter:
     since: float | None = None  # created_at >= since
     until: float | None = None  # created_at < until
     group_id: str | None = None
+    owner: str | None = None  # only this owner's runs (sign-in's "my runs"); None: everyone's

@@ -61,6 +61,8 @@ class Reads(Store):
             conds.append(c.created_at < flt.until)
         if flt.group_id:
             conds.append(c.group_id == flt.group_id)
+        if flt.owner:
+            conds.append(c.owner == flt.owner)
         return conds
 
     def list_runs(self, flt: RunFilter | None = None, limit: int = 50, offset: int = 0) -> list[Run]:

@@ -56,6 +56,8 @@ def run_row(
     label: str | None = None,
     source: str = "compose",
     task_id: str | None = None,
+    owner: str | None = None,
+    owner_name: str | None = None,
 ) -> dict[str, Any]:
     """The column values of a new run; public so bulk loaders (tests, benchmarks) write the same rows."""
     params = _request_dict(request)
@@ -81,6 +83,8 @@ def run_row(
         "next_poll_at": now if state in _WORKABLE else None,
         "polls": 0,
         "not_found": 0,
+        "owner": owner,
+        "owner_name": owner_name,
     })
     return row
 
@@ -200,5 +204,6 @@ def _unreadable_run(row: Mapping[str, Any], reason: str) -> Run:
         error_message=f"Unreadable run: its record in the ledger cannot be read ({reason}). It is kept as it "
                       "is and left alone; nothing is sent or charged for it.",
         group_id=None, parent_id=None, label=None, source="compose", next_poll_at=None, polls=0,
+        owner=owner if isinstance(owner := row.get("owner"), str) else None,  # still its owner's to see
     )
 

@@ -44,12 +44,16 @@ runs_table = sa.Table(
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_until", sa.Double),
     sa.Column("not_found", sa.Integer, nullable=False, server_default="0"),  # 404s in a row (migration 0002)
+    # who made the run when sign-in is on (lib/owners.py; migration 0003); NULL: the team (no sign-in)
+    sa.Column("owner", sa.String(255)),
+    sa.Column("owner_name", sa.String(200)),
 )
 sa.Index("ix_runs_created", runs_table.c.created_at.desc(), runs_table.c.run_id.desc())
 sa.Index("ix_runs_state_due", runs_table.c.state, runs_table.c.next_poll_at)
 sa.Index("ix_runs_group", runs_table.c.group_id)
 sa.Index("ix_runs_parent", runs_table.c.parent_id)
 sa.Index("ix_runs_updated", runs_table.c.updated_at)
+sa.Index("ix_runs_owner", runs_table.c.owner, runs_table.c.created_at)
 sa.Index(
     "ux_runs_task_id",
     runs_table.c.task_id,

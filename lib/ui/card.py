@@ -24,10 +24,11 @@ from lib.ledger import (
     UNKNOWN,
     UNREADABLE,
 )
-from lib.ui import player, press, state
+from lib.ui import player, press, state, who
 from lib.ui.text import escape_md, shorten
 
 ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
+VIEW_ACTIONS = ("download", "share", "compare", "snippet")  # what another user's run offers (sign-in)
 COMPARE_PAGE = "pages/compare.py"
 
 
@@ -92,14 +93,18 @@ def run_card(
                 st.badge(escape_md(run.label), color="gray")
             if run.source == "rerun" and run.parent_id:
                 st.badge("New take", color="blue", icon=":material/add_circle:")
+            who.owner_badge(services, run)
             cost = f" · ≈ {money.usd(run.est_cost)} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
         if show_prompt:
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
-        _status(services, run, prefix)
+        mine = who.may_act(services, run)  # another user's run: look and share only (lib/owners.py)
+        _status(services, run, prefix, recover=mine)
         if show_video and run.state == COMPLETED:
             # our archived copy, "Saving…", or why not (lib/playback.py); never a source swapped in place
             player.video(services, run, key=prefix)
+        if not mine:
+            actions = [a for a in actions if a in VIEW_ACTIONS]
         if actions:
             _actions(services, run, prefix, actions)
 
@@ -133,7 +138,7 @@ def progress_block(services: Any, run: Any) -> None:
     st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
 
 
-def _status(services: Any, run: Any, prefix: str) -> None:
+def _status(services: Any, run: Any, prefix: str, *, recover: bool = True) -> None:
     if run.state in ACTIVE:
         progress_block(services, run)
         if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
@@ -145,7 +150,7 @@ def _status(services: Any, run: Any, prefix: str) -> None:
         st.caption("Not billed: failed runs cost nothing.")
     elif run.state == UNKNOWN:
         st.warning(escape_md(playground.explain(run)), icon=":material/help:")
-        if not run.task_id:  # with a task id (the gateway forgot it) there is nothing to recover
+        if not run.task_id and recover:  # with a task id (the gateway forgot it) nothing to recover
             _recover_form(services, run, prefix)
     elif run.state == TIMED_OUT:
         st.warning(escape_md(playground.explain(run)), icon=":material/timer_off:")
@@ -159,7 +164,7 @@ def _recover_form(services: Any, run: Any, prefix: str) -> None:
         pressed = st.button("Recover", key=_k(prefix, "recover", run))
     if pressed:
         try:
-            playground.recover(services, task_id, run_id=run.run_id)
+            playground.recover(services, task_id, run_id=run.run_id, actor=who.current(services))
         except Exception as exc:  # noqa: BLE001 - ValueError/LedgerError: words for the user
             st.error(escape_md(str(exc)))
         else:
@@ -171,7 +176,12 @@ def _on_rerun(run_id: str) -> None:
     run = services.ledger.get(run_id)
     if run is None:
         return
-    state.request_restore(playground.rerun(services, run))
+    try:
+        request = playground.rerun(services, run, actor=who.current(services))
+    except ValueError as exc:  # owners.NotYours: another user's run
+        st.toast(escape_md(str(exc)), icon=":material/block:")
+        return
+    state.request_restore(request)
     state.navigate("app.py")
 
 
@@ -232,7 +242,8 @@ def press_promote(run_id: str, done: str = PROMOTED) -> None:
     if run is None:
         return
     _press_child(promote_action(run_id), playground.promote_request(run.request).to_dict(),
-                 lambda rid: playground.promote(services, run, run_id=rid), done, "pro run")
+                 lambda rid: playground.promote(services, run, run_id=rid, actor=who.current(services)),
+                 done, "pro run")
 
 
 def press_extend(run_id: str, done: str = EXTENDED) -> None:
@@ -246,7 +257,8 @@ def press_extend(run_id: str, done: str = EXTENDED) -> None:
         st.toast("This run is already as long as its settings allow.", icon=":material/info:")
         return
     _press_child(extend_action(run_id), target.to_dict(),
-                 lambda rid: playground.extend(services, run, run_id=rid), done, "longer run")
+                 lambda rid: playground.extend(services, run, run_id=rid, actor=who.current(services)),
+                 done, "longer run")
 
 
 def press_take(run_id: str, done: str = TAKEN) -> None:
@@ -256,7 +268,8 @@ def press_take(run_id: str, done: str = TAKEN) -> None:
     if run is None:
         return
     _press_child(take_action(run_id), run.params,
-                 lambda rid: playground.another_take(services, run, run_id=rid), done, "take")
+                 lambda rid: playground.another_take(services, run, run_id=rid, actor=who.current(services)),
+                 done, "take")
 
 
 def take_label(services: Any, run: Any) -> str | None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, history, links, money, playground, spend_labels, state_words
+from lib import compare, history, links, money, owners, playground, spend_labels, state_words
 from lib.contract import format_estimate
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED, FAILED
-from lib.ui import card, player, press, state, sync_player
+from lib.ui import card, player, press, state, sync_player, who
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
 from lib.ui.text import escape_md, shorten
 
@@ -105,11 +105,12 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
                          label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
                                f"{state_words.words(child.state)}")
         with st.container(horizontal=True, gap="small", key=f"{K}actions_{cell.index}"):
-            if run.state == COMPLETED and (label := card.promote_label(services, run)):
+            mine = who.may_act(services, run)  # another user's grid: share only (lib/owners.py)
+            if mine and run.state == COMPLETED and (label := card.promote_label(services, run)):
                 st.button(label, key=f"{K}promote_{run.run_id}", icon=":material/upgrade:",
                           on_click=_on_promote, args=(run.run_id,), disabled=bool(promoted),
                           help="The same prompt, frames and duration as pro 1080p, linked to this cell.")
-            if run.state not in ACTIVE and (label := card.take_label(services, run)):
+            if mine and run.state not in ACTIVE and (label := card.take_label(services, run)):
                 st.button(label, key=f"{K}rerun_{run.run_id}",
                           icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
@@ -156,6 +157,8 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         if failed:
             summary += f" · {failed} failed (not billed)"
         summary += f" · {format_estimate(est)} total, ≈ {money.usd(billed)} billable"
+        if services.settings.sign_in and shown and not who.may_act(services, shown[0]):
+            summary += f" · made by {escape_md(owners.owner_label(shown[0]))}: look and share only"
         st.caption(summary)
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{K}group_actions"):
             with st.popover("Share this grid", icon=":material/link:", key=f"{K}share_group"):

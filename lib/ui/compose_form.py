@@ -45,7 +45,7 @@ from lib.contract import (
     Problem,
     VideoRequest,
 )
-from lib.ui import page_script, press, state
+from lib.ui import page_script, press, state, who
 from lib.ui.text import escape_md, shorten
 
 K = "compose_"
@@ -156,7 +156,10 @@ def restore_from_request_sources(services: Any, query_params: Any) -> list[str]:
         used = ["rerun"]
         if run is None or run.unreadable:
             return ["That run was not found, so nothing was filled in."]
-        request = playground.rerun(services, run)
+        try:
+            request = playground.rerun(services, run, actor=who.current(services))
+        except ValueError as exc:  # owners.NotYours: another user's run (its share link is the way)
+            return [str(exc)]
     if request is None and reader.has("prompt"):
         request = links.request_from_query(reader)
         used = list(reader.used)
@@ -334,7 +337,9 @@ def _on_generate() -> None:
     if decision.kind == presses.TOO_SOON:
         _note(request, presses.TOO_SOON, presses.too_soon(decision))
         return
-    outcome = playground.submit(state.services(), request, run_id=decision.ids[0], source="compose")
+    services = state.services()
+    outcome = playground.submit(services, request, run_id=decision.ids[0], source="compose",
+                                actor=who.current(services))
     if outcome.refused or not outcome.ok:
         press.forget(GENERATE)  # nothing was written: the next press is judged afresh
         if outcome.refused:
@@ -365,7 +370,9 @@ def _on_compare() -> None:
         _note(request, presses.TOO_SOON, presses.too_soon(decision))
         return
     std_id, pro_id, group_id = decision.ids
-    outcomes = playground.submit_pair(state.services(), request, run_ids=(std_id, pro_id), group_id=group_id)
+    services = state.services()
+    outcomes = playground.submit_pair(services, request, run_ids=(std_id, pro_id), group_id=group_id,
+                                      actor=who.current(services))
     refused = next((o.refused for o in outcomes if o.refused), None)
     if refused or not all(o.ok for o in outcomes):
         press.forget(PAIR)

@@ -25,7 +25,7 @@ import streamlit as st
 
 from lib import money
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
-from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, widget_gc
+from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, who, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
 
@@ -61,6 +61,7 @@ def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", 
     # ---
     if not public:
         _gate(services.settings.passcode)
+        who.require(services, APP_NAME)  # sign-in (OIDC), when configured: lib/ui/who.py
     pending = state.take_navigation()
     if pending is not None:
         page, params = pending
@@ -98,6 +99,8 @@ def _sidebar(services: Any, *, public: bool) -> None:
     with st.container(key="frame_nav"):
         for page, label, page_icon in PAGES:
             st.page_link(page, label=label, icon=page_icon)
+    if not public:
+        who.sidebar(services)
     st.divider()
     with st.container(key="frame_gateway"):
         if settings.uses_local_gateway:
@@ -245,7 +248,9 @@ def _live(public: bool = False) -> None:
     # `previous` holds only runs in flight, so one that is now finished changed since the last look
     finished = [] if public else [rid for rid in previous if current.get(rid) in _OUTCOMES]
     runs = {r.run_id: r for r in ledger.get_many(finished)} if finished else {}
-    toasts = finished_toasts([runs[rid] for rid in finished if rid in runs])
+    actor = who.current(services)  # with sign-in, only the viewer's own runs are toasted
+    toasts = finished_toasts([runs[rid] for rid in finished
+                              if rid in runs and (not actor.signed_in or runs[rid].owner == actor.owner)])
     started = bool(current.keys() - previous.keys())
     if not _full_run.get() and _page_needs_rerun(ledger, in_flight, started=started):
         ss[_TOASTS_KEY] = ss.get(_TOASTS_KEY, []) + toasts

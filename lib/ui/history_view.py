@@ -7,6 +7,7 @@ queries run only while their tab is open, and at most once per ledger change.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -14,9 +15,9 @@ import pandas as pd
 import streamlit as st
 from streamlit_extras.chart_container import chart_container
 
-from lib import contract, history, playground
+from lib import contract, history, owners, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
-from lib.ui import card, frame, page_script, player, share_view, state
+from lib.ui import card, frame, page_script, player, share_view, state, who
 from lib.ui.text import escape_md
 
 TABLE_KEY = "hist_table"
@@ -30,6 +31,7 @@ STATES_KEY = "hist_states"
 MODES_KEY = "hist_modes"
 DURATIONS_KEY = "hist_durations"
 DATES_KEY = "hist_dates"
+TEAM_KEY = "hist_team"  # "Whole team" (sign-in only): off shows the viewer's own runs
 TABS_KEY = "hist_tabs"
 RECOVER_KEY = "hist_recover_id"
 RECOVERED_KEY = "hist_recovered"
@@ -113,6 +115,7 @@ def _column_config() -> dict[str, Any]:
         "created": cc.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm", timezone=tz or "UTC"),
         "video": cc.TextColumn("Video", help="'archived' (kept here for good) or how long the gateway's "
                                              "link still works (24 h)."),
+        "owner": cc.TextColumn("Owner", width="small", help="Who made the run (Team: before sign-in)."),
         "run_id": None,
     }
 
@@ -128,6 +131,9 @@ def _table(services: Any, flt: RunFilter) -> Any:
     runs = ledger.list_runs(flt, limit=history.PAGE_SIZE, offset=history.page_offset(page))
     table = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
                          columns=list(history.TABLE_COLUMNS))
+    by_owner = services.settings.sign_in and flt.owner is None  # "Whole team": whose run each row is
+    if by_owner:
+        table["owner"] = [owners.owner_label(r) for r in runs]
     frame.follow(runs, new_runs=page == 1)  # newest first: a run that starts lands on page 1
     # one table for each screen width (a grid cannot change its columns by CSS): only one is ever shown
     page_script.style(f"@media (max-width: {PHONE_MAX_PX}px) {{.st-key-hist_wide {{display: none;}}}}"
@@ -154,9 +160,12 @@ def _table(services: Any, flt: RunFilter) -> Any:
         event = st.dataframe(
             table, key=TABLE_KEY, on_select=partial(_keep_only, TABLE_KEY), selection_mode="single-row",
             hide_index=True, column_config=_column_config(), row_height=ROW_HEIGHT,
-            column_order=COLUMN_ORDER, placeholder="—",
+            column_order=(*COLUMN_ORDER[:2], "owner", *COLUMN_ORDER[2:]) if by_owner else COLUMN_ORDER,
+            placeholder="—",
         )
     compact = pd.DataFrame(history.compact_rows(table.to_dict("records")), columns=["run", "run_id"])
+    if by_owner and len(compact):
+        compact["run"] = [f"{o} · {r}" for o, r in zip(table["owner"], compact["run"], strict=True)]
     with st.container(key="hist_compact"):
         small = st.dataframe(
             compact, key=COMPACT_KEY, on_select=partial(_keep_only, COMPACT_KEY),
@@ -168,7 +177,7 @@ def _table(services: Any, flt: RunFilter) -> Any:
     rows = (list(getattr(getattr(small, "selection", None), "rows", None) or [])
             or list(getattr(getattr(event, "selection", None), "rows", None) or []))
     if total == 0:
-        st.info("No runs match these filters." if flt != RunFilter() else
+        st.info("No runs match these filters." if replace(flt, owner=None) != RunFilter() else
                 "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
     if rows and 0 <= rows[0] < len(runs):
         index = rows[0]
@@ -241,7 +250,7 @@ def _on_recover() -> None:
     st.session_state.pop(RECOVER_ERROR_KEY, None)
     task_id = (st.session_state.get(RECOVER_KEY) or "").strip()
     try:
-        run = playground.recover(services, task_id)
+        run = playground.recover(services, task_id, actor=who.current(services))
     except (ValueError, LedgerError) as exc:
         st.session_state[RECOVER_ERROR_KEY] = str(exc)
         return
@@ -279,7 +288,8 @@ def render(services: Any) -> None:
     runs_tab, stats_tab, recover_tab = st.tabs([TAB_RUNS, TAB_STATS, TAB_RECOVER], key=TABS_KEY,
                                                on_change="rerun")
     with runs_tab:  # always drawn: its filters keep their values while another tab is open
-        flt = _filters()
+        whole_team = who.team_switch(services, TEAM_KEY, on_change=_reset_view)  # sign-in only
+        flt = replace(_filters(), owner=who.owner_filter(services, whole_team))
         selected = _table(services, flt)
         if selected is not None:
             frame.follow([selected])

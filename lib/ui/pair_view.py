@@ -13,7 +13,7 @@ import streamlit as st
 
 from lib import pairs, playground, presses
 from lib.contract import MODE_LABELS, format_estimate
-from lib.ui import card, press, state
+from lib.ui import card, press, state, who
 
 K = "pair_"
 CARD_ACTIONS = ("download", "share", "snippet")
@@ -38,7 +38,7 @@ def press_make_pair(run_id: str) -> None:
         card.toast_outcome(None, decision, done, what)
         return
     outcome = playground.submit(services, target, run_id=decision.ids[0], parent_id=run.run_id,
-                                label=target.effective_mode, source="compare")
+                                label=target.effective_mode, source="compare", actor=who.current(services))
     if not outcome.ok:
         press.forget(make_action(run_id))
     card.toast_outcome(outcome, decision, done, what)
@@ -56,6 +56,10 @@ def _missing(services: Any, run: Any) -> None:
             st.caption("These settings cannot be sent as a new run.")
             return
         st.caption(f"No {label} run with these settings yet.")
+        if not who.may_act(services, run):  # another user's run (sign-in): lib would refuse it too
+            st.caption("Only its owner can make that version here; its share link's Re-run this config "
+                       "makes a run of your own.")
+            return
         st.button(f"Make the {label} version · {format_estimate(cost)}", key=f"{K}make_{run.run_id}",
                   icon=":material/add_circle:", on_click=press_make_pair, args=(run.run_id,),
                   help="One new run with the same prompt, frames, duration and aspect ratio in the other "

@@ -56,6 +56,6 @@ def require(passcode: str | None, app_name: str) -> None:
             message = guard_lib.lockout_message(wait, why)
     if message:
         st.error(message, icon=":material/lock:")
-    st.caption("A shared passcode suits a small private demo. Deployments with many users need sign-in "
-               "(planned), not a passcode.")
+    st.caption("A shared passcode suits a small private demo. Deployments with many users should set up "
+               "sign-in (see the README), not a passcode.")
     st.stop()

@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from lib import compare, presses
-from lib.ui import state
+from lib.ui import state, who
 
 BOOK_KEY = "_presses"
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ def submit_grid(action: str, plan: compare.GridPlan) -> compare.GridSubmit:
     decision = decide(action, compare.spec_to_params(plan.spec), n_ids=1 + len(plan.submittable))
     if decision.kind == presses.TOO_SOON:
         return compare.GridSubmit("", refused=presses.too_soon(decision))
-    result = compare.submit_grid(state.services(), plan, decision.ids[0], run_ids=decision.ids[1:])
+    services = state.services()
+    result = compare.submit_grid(services, plan, decision.ids[0], run_ids=decision.ids[1:],
+                                 actor=who.current(services))
     clear_note()
     if not result.runs:
         forget(action)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import compare, history, links, money, query
+from lib import compare, history, links, money, owners, query
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED
 from lib.ui import card, frame, player, state, sync_player
@@ -79,6 +79,15 @@ def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:
             st.text("Unknown: this run was recovered by its task id, so its settings were not recorded here.")
 
 
+def owner_line(runs: Sequence[Any]) -> None:
+    """Who made a shared run or grid (sign-in only: runs made without it have no owner and show none).
+    Only the display name: never the e-mail or the provider's id."""
+    names = list(dict.fromkeys(owners.owner_label(r) for r in runs if getattr(r, "owner", None)))
+    if names:
+        with st.container(key="share_owner"):
+            st.caption(escape_md("Made by " + ", ".join(names)))
+
+
 def _on_rerun(run_id: str) -> None:
     """Open Compose with every setting of the run (images included) carried in its URL.
 
@@ -122,6 +131,7 @@ def media_columns(run: Any) -> tuple[Any, Any]:
 def show_run(services: Any, run: Any) -> None:
     """One shared run: the video from our archive, the prompt as text, every setting, and Re-run."""
     st.title("Shared run")
+    owner_line([run])
     with st.container(key="share_run"):
         media, info = media_columns(run)
         with media:
@@ -198,6 +208,7 @@ def group_grid(services: Any, runs: Sequence[Any], *, key: str = "share_cell") -
 def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
     """A shared comparison: every cell with its player and settings, plus Re-run this grid."""
     st.title("Shared comparison")
+    owner_line(runs)
     ordered = history.sort_grid(runs)
     total, billed = history.group_cost(ordered)
     done = sum(1 for r in ordered if r.state == COMPLETED)
