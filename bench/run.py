@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="figure 4 soak length (default 600, or 8 with --tiny)")
     ap.add_argument("--trace", action="store_true",
                     help="figure 4: run the server under tracemalloc and print where its heap grew")
+    ap.add_argument("--time-scale", type=float, default=None,
+                    help="figure 1: compress the gateway's realistic clock this many times (default 1: real "
+                         "durations; 12 with --tiny)")
     ap.add_argument("--json", type=Path, default=None, help="also write every row (with notes) as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="log lib/ messages to stderr")
     args = ap.parse_args(argv)
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = {"tiny": args.tiny}
             if fig == "4" and args.soak_seconds is not None:
                 kwargs["soak_seconds"] = args.soak_seconds
+            if fig == "1" and args.time_scale is not None:
+                kwargs["scale"] = args.time_scale
             if fig == "4" and args.trace:
                 kwargs["trace"] = True
             got = module.run(**kwargs)

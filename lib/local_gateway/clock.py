@@ -34,14 +34,15 @@ R_TOTAL_SIGMA = 0.12     # each task's total is the nominal one × lognormal(0, 
 R_QUEUE_MEAN = 12.0      # queued for an exponential time of this mean…
 R_QUEUE_MIN = 2.0        # …at least this…
 R_QUEUE_SHARE_MAX = 0.4  # …and at most this share of the total
-R_SEGMENTS = (5, 10)     # the running part is cut into this many segments (inclusive range)
-R_RATE_SPREAD = 0.6      # a moving segment's speed is × uniform(1 − s, 1 + s) of the average
-R_STALL_P = 0.15         # a segment is a stall (progress flat) with this probability…
-R_STALL_WEIGHT = (1.0, 3.0)  # …lasting this many average segments
-R_JUMP_P = 0.15          # a segment is a jump (progress rises at once) with this probability…
-R_JUMP_WEIGHT = (1.0, 2.5)   # …of this many average segments' worth of points
+R_SEGMENTS = (5, 10)     # the running part is cut into this many segments (inclusive range); the last one
+#                          always moves at a steady rate (a stall or a jump is never what ends a task)
+R_RATE_SPREAD = 0.5      # a moving segment's speed is × uniform(1 − s, 1 + s) of the average
+R_STALL_P = 0.1         # a segment is a stall (progress flat) with this probability…
+R_STALL_WEIGHT = (0.5, 1.5)  # …lasting this many average segments
+R_JUMP_P = 0.1          # a segment is a jump (progress rises at once) with this probability…
+R_JUMP_WEIGHT = (0.4, 1.2)   # …of this many average segments' worth of points
 R_TAIL_P = 0.3           # a task ends with a hold near the top with this probability:
-R_TAIL = (95, 0.04, 0.12)  # from this progress, for this share of the running time (uniform)
+R_TAIL = (95, 0.04, 0.12)  # from this progress to 100, for this share of the running time (uniform)
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,8 @@ def realistic(mode: str, duration: int, speed: float, seed: str) -> Timeline:
             segs.append((0.0, rng.uniform(*R_JUMP_WEIGHT)))
         else:
             segs.append((1.0, rng.uniform(1 - R_RATE_SPREAD, 1 + R_RATE_SPREAD)))
-    if not any(t > 0 for t, _ in segs):
-        segs.append((1.0, 1.0))
-    if not any(p > 0 for _, p in segs):
-        segs.append((1.0, 1.0))
+    if segs[-1][0] == 0.0 or segs[-1][1] == 0.0:  # the last stretch moves: a video nears its end, then ends
+        segs.append((1.0, rng.uniform(1 - R_RATE_SPREAD, 1 + R_RATE_SPREAD)))
     t_sum, p_sum = sum(t for t, _ in segs), sum(p for _, p in segs)
     moving = running - tail_time
     t, p = queue, 1.0
@@ -99,9 +98,11 @@ def realistic(mode: str, duration: int, speed: float, seed: str) -> Timeline:
         t += moving * tw / t_sum
         p += (tail_from - 1.0) * pw / p_sum
         knots.append((t, p))
-    knots[-1] = (queue + moving, float(tail_from))
+    # The curve reaches 100 at the finish (so the last point, 99, shows for the last 1 % only, as progress
+    # reported as a whole number would), clipped to 99 until the clock says completed.
+    knots[-1] = (queue + moving, float(tail_from) if tail else 100.0)
     if tail:
-        knots.append((total, float(MAX_RUNNING_PROGRESS)))
+        knots.append((total, 100.0))
     return Timeline(total=total / speed, queued_until=queue / speed,
                     knots=tuple((kt / speed, kp) for kt, kp in knots))
 

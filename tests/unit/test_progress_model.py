@@ -2,6 +2,7 @@
 jumps and stalls, drawn from a seed (so the same seed reads the same on every call, run and restart)."""
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import statistics
 import time
@@ -38,7 +39,8 @@ def test_realistic_durations_are_the_real_gateways_minutes(mode: str, duration: 
     assert statistics.median(totals) == pytest.approx(typical, rel=0.05)
     assert min(totals) > 0.6 * typical and max(totals) < 1.6 * typical  # spread, not outliers
     # speed compresses every time alike (the benches' time-scale factor)
-    assert shape(mode, duration, "3", speed=10.0).total == pytest.approx(shape(mode, duration, "3").total / 10)
+    fast = shape(mode, duration, "3", speed=10.0).total
+    assert fast == pytest.approx(shape(mode, duration, "3").total / 10)
 
 
 def test_the_same_seed_reads_the_same_and_others_differ() -> None:
@@ -59,16 +61,16 @@ def test_progress_is_queued_then_rises_unevenly_never_backwards() -> None:
         assert statuses[-1] == "completed"
         running = [p for (_, p), st in zip(seen, statuses, strict=True) if st == "in_progress"]
         assert all(1 <= p <= 99 for p in running)
-        assert all(b >= a for a, b in zip(running, running[1:]))  # monotone
-        steps = [b - a for a, b in zip(running, running[1:])]
+        assert all(b >= a for a, b in itertools.pairwise(running))  # monotone
+        steps = [b - a for a, b in itertools.pairwise(running)]
         jumps += max(steps, default=0) >= 10  # ≥ 10 points within one 0.25 s look
         flat = longest = 0
-        for p0, p1 in zip(running, running[1:]):
+        for p0, p1 in itertools.pairwise(running):
             flat = flat + 1 if p1 == p0 and p0 < 95 else 0
             longest = max(longest, flat)
         stalls += longest * 0.25 >= 8  # flat for ≥ 8 s below the tail
         tails += sum(1 for p in running if p >= 95) * 0.25 >= 10  # a hold near the top
-        rates = [b - a for a, b in zip(running[::20], running[20::20])]
+        rates = [b - a for a, b in zip(running[::20], running[20::20], strict=False)]
         assert len(set(rates)) > 1  # not linear
     # the documented probabilities, loosely: most tasks meet at least one of each kind now and then
     assert 15 <= stalls <= 90 and 15 <= jumps <= 95 and 10 <= tails <= 60, (stalls, jumps, tails)
@@ -117,7 +119,7 @@ def test_realistic_tasks_complete_over_http_and_fast_is_switchable(tmp_path: Pat
         assert body["status"] == "completed" and seen == sorted(seen)
         for bad in ({"progress": "slow"}, {"seed": "x"}, {"seed": True}):
             r = requests.post(gw.url + "/__control/config", json=bad, timeout=10)
-            assert r.status_code == 400 and "progress" in r.text or "seed" in r.text
+            assert r.status_code == 400 and ("progress" in r.text or "seed" in r.text)
         back = requests.post(gw.url + "/__control/config", json={"progress": "fast"}, timeout=10).json()
         assert (back["progress"], back["seed"]) == ("fast", None)
         assert gw.engine is not None and gw.engine.store.get_task(_submit(gw.url)["id"]).progress is None
