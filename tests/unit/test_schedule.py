@@ -75,9 +75,10 @@ class TestRising:
         assert look(samples) == pytest.approx(48.5 - 3.0, abs=0.05)
 
     def test_near_the_end_the_last_stretch_aims(self):
-        # a slow last stretch (0.5 pt/s from 90) after a fast start: its own slope, not the average, aims
+        # a slow last stretch (0.5 pt/s from 90) after a fast start: its own slope, not the average, aims:
+        # finish at 36 + 6.5 / 0.5 = 49 s, looked at 70 % of the way there (13 s away: a lead of 3.9 s)
         samples = [(T0, 0), (T0 + 5, 0), (T0 + 20, 80), (T0 + 30, 90), (T0 + 36, 93)]
-        assert look(samples) == pytest.approx(36 + 6.5 / 0.5 - 3.0, abs=0.3)
+        assert look(samples) == pytest.approx(49 - 0.3 * 13, abs=0.1)
 
     def test_interval_never_exceeds_cap_near_the_end_nor_twice_cap_far_from_it(self):
         far = [(T0, 0), (T0 + 10, 1), (T0 + 110, 2)]
@@ -178,13 +179,13 @@ class TestCalibration:
 
 
 def test_at_realistic_durations_the_plan_notices_fast_and_asks_less_than_the_fixed_schedule():
-    """bench/sim_schedule.py: 6 × 40 tasks of the local gateway's REALISTIC clock (std 5 s ≈ 80 s … pro
+    """bench/sim_schedule.py: 10 × 40 tasks of the local gateway's REALISTIC clock (std 5 s ≈ 80 s … pro
     15 s ≈ 190 s, queue, uneven progress, jumps, stalls), arriving over 90 s, watched by this planner on a
-    virtual clock. Figure 1's lag goals, and the GET ratio it reaches (the 0.5× goal is not met: see
-    bench/RESULTS.md)."""
+    virtual clock. Seeds 101-110 were not used to tune the planner (1-10 were). Figure 1's lag goals; GETs
+    at most 0.7× the fixed schedule's (the 0.5× goal is not reached: bench/RESULTS.md says why)."""
     from bench.sim_schedule import simulate
 
-    runs = [simulate(40, 90.0, seed) for seed in range(1, 7)]
+    runs = [simulate(40, 90.0, seed) for seed in range(101, 111)]
     lags = sorted(x for r in runs for x in r.lags)
     assert lags[len(lags) // 2] <= 1.0
     assert lags[int(0.95 * (len(lags) - 1))] <= 3.0
