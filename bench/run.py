@@ -8,7 +8,7 @@
 Figures: 1 noticing a finished run (adaptive worker vs the docs' fixed schedule; ledger → browser),
 2 page rerun time vs ledger size (vs an empty page), 3 local-gateway rendering (vs PyAV alone),
 4 server memory per browser session and over a soak, 5 the gateway's 429s under our own load,
-6 sessions one web process holds with 10 runs in flight (p95 click → updated element ≤ 200 ms).
+"capacity": sessions one web process holds with 10 runs in flight (p95 click → updated element ≤ 200 ms).
 These are benchmarks, not tests: a missed goal is reported (exit 0); a bench that crashes exits 1.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ FIGURES = {
     "3": "bench.fig3_render",
     "4": "bench.fig4_memory",
     "5": "bench.fig5_load",
-    "6": "bench.capacity",
+    "capacity": "bench.capacity",
 }
 
 
