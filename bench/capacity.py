@@ -66,7 +66,7 @@ class Plan:
 
 
 FULL = Plan(steps=(1, 5, 10, 15, 20, 30, 40, 50, 60, 80), step_seconds=40.0)
-TINY = Plan(steps=(1, 2), step_seconds=3.0, click_gap=(0.5, 1.0), in_flight=3, speed=20.0)
+TINY = Plan(steps=(1, 2), step_seconds=2.0, click_gap=(0.5, 1.0), in_flight=3, speed=20.0)
 
 
 class Session:
