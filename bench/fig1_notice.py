@@ -10,8 +10,11 @@ durations and aspects arriving over a window. Both schedules watch the same runs
   for the task minus those.
 Same runs, so the same completion moments (including any time a task sits at 99 % while the gateway's
 single render thread catches up: recorded per run as "hold").
-Both schedules are scaled by the same time factor F as the gateway's clock (gateway speed
-REAL_SPEED * F, where REAL_SPEED gives the real gateway's 1-5 minutes), and the worker's first look is 5/F.
+The gateway runs its REALISTIC progress model (lib/local_gateway/README.md "Clock": std 5 s ≈ 80 s up to
+pro 15 s ≈ 190 s, a random queue, uneven progress with jumps and stalls), seeded so every run of the
+bench sees the same task shapes. Both schedules are scaled by the same time factor F as the gateway's
+clock (gateway speed F; F = 1 is real time, the default), and the worker's first look is 5/F. The full
+figure runs at F = 1 (about 6 minutes); `--tiny` (the CI smoke) compresses time 12×.
 "Noticed" is the ledger's completed_at; "finished" is the gateway's own completion time from its task
 store (creation time + timeline, or the render's end if later: finer than the API's whole seconds).
 
@@ -21,6 +24,7 @@ card first says "Done"; the lag is that stamp minus the ledger's completed_at.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -38,7 +42,7 @@ from lib.config import LOCAL_API_KEY
 from lib.contract import VideoRequest
 from lib.gateway import GatewayClient, GatewayError, Task
 from lib.ledger import TERMINAL, Ledger
-from lib.local_gateway.clock import Timeline
+from lib.local_gateway.clock import REALISTIC, Timeline, nominal_realistic
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.services import worker_client
@@ -63,10 +67,25 @@ class Plan:
     browser_speed: float
     mix: tuple[tuple[str, int], ...] = tuple(MIX)
     aspects: tuple[str, ...] = ASPECTS
+    progress: str = REALISTIC   # the gateway's progress model ("fast": the old near-linear clock)
+    seed: int | None = 1        # the same task shapes on every run of the bench
+
+    @property
+    def speed(self) -> float:
+        return self.factor if self.progress == REALISTIC else REAL_SPEED * self.factor
+
+    def longest(self) -> float:
+        """An upper bound on any task's clock (REALISTIC draws each total around its nominal one)."""
+        if self.progress == REALISTIC:
+            return max(1.6 * nominal_realistic(m, d) for m, d in self.mix) / self.speed
+        return max(Timeline.for_task(m, d, self.speed).total for m, d in self.mix)
 
 
-FULL = Plan(n=50, factor=2.0, window=150.0, browser_runs=8, browser_speed=1.0)
-# Tiny: a smoke check only. Cheap renders (std 5 s 1:1) so the render queue does not set the pace.
+# Real time: 40 tasks of 1.3-3 minutes arriving over 90 s (up to 40 in flight at once; a wider window keeps
+# the gateway's single render thread ahead of the clock on a busy 2-core machine).
+FULL = Plan(n=40, factor=1.0, window=90.0, browser_runs=8, browser_speed=1.0)
+# Tiny: a smoke check only, time compressed 12×. Cheap renders (std 5 s 1:1) so the render queue does
+# not set the pace.
 TINY = Plan(n=3, factor=12.0, window=1.0, browser_runs=2, browser_speed=6.0, mix=(("std", 5),),
             aspects=("1:1",))
 
@@ -88,13 +107,13 @@ def gateway_finish_times(db: Path) -> dict[str, tuple[float, float]]:
     (sub-second, unlike the API's whole seconds)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        rows = con.execute("SELECT id, created_at, mode, duration, speed, rendered_at FROM tasks "
+        rows = con.execute("SELECT id, created_at, mode, duration, speed, rendered_at, progress FROM tasks "
                            "WHERE fail_code IS NULL AND rendered_at IS NOT NULL").fetchall()
     finally:
         con.close()
     out = {}
-    for tid, created, mode, dur, speed, rendered in rows:
-        nominal = created + Timeline.for_task(mode, int(dur), float(speed)).total
+    for tid, created, mode, dur, speed, rendered, progress in rows:
+        nominal = created + Timeline.for_task(mode, int(dur), float(speed), progress).total
         out[tid] = (max(nominal, rendered), max(0.0, rendered - nominal))
     return out
 
@@ -164,8 +183,8 @@ class FixedPoller:
 
 
 def part_a(plan: Plan, tmp: Path) -> list[Row]:
-    speed = REAL_SPEED * plan.factor
-    gw = GatewayProcess(tmp / "gateway", speed=speed).start()
+    speed = plan.speed
+    gw = GatewayProcess(tmp / "gateway", speed=speed, progress=plan.progress, seed=plan.seed).start()
     adaptive = Ledger(f"sqlite:///{tmp / 'adaptive.db'}")
     fixed = Ledger(f"sqlite:///{tmp / 'fixed.db'}")
     limiter = RateLimiter()  # one per process, shared by both clients, as in the app
@@ -195,7 +214,7 @@ def part_a(plan: Plan, tmp: Path) -> list[Row]:
                                  run.submitted_at + FIXED_FIRST / plan.factor)
             poller.add(twin_id, run.task_id, run.submitted_at)
             pairs.append((run_id, twin_id))
-        longest = max(Timeline.for_task(m, d, speed).total for m, d in plan.mix)
+        longest = plan.longest()
 
         def done() -> bool:
             return all(r is not None and r.state in TERMINAL and (r.video_path or r.error_code)
@@ -243,6 +262,7 @@ def part_a(plan: Plan, tmp: Path) -> list[Row]:
     a_gpr = sum(a_gets) / max(1, len(a_gets))
     f_gpr = sum(f_gets) / max(1, len(f_gets))
     notes = {"runs": plan.n, "factor": plan.factor, "gateway_speed": speed, "window_s": plan.window,
+             "progress": plan.progress, "seed": plan.seed,
              "adaptive_noticed": len(a_lag), "fixed_noticed": len(f_lag), "worker_stats": worker.stats,
              "fixed_errors": poller.errors, "adaptive_lags": [round(x, 3) for x in sorted(a_lag)],
              "fixed_lags": [round(x, 3) for x in sorted(f_lag)],
@@ -346,8 +366,11 @@ def part_b(plan: Plan, tmp: Path) -> list[Row]:
                        "tick_gaps": [round(g, 3) for g in gaps[:50]]})]
 
 
-def run(tiny: bool = False) -> list[Row]:
+def run(tiny: bool = False, scale: float | None = None) -> list[Row]:
+    """`scale`: compress time this many times (1 = real durations) instead of the plan's own factor."""
     plan = TINY if tiny else FULL
+    if scale is not None:
+        plan = dataclasses.replace(plan, factor=scale)
     with tempfile.TemporaryDirectory(prefix="bench_fig1_") as d:
         rows = part_a(plan, Path(d))
         rows += part_b(plan, Path(d))

@@ -40,6 +40,7 @@ class Settings:
     archive_dir: Path
     budget_usd: float | None = None
     local_speed: float = 1.0
+    local_progress: str = "fast"          # LOCAL_GATEWAY_PROGRESS: fast | realistic (lib/local_gateway)
     prices: Prices = field(default_factory=Prices)
     passcode: str | None = field(default=None, repr=False)
     first_look: float = DEFAULT_FIRST_LOOK
@@ -145,6 +146,18 @@ def _deadline(src: _Source) -> float:
         raise ValueError(f"{name} must be at most {MAX_RUN_DEADLINE_MIN:.0f} minutes (24 hours: the gateway "
                          f"forgets a task after that), but it is {src.get(name)!r}.")
     return minutes * 60
+def _local_progress(src: _Source) -> str:
+    """The embedded gateway's progress model: fast (short, near-linear; tests) or realistic (minutes)."""
+    name, raw = "LOCAL_GATEWAY_PROGRESS", src.get("LOCAL_GATEWAY_PROGRESS")
+    if raw is None:
+        return "fast"
+    if raw.lower() not in ("fast", "realistic"):
+        raise SettingError(name, f"{name} must be fast or realistic, but it is {raw!r}.",
+                           f"Set {name} to fast (short tasks) or realistic (the real gateway's 1-3 minutes, "
+                           "uneven progress), or remove it for fast.")
+    return raw.lower()
+
+
 def _press_window(src: _Source) -> float:
     """Shorter than a hesitant double press would charge twice; longer than a minute blocks real retakes."""
     name = "PLAYGROUND_PRESS_WINDOW"
@@ -377,6 +390,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
                            unset="for no spend cap"),
         local_speed=_number(src, "LOCAL_GATEWAY_SPEED", 1.0, positive=True,
                             what="the local gateway's clock speed, e.g. 1 or 10"),
+        local_progress=_local_progress(src),
         prices=prices,
         passcode=passcode,
         first_look=_number(src, "PLAYGROUND_FIRST_LOOK", DEFAULT_FIRST_LOOK,

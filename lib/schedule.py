@@ -24,10 +24,14 @@ MARGIN = 0.25      # look this long after the estimated finish (integer progress
 STALL_POINTS = 3.0  # progress "stalls" when it should have risen this many points and did not
 _FIT_SAMPLES = 6   # the slope is fitted over this many recent samples
 _QUEUE_GROWTH = 1.0  # while unsure, the next gap may be as long as the time waited so far (doubling)
+_RISE_GROWTH = 2.0   # once progress rises, a gap may be this many times the time waited so far
 _TRUSTED_SPREAD = 0.5  # a prior this sure (from observed tasks) is trusted to skip the queued looks
 _TIGHT_SPREAD = 0.1   # a prior this sure predicts the finish better than a wobbling progress slope
-_AIM_WITHIN = 3.0     # when the slope says the finish is this close, look just after it
-_APPROACH = 0.7       # otherwise look this far along the way and re-aim
+_AIM_WITHIN = 6.0     # when the finish is this close, look just after it
+_APPROACH = 0.7       # otherwise look this far along the way and re-aim…
+_AIM_LEAD = 3.0       # …but at least this long before the estimated finish
+_TRUST_LOCAL_WITHIN = 15.0  # within this of the finish the recent slope alone aims the looks
+_LOCAL_SAMPLES = 2    # the recent slope is fitted over this many looks (a segment of steady progress)
 _HOLD_AT = 99         # a task at 99 % waits for its file: hold, not stall
 _HOLD_GROWTH = 0.3    # while held, the next gap is this fraction of the hold so far…
 _HOLD_CAP = 3.0       # …but at most this: a finished video should show within seconds
@@ -173,35 +177,70 @@ def next_look(
             target = plausible
         return min(max(target, earliest), latest)
 
-    rate = slope(samples) or 100 / max(prior.run, floor)
     if samples[-1][1] >= _HOLD_AT:
         # Rendering is done on the gateway's side but the file is not ready: nothing predicts the end of
         # this hold, so look often at first and then a little less often (latency stays a fraction of it).
         return min(max(last_t + min(_HOLD_CAP, _HOLD_GROWTH * _stalled_for(samples)), earliest), latest)
-    if _stalled_for(samples) * rate >= STALL_POINTS:
-        # Progress should have moved by now and did not: back off, doubling with the stall's length.
-        return min(max(last_t + _stalled_for(samples), earliest), latest)
     if slope(samples) is None:
         # One value only: the finish guess is rough, so look part of the way there to measure the slope
         # (without experience, no further than the geometric queued-phase step).
         target = last_t + (finish - last_t) * (1 - prior.spread)
         if prior.spread >= _TRUSTED_SPREAD:
-            target = min(target, last_t + max(floor, _QUEUE_GROWTH * (last_t - submitted)))
+            target = min(target, last_t + max(floor, _RISE_GROWTH * (last_t - submitted)))
         return min(max(target, earliest), latest)
-    if prior.tight:
-        # Experience says how long this kind of task takes; trust it unless the progress clearly disagrees
-        # (progress is rarely linear: a wobbling slope misjudges the finish by several seconds).
-        expected = submitted + prior.total
-        if abs(expected - finish) <= max(2.0, 0.5 * (finish - last_t)):
-            finish = max(expected, last_t)
+    # Real progress is uneven (segments of different speeds, stalls, jumps): the recent slope and the
+    # average since the rise began each misjudge the finish now and then, in opposite ways. The earlier
+    # of the two is the safe guess (looking early costs a GET, looking late costs the person a wait).
+    local = _local_finish(samples)
+    finish = min(f for f in (local, _average_finish(samples), finish) if f is not None)
+    if local is not None and local - last_t <= _TRUST_LOCAL_WITHIN:
+        # Near the end the last stretch's own speed is what counts (a slow last stretch, a hold near 100).
+        finish = local
+    remaining = finish - last_t
+    if remaining <= _AIM_WITHIN:
         target = finish + MARGIN
     else:
-        remaining = finish - last_t
-        # Far from the end the slope may still change: go part of the way, then aim with a fresh slope.
-        target = last_t + _APPROACH * remaining if remaining > _AIM_WITHIN else finish + MARGIN
-        # A young slope may be far off (progress wobbles): never jump further than the time waited so far.
-        target = min(target, last_t + max(floor, _QUEUE_GROWTH * (last_t - submitted)))
+        # Far from the end the estimate may still move: go most of the way, keeping a lead that shrinks
+        # with the distance, then aim with fresh samples.
+        target = finish - max(_AIM_LEAD, (1 - _APPROACH) * remaining)
+        # A young rise may be far off: never jump further than a multiple of the time waited so far.
+        target = min(target, last_t + max(floor, _RISE_GROWTH * (last_t - submitted)))
+        # Experience of this kind of task: progress may jump, so never pass the earliest finish that
+        # experience finds plausible without a look.
+        plausible = submitted + prior.total * (1 - prior.spread / 2)
+        if prior.spread < _TRUSTED_SPREAD and plausible - _AIM_LEAD > last_t:
+            target = min(target, plausible - _AIM_LEAD)
+    # Gaps may exceed `cap` only while the finish is far: half the distance to it at most.
+    latest = max(latest, last_t + min(remaining / 2, cap * _TIGHT_CAP_FACTOR))
     return min(max(target, earliest), latest)
+
+
+def _local_finish(samples: Sequence[tuple[float, int]]) -> float | None:
+    """The finish at the slope of the last few looks, or None while progress stands still."""
+    rising = _rising(samples)
+    if len(rising) < 2 or rising[-1][1] == rising[-2][1]:
+        return None
+    fit = _fit(rising[-_LOCAL_SAMPLES:])
+    if fit is None:
+        return None
+    rate, intercept = fit
+    return max(samples[-1][0], (100 - intercept) / rate)
+
+
+def _average_finish(samples: Sequence[tuple[float, int]]) -> float | None:
+    """The finish at the average speed since progress started (half-way between the last look that saw
+    0 and the first that saw more): stalls and fast stretches even out over a run."""
+    rising = _rising(samples)
+    if not rising:
+        return None
+    first_t = rising[0][0]
+    zeros = [t for t, p in samples if p <= 0 and t < first_t]
+    began = (zeros[-1] + first_t) / 2 if zeros else samples[0][0]
+    last_t, last_p = rising[-1]
+    if last_t <= began:
+        return None
+    rate = (last_p + 0.5) / (last_t - began)
+    return last_t + (100 - last_p - 0.5) / rate
 
 
 def late_look(sent_at: float, now: float, *, every: float = LATE_EVERY,

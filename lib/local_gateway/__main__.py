@@ -1,4 +1,5 @@
-"""`python -m lib.local_gateway --port 8765 [--speed S] [--data DIR] [--host 127.0.0.1]`."""
+"""`python -m lib.local_gateway --port 8765 [--speed S] [--progress fast|realistic] [--seed N] [--data DIR]
+[--host 127.0.0.1]`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     ap.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     ap.add_argument("--speed", type=float, default=1.0, help="clock speed; 1.0: a std 5 s clip takes ~15 s")
+    ap.add_argument("--progress", choices=("fast", "realistic"), default="fast",
+                    help="fast (default): short near-linear tasks; realistic: the real gateway's minutes, "
+                         "a random queue, uneven progress with jumps and stalls (see README)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="realistic: the same seed gives the same sequence of task shapes")
     ap.add_argument(
         "--data",
         type=Path,
@@ -32,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    gateway = LocalGateway(args.data, host=args.host, port=args.port, speed=args.speed).start()
+    gateway = LocalGateway(args.data, host=args.host, port=args.port, speed=args.speed,
+                           progress=args.progress, seed=args.seed).start()
     log.info("serving %s (control: %s/__control/info); Ctrl+C stops", gateway.url, gateway.url)
     try:
         while not stop.wait(1.0):

@@ -8,6 +8,7 @@ started when a task is accepted so the file is normally ready before the clock s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import secrets
@@ -127,7 +128,8 @@ def default_image_fetcher() -> SafeFetcher:
 
 class Engine:
     def __init__(
-        self, data_dir: Path, speed: float = 1.0, *, image_fetcher: SafeFetcher | None = None
+        self, data_dir: Path, speed: float = 1.0, *, image_fetcher: SafeFetcher | None = None,
+        progress: str = clock.FAST, seed: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         # Tests that must fetch from loopback pass their own fetcher; the default refuses it.
@@ -139,12 +141,32 @@ class Engine:
             d.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.data_dir / "local_gateway.db")
         self.speed = float(speed)
+        self.set_progress(progress, seed)
         self.allow_pro_15 = True
         self.faults = Faults()
         self.limiter = SlidingWindow()
         self.renders = RenderQueue(self._render)
         for task in self.store.unrendered_tasks():  # accepted before a restart, never finished
             self.renders.enqueue(task.id)
+
+    def set_progress(self, progress: str, seed: int | None = None) -> None:
+        """Pick the clock's progress model for tasks accepted from now on (README "Clock").
+
+        With a seed, the n-th task accepted gets the n-th shape of that seed's sequence: a bench or a test
+        sees the same shapes on every run. Without one, each task draws its own."""
+        if progress not in clock.PROGRESS_MODELS:
+            raise ValueError(f"progress must be one of {', '.join(clock.PROGRESS_MODELS)}")
+        self.progress, self.seed = progress, seed
+        self._seq = itertools.count()
+
+    def _progress_for_new_task(self) -> str | None:
+        if self.progress == clock.FAST:
+            return None
+        shape = f"{self.seed}-{next(self._seq)}" if self.seed is not None else secrets.token_hex(8)
+        return f"{clock.REALISTIC}:{shape}"
+
+    def timeline(self, task: TaskRow) -> clock.Timeline:
+        return clock.Timeline.for_task(task.mode, task.duration, task.speed, task.progress)
 
     def close(self) -> None:
         self.renders.stop()
@@ -172,6 +194,7 @@ class Engine:
             refunded=False,
             rendered_at=None,
             expired=False,
+            progress=self._progress_for_new_task(),
         )
         if not self.store.charge(task):
             return None
@@ -195,7 +218,7 @@ class Engine:
         if task.fail_code is None and (rendered_at is None or not self.video_path(task.id).exists()):
             rendered_at = None
             self.renders.enqueue(task.id)
-        timeline = clock.Timeline.for_task(task.mode, task.duration, task.speed)
+        timeline = self.timeline(task)
         reading = clock.read(
             task.id, task.created_at, now, timeline, rendered_at=rendered_at, fail=task.fail_code is not None
         )

@@ -47,9 +47,10 @@ class DroppableH11Protocol(H11Protocol):
 class LocalGateway:
     def __init__(
         self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
-        *, image_fetcher: SafeFetcher | None = None,
+        *, image_fetcher: SafeFetcher | None = None, progress: str = "fast", seed: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.progress, self.seed = progress, seed  # the clock's progress model (README "Clock")
         self.host = host
         self.port = port
         self.speed = speed
@@ -70,7 +71,8 @@ class LocalGateway:
         """Start serving; returns once GET /__control/info answers (RuntimeError otherwise)."""
         if self._server is not None:
             return self
-        self.engine = Engine(self.data_dir, speed=self.speed, image_fetcher=self.image_fetcher)
+        self.engine = Engine(self.data_dir, speed=self.speed, image_fetcher=self.image_fetcher,
+                             progress=self.progress, seed=self.seed)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

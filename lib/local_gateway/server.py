@@ -203,7 +203,7 @@ def build_app(engine: Engine) -> ASGIApp:
         if task is None:
             raise errors.not_found("File not found")
         reading = engine.read(task)
-        timeline = clock.Timeline.for_task(task.mode, task.duration, task.speed)
+        timeline = engine.timeline(task)
         if reading.status == "in_progress" and time.time() - task.created_at >= timeline.total:
             # Completed by the clock but the file is missing (restart, wipe): render it now, then serve.
             await run_in_threadpool(engine.wait_rendered, task_id)
@@ -247,6 +247,8 @@ def build_app(engine: Engine) -> ASGIApp:
             "version": 1,
             "url": base_url(request),
             "speed": engine.speed,
+            "progress": engine.progress,
+            "seed": engine.seed,
             "allow_pro_15": engine.allow_pro_15,
             "prices_usd_per_second": PRICES,
             "credits_per_usd": CREDITS_PER_USD,
@@ -273,12 +275,19 @@ def build_app(engine: Engine) -> ASGIApp:
             raise ApiError(400, {"error": "speed must be > 0 (1.0 = real-ish timing)"})
         if bal is not None and bal < 0:
             raise ApiError(400, {"error": "balance must be >= 0 (USD)"})
+        progress, seed = body.get("progress", engine.progress), body.get("seed")
+        if progress not in clock.PROGRESS_MODELS:
+            raise ApiError(400, {"error": f"progress must be one of {', '.join(clock.PROGRESS_MODELS)}"})
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ApiError(400, {"error": "seed must be an integer or null"})
         if speed is not None:
             engine.speed = speed
         if bal is not None:
             engine.store.set_balance(bal)
         if "allow_pro_15" in body:
             engine.allow_pro_15 = bool(body["allow_pro_15"])
+        if "progress" in body or "seed" in body:
+            engine.set_progress(progress, seed)
         return _json(info_body(request))
 
     async def c_faults(request: Request) -> Response:

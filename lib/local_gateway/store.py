@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     fail_message TEXT,
     refunded INTEGER NOT NULL DEFAULT 0,
     rendered_at REAL,
-    expired INTEGER NOT NULL DEFAULT 0
+    expired INTEGER NOT NULL DEFAULT 0,
+    progress TEXT
 );
 CREATE TABLE IF NOT EXISTS uploads (
     id TEXT PRIMARY KEY,
@@ -80,16 +81,18 @@ class TaskRow:
     refunded: bool
     rendered_at: float | None
     expired: bool
+    progress: str | None = None  # the clock's progress model: None = fast, "realistic:<seed>"
 
 
 _SELECT_TASKS = (
     "SELECT id, created_at, model, mode, duration, aspect, prompt, request_json, first_image, "
-    "last_image, speed, cost, fail_code, fail_message, refunded, rendered_at, expired FROM tasks "
+    "last_image, speed, cost, fail_code, fail_message, refunded, rendered_at, expired, progress FROM tasks "
 )
 _INSERT_TASK = (
     "INSERT INTO tasks (id, created_at, model, mode, duration, aspect, prompt, request_json, "
-    "first_image, last_image, speed, cost, fail_code, fail_message, refunded, rendered_at, expired) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "first_image, last_image, speed, cost, fail_code, fail_message, refunded, rendered_at, expired, "
+    "progress) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _BALANCE = "SELECT key, value FROM kv WHERE key IN ('remain_usd', 'used_usd')"
 
@@ -113,6 +116,7 @@ def _task(row: tuple) -> TaskRow:
         refunded,
         rendered,
         expired,
+        progress,
     ) = row
     return TaskRow(
         tid,
@@ -132,6 +136,7 @@ def _task(row: tuple) -> TaskRow:
         bool(refunded),
         rendered,
         bool(expired),
+        progress,
     )
 
 
@@ -144,6 +149,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}
+        if "progress" not in columns:  # a data dir from before the progress models: every task was fast
+            self._db.execute("ALTER TABLE tasks ADD COLUMN progress TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -270,6 +278,7 @@ class Store:
                         int(task.refunded),
                         task.rendered_at,
                         int(task.expired),
+                        task.progress,
                     ),
                 )
                 db.execute("COMMIT")

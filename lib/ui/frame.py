@@ -23,7 +23,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import money
+from lib import live_reads, money
 from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
 from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, who, widget_gc
 from lib.ui.card import is_live
@@ -140,18 +140,10 @@ def signature(run: Any) -> tuple[str, bool, bool]:
     return run.state, bool(run.video_path), bool(run.archive_failed)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _spent(ledger_id: int, version: tuple) -> float:
-    """The ledger's estimated spend, summed once per ledger change rather than on every rerun: it is a
-    SUM over every billed run (31 ms at 100,000 runs), while changes() is one tiny read."""
-    del ledger_id, version  # cache keys only
-    return state.services().ledger.spend()
-
-
 def _spend(services: Any, version: tuple) -> None:
     settings = services.settings
     with st.container(key="frame_spend"):
-        spent = _spent(id(services.ledger), version)
+        spent = live_reads.spend(services.ledger, version)  # summed once per ledger change
         budget = settings.budget_usd
         if budget:
             st.progress(min(1.0, spent / budget),
@@ -224,7 +216,7 @@ def _live(public: bool = False) -> None:
     ss = st.session_state
     widget_gc.prune()  # cards that left the page: Streamlit alone would keep their buttons forever
     version = ledger.changes()  # before in_flight: a change in between then shows as a new version
-    in_flight = ledger.in_flight()
+    in_flight = live_reads.in_flight(ledger, version)  # read again only when the ledger changed
     if not public:
         with st.container(key="frame_live"):
             if in_flight:

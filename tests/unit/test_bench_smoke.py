@@ -25,10 +25,11 @@ def test_tiny_bench_suite_runs_and_prints_its_table(tmp_path: Path) -> None:
     assert lines[0].split()[:6] == ["figure", "value", "baseline", "ratio", "goal", "met?"]
     assert "FAILED" not in proc.stdout
     rows = json.loads(out_json.read_text())["rows"]
-    assert {r["figure"] for r in rows} == {"1", "2", "3", "4", "5"}
-    # every row measured something and printed it
+    assert {r["figure"] for r in rows} == {"1", "2", "3", "4", "5", "capacity"}
+    # every row measured something and printed it (capacity's p95 row is empty when even one session
+    # missed 200 ms on the smoke's tiny plan: its count row then says 0)
     for r in rows:
-        assert r["value"] is not None, r
+        assert r["value"] is not None or r["name"].startswith("  … p95 click"), r
         assert any(line.startswith(f"{r['figure']} {r['name']}") for line in lines), r["name"]
     by_name = {r["name"]: r for r in rows}
     gets = by_name["status GETs per run"]

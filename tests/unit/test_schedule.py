@@ -69,22 +69,32 @@ class TestRising:
         assert look(samples) == pytest.approx(finish + 0.25, abs=0.01)
 
     def test_far_finish_is_approached_in_steps(self):
-        # 1 point per second, 19.5 points to go (p=80 means 80..81): look 70 % of the way, then re-aim
+        # The last stretch's slope (1 pt/s) says 59.5 s, the average since the rise began (at ~5 s) says
+        # 48.5 s: the earlier guess is approached, keeping a lead of 3 s (_AIM_LEAD) to re-aim from
         samples = [(T0, 0), (T0 + 10, 50), (T0 + 40, 80)]
-        assert look(samples) == pytest.approx(40 + 0.7 * 19.5, abs=0.05)
+        assert look(samples) == pytest.approx(48.5 - 3.0, abs=0.05)
 
-    def test_interval_never_exceeds_cap(self):
-        samples = [(T0, 0), (T0 + 10, 1), (T0 + 110, 2)]
-        assert look(samples) <= 110 + CAP + 1e-9
+    def test_near_the_end_the_last_stretch_aims(self):
+        # a slow last stretch (0.5 pt/s from 90) after a fast start: its own slope, not the average, aims:
+        # finish at 36 + 6.5 / 0.5 = 49 s, looked at 70 % of the way there (13 s away: a lead of 3.9 s)
+        samples = [(T0, 0), (T0 + 5, 0), (T0 + 20, 80), (T0 + 30, 90), (T0 + 36, 93)]
+        assert look(samples) == pytest.approx(49 - 0.3 * 13, abs=0.1)
+
+    def test_interval_never_exceeds_cap_near_the_end_nor_twice_cap_far_from_it(self):
+        far = [(T0, 0), (T0 + 10, 1), (T0 + 110, 2)]
+        assert look(far) == pytest.approx(110 + 2 * CAP)
+        near = [(T0, 0), (T0 + 5, 0), (T0 + 60, 40), (T0 + 100, 60)]  # ~60 s to go: gaps of at most CAP
+        assert look(near) <= 100 + CAP + 1e-9
 
     def test_interval_never_below_floor(self):
         samples = [(T0, 0), (T0 + 5, 97), (T0 + 6, 99)]
         assert look(samples) >= 6 + FLOOR - 1e-9
 
-    def test_trained_prior_wins_over_a_wobbling_slope(self):
-        # the slope says ~27.6 s, experience says 30 s: within tolerance, trust experience
+    def test_experience_does_not_override_measured_progress(self):
+        # Tasks of one kind vary by ±12 % or more (lib/local_gateway REALISTIC, and the real gateway):
+        # experience says 30 s, the slope 27.4 s: look 3 s before the slope's finish and re-aim there
         samples = [(T0, 0), (T0 + 10, 35), (T0 + 20, 72)]
-        assert look(samples, prior=SURE) == pytest.approx(30.25, abs=0.01)
+        assert look(samples, prior=SURE) == pytest.approx(27.4 - 3.0, abs=0.1)
 
     def test_slope_wins_when_it_clearly_disagrees_with_experience(self):
         # 8 points/s: done by ~22.5 s, far from the 30 s experience says
@@ -93,12 +103,12 @@ class TestRising:
 
     def test_one_value_untrained_measures_slope_soon(self):
         samples = [(T0, 0), (T0 + 5, 2)]
-        assert look(samples) <= 10.0 + 1e-9
+        assert look(samples) <= 15.0 + 1e-9  # at most twice the time waited
 
-    def test_a_young_slope_never_jumps_further_than_the_time_waited(self):
-        # slope 0.5 pt/s says ~190 s to go, but only 10 s have passed: look again within 10 s
+    def test_a_young_slope_never_jumps_further_than_twice_the_time_waited(self):
+        # slope 0.5 pt/s says ~190 s to go, but only 10 s have passed: look again within 20 s
         samples = [(T0, 0), (T0 + 5, 2), (T0 + 10, 4)]
-        assert look(samples) == pytest.approx(20.0)
+        assert look(samples) == pytest.approx(30.0)
 
     def test_held_at_99_looks_often_then_less_often(self):
         # the gateway holds a task at 99 % until its file exists: gaps of 0.3x the hold, at most 3 s
@@ -114,11 +124,12 @@ class TestRising:
         assert look(samples, prior=sure_long) == pytest.approx(5 + 2 * CAP)
 
     def test_stall_backs_off(self):
-        # 5 points/s until 50, then stuck for 4 s (expected 20 more points): wait as long as the stall
+        # 5 points/s until 50, then stuck: no slope while it stands still, the average speed since the rise
+        # began falls with the stall, so the longer the stall the later the next look
         samples = [(T0, 0), (T0 + 6, 20), (T0 + 8, 30), (T0 + 12, 50), (T0 + 14, 50), (T0 + 16, 50)]
-        assert look(samples) == pytest.approx(16 + 4)
+        first = look(samples)
         longer = [*samples, (T0 + 20, 50)]
-        assert look(longer) == pytest.approx(20 + 8)
+        assert 16 + 5 < first < look(longer) - 4
 
     def test_progress_drop_restarts_the_fit(self):
         samples = [(T0, 0), (T0 + 5, 40), (T0 + 10, 80), (T0 + 15, 10), (T0 + 20, 20)]
@@ -165,3 +176,18 @@ class TestCalibration:
         prior = cal.prior("pro", 15)
         assert prior.total == pytest.approx(30.0)
         assert prior.spread == pytest.approx(0.6)
+
+
+def test_at_realistic_durations_the_plan_notices_fast_and_asks_less_than_the_fixed_schedule():
+    """bench/sim_schedule.py: 10 × 40 tasks of the local gateway's REALISTIC clock (std 5 s ≈ 80 s … pro
+    15 s ≈ 190 s, queue, uneven progress, jumps, stalls), arriving over 90 s, watched by this planner on a
+    virtual clock. Seeds 101-110 were not used to tune the planner (1-10 were). Figure 1's lag goals; GETs
+    at most 0.7× the fixed schedule's (the 0.5× goal is not reached: bench/RESULTS.md says why)."""
+    from bench.sim_schedule import simulate
+
+    runs = [simulate(40, 90.0, seed) for seed in range(101, 111)]
+    lags = sorted(x for r in runs for x in r.lags)
+    assert lags[len(lags) // 2] <= 1.0
+    assert lags[int(0.95 * (len(lags) - 1))] <= 3.0
+    gets = sum(sum(r.gets) for r in runs) / sum(sum(r.fixed_gets) for r in runs)
+    assert gets <= 0.7

@@ -49,6 +49,7 @@ def assert_no_secret(problem: startup.StartupProblem) -> None:
 
 @pytest.mark.parametrize(("name", "value"), [
     ("PLAYGROUND_BUDGET_USD", "abc"), ("PLAYGROUND_BUDGET_USD", "-3"), ("LOCAL_GATEWAY_SPEED", "0"),
+    ("LOCAL_GATEWAY_PROGRESS", "slow"),
     ("PLAYGROUND_FIRST_LOOK", "soon"), ("TOAPIS_BASE_URL", "toapis.com"),
 ])
 def test_a_bad_setting_names_itself_and_what_to_set(env: dict[str, str], name: str, value: str) -> None:
