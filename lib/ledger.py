@@ -1317,3 +1317,8 @@ def bulk_insert(ledger: Ledger, rows: Sequence[Mapping[str, Any]]) -> None:
     with ledger._write() as conn:
         conn.execute(sa.insert(runs_table), [dict(r) for r in rows])
         ledger._bump(conn)
+
+
+# The tables the processes on one ledger share besides runs (worker heartbeats, the shared rate limit),
+# registered on `metadata` here so the migrations and their model check see one schema.
+from lib import fleet_tables as _fleet_tables  # noqa: E402,F401
