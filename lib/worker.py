@@ -610,3 +610,9 @@ class Worker:
         self._forget(run.run_id)
         return None
 
+
+
+if __name__ == "__main__":  # `python -m lib.worker`: the standalone worker (lib/worker_main.py)
+    from lib.worker_main import main
+
+    raise SystemExit(main())
