@@ -148,7 +148,7 @@ def _postgres() -> tuple[Any, Any]:
 
 
 def run(tiny: bool = False, *, runs: int = 300, sessions: int = 20, speed: float = 8.0,
-        db: str = "sqlite") -> list[Row]:
+        db: str = "sqlite", deadline: float | None = None) -> list[Row]:
     if tiny:
         runs, sessions = 12, 4
     legs: list[dict[str, Any]] = []
@@ -161,7 +161,7 @@ def run(tiny: bool = False, *, runs: int = 300, sessions: int = 20, speed: float
             for kind in ("shared", "process"):
                 url = pg.new_database() if pg is not None else f"sqlite:///{root / kind / 'ledger.db'}"
                 legs.append(_leg(root, gateway, kind, runs=runs, sessions=sessions, db_url=url,
-                                 deadline=runs * 1.5 + 300))
+                                 deadline=deadline or runs * 1.5 + 300))
                 time.sleep(2.0)  # the gateway's one-second windows empty between legs
         finally:
             gateway.stop()
@@ -184,11 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--speed", type=float, default=8.0)
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--deadline", type=float, help="seconds per leg to wait for every run to be archived "
+                    "(default runs x 1.5 + 300; the gateway renders one video at a time)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    rows = run(args.tiny, runs=args.runs, sessions=args.sessions, speed=args.speed, db=args.db)
+    rows = run(args.tiny, runs=args.runs, sessions=args.sessions, speed=args.speed, db=args.db,
+               deadline=args.deadline)
     out = json.dumps([r.__dict__ for r in rows], indent=2, default=str)
     print(out)
     if args.json:
