@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from lib.ledger import metadata
+from lib.ledger.schema import metadata
 
 # One row per (key hash, bucket): the row every acquisition locks, and the pause a 429's Retry-After set.
 # Bucket "*" holds a pause for all buckets.

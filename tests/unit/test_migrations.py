@@ -274,7 +274,7 @@ def _models_plus(column: sa.Column) -> sa.MetaData:
 
 
 def test_the_models_match_the_migrations_head(ledger_url: str) -> None:
-    """`alembic check` on each backend: a column added to lib/ledger.py without a revision fails here."""
+    """`alembic check` on each backend: a column added to lib/ledger/schema.py with no revision fails here."""
     at_head(ledger_url)
     engine = engine_for(ledger_url)
     try:
