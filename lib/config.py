@@ -55,6 +55,8 @@ class Settings:
     def archive_location(self) -> Path | S3Location:
         """What lib.storage.open_storage takes: the bucket when one is configured, else the folder."""
         return self.archive_s3 if self.archive_s3 is not None else self.archive_dir
+    worker: str = "on"                   # PLAYGROUND_WORKER: "off" = this web process sends nothing itself
+    rate_limit: str = "auto"             # PLAYGROUND_RATE_LIMIT: auto, shared or process (shared_limit)
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -187,6 +189,24 @@ def _sign_in(src: _Source, *, env: Mapping[str, str],
             "Set up sign-in (the PLAYGROUND_OIDC_* settings or an [auth] section in secrets.toml), or "
             f"remove {name} and use PLAYGROUND_BUDGET_USD for the team's cap.")
     return section is not None, cap
+
+
+WORKER_CHOICES = ("on", "off")
+RATE_LIMIT_CHOICES = ("auto", "shared", "process")
+
+
+def _choice(src: _Source, name: str, choices: tuple[str, ...], default: str, what: str) -> str:
+    """A setting that is one of a few words; anything else is refused, naming the words."""
+    raw = src.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in choices:
+        words = " or ".join(repr(c) for c in choices)
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise SettingError(name, f"{name} must be {words} ({what}), but it is {shown!r}.",
+                           f"Set {name} to {words}, or remove it to use {default!r}.")
+    return value
 
 
 def _path(raw: str | None, default: Path) -> Path:
@@ -380,6 +400,18 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
         pro=_number(src, "PLAYGROUND_PRICE_PRO", defaults.pro, what="USD per second of pro video"),
     )
+    worker = _choice(src, "PLAYGROUND_WORKER", WORKER_CHOICES, "on",
+                     "whether this web process runs its own worker; 'off' when `python -m lib.worker` runs "
+                     "separately")
+    if worker == "off" and not api_key and base_url is None:
+        raise SettingError(
+            "PLAYGROUND_WORKER",
+            "PLAYGROUND_WORKER is 'off', but no gateway every process can reach is set: this process would "
+            "start its own built-in gateway, which a separate worker cannot see, so runs would never be "
+            "sent.",
+            "Set TOAPIS_API_KEY (ToAPIs), or run `python -m lib.local_gateway --port 8765` and set "
+            "TOAPIS_BASE_URL=http://127.0.0.1:8765; or remove PLAYGROUND_WORKER to run the worker here.",
+        )
     return Settings(
         api_key=api_key,
         base_url=base_url,
@@ -401,4 +433,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         archive_s3=archive_s3,
         sign_in=sign_in,
         user_budget_usd=user_budget,
+        worker=worker,
+        rate_limit=_choice(src, "PLAYGROUND_RATE_LIMIT", RATE_LIMIT_CHOICES, "auto",
+                           "one gateway rate limit shared by every process on the ledger, or one per "
+                           "process; 'auto' shares it on PostgreSQL or when the worker runs separately"),
     )

@@ -4,6 +4,10 @@ ToAPIs counts submits (5/s) and queries (50/s) per user, and rejected calls cost
 a Retry-After wait, so every thread in the process goes through one limiter before it sends. A sliding
 window log (not a token bucket) is used because the gateway's limit is "n per second" with no burst
 credit: a log guarantees that no window of the configured length ever holds more than n sends.
+
+This limiter is per process. When several processes use one API key (a team's web processes and
+standalone workers), lib/shared_limit.py keeps the same log in the ledger's database with the same
+interface; lib/services.py picks one per PLAYGROUND_RATE_LIMIT.
 """
 from __future__ import annotations
 

@@ -6,6 +6,12 @@ without Streamlit. Which gateway is used follows the settings:
 - no API key and no base URL: the embedded local gateway, started here on a free port;
 - a base URL and no key: a local gateway run separately (`python -m lib.local_gateway`);
 - a key: the real gateway (TOAPIS_BASE_URL, default https://toapis.com).
+
+The rate limiter is per process (lib/ratelimit.py) or shared by every process on the ledger
+(lib/shared_limit.py), per PLAYGROUND_RATE_LIMIT: "auto" shares it when the ledger is PostgreSQL (a team:
+several processes, one key) or when this process's worker is off (a standalone worker sends alongside the
+web processes), and keeps the in-memory limiter for the single-process SQLite default, which needs no
+database round trip per call. With PLAYGROUND_WORKER=off the worker is built but never started here.
 """
 from __future__ import annotations
 
@@ -18,9 +24,11 @@ import requests
 from lib.archive import Archive
 from lib.config import LOCAL_API_KEY, Settings
 from lib.gateway import Balance, GatewayClient
+from lib.heartbeat import Heartbeat, no_worker_notice
 from lib.ledger import Ledger
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
+from lib.shared_limit import SharedRateLimiter, limiter_kind
 from lib.storage import open_storage
 from lib.worker import Worker
 
@@ -39,7 +47,8 @@ class Services:
     archive: Archive
     worker: Worker                 # owns its own client (it schedules its retries itself)
     local_gateway: Any | None      # lib.local_gateway.LocalGateway when embedded
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedRateLimiter
+    heartbeat: Heartbeat | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -67,16 +76,35 @@ class Services:
         finally:
             probe.session.close()
 
+    def no_worker_notice(self) -> str | None:
+        """Words for the page when this process runs no worker, drafts wait, and no worker is alive."""
+        if self.settings.worker != "off" or self.heartbeat is None:
+            return None
+        try:
+            return no_worker_notice(self.ledger, self.heartbeat)
+        except Exception:  # a notice must never break drawing a page
+            log.warning("could not check for a running worker", exc_info=True)
+            return None
 
-def worker_client(base_url: str, api_key: str, limiter: RateLimiter) -> GatewayClient:
+
+def worker_client(base_url: str, api_key: str, limiter: RateLimiter | SharedRateLimiter) -> GatewayClient:
     """The worker's client. Like every GatewayClient it makes one attempt per call, so every 429/5xx/drop
     reaches the worker, which notes it on the run in words and schedules the next look itself (honouring
     Retry-After) instead of blocking a pool thread inside urllib3."""
     return GatewayClient(base_url, api_key, limiter=limiter)
 
 
-def start_services(settings: Settings, *, start_worker: bool = True, worker_threads: int = 4) -> Services:
-    """Build and start everything for one process; the embedded gateway when there is no key and no URL."""
+def make_limiter(settings: Settings, ledger: Ledger, key: str) -> RateLimiter | SharedRateLimiter:
+    """The shared limiter or the per-process one, per PLAYGROUND_RATE_LIMIT (see the module's words)."""
+    if limiter_kind(ledger.dialect, settings.rate_limit, worker=settings.worker) == "shared":
+        return SharedRateLimiter(ledger.engine, key)
+    return RateLimiter()
+
+
+def start_services(settings: Settings, *, start_worker: bool | None = None, worker_threads: int = 4,
+                   archive_threads: int = 2) -> Services:
+    """Build and start everything for one process; the embedded gateway when there is no key and no URL.
+    `start_worker` None follows PLAYGROUND_WORKER."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.archive_s3 is None:
         settings.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -93,23 +121,28 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
                              progress=settings.local_progress).start()
         base_url, key = local.url, LOCAL_API_KEY
         log.info("embedded local gateway at %s (speed %s)", base_url, settings.local_speed)
+    ledger: Ledger | None = None
     try:
-        limiter = RateLimiter()
         ledger = Ledger(settings.db_url)
+        limiter = make_limiter(settings, ledger, key)
         client = GatewayClient(base_url, key, limiter=limiter)
         # Only the configured gateway's own origin may be a local or private address (the embedded and
         # test gateways serve files from 127.0.0.1); any other file host must be public (and listed).
         fetcher = SafeFetcher(FetchPolicy.for_gateway(base_url, settings.file_hosts))
         archive = Archive(settings.archive_dir, fetcher=fetcher,
                           storage=open_storage(settings.archive_location))
+        heartbeat = Heartbeat(ledger)
         worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
                         first_look=settings.first_look, threads=worker_threads,
-                        deadline=settings.run_deadline)
+                        archive_threads=archive_threads, deadline=settings.run_deadline,
+                        heartbeat=heartbeat)
     except Exception:
+        if ledger is not None:
+            ledger.close()
         if local is not None:
             local.stop()
         raise
-    services = Services(settings, ledger, client, archive, worker, local, limiter)
-    if start_worker:
+    services = Services(settings, ledger, client, archive, worker, local, limiter, heartbeat)
+    if start_worker if start_worker is not None else settings.worker == "on":
         worker.start()
     return services

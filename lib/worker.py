@@ -1,11 +1,15 @@
 """The per-process background worker: submits drafts, polls due runs, archives finished videos.
 
-Why one worker per server process: pages never talk to the gateway for status, so a hundred open tabs
-cost the gateway nothing, and one rate limiter (inside the client) covers every request the process makes.
-The ledger is the only shared state: the worker leases due runs (`claim_due`), works on each in a small
-thread pool, and releases it with the time of its next look. A new worker on the same ledger (after a
-restart) therefore carries on with every unfinished run, and nothing is ever re-submitted by itself:
-only a draft is submitted, and a submit that may have reached the gateway becomes "unknown", never a draft.
+Why one worker per server process (or one standalone `python -m lib.worker`, see lib/worker_main.py):
+pages never talk to the gateway for status, so a hundred open tabs cost the gateway nothing, and the rate
+limiter (inside the client; shared through the ledger when several processes use one key) covers every
+request. The ledger is the only shared state: the worker leases due runs (`claim_due`), works on each in a
+small thread pool, renews the leases of steps still running, and releases each run with the time of its
+next look. It claims only as many runs as each pool has idle threads: a claimed run waiting in a queue
+would be held from every other worker, and a backlog of slow archive downloads must not hold up a submit.
+A new worker on the same ledger (after a restart) therefore carries on with every unfinished run, and
+nothing is ever re-submitted by itself: only a draft is submitted, and a submit that may have reached the
+gateway becomes "unknown", never a draft.
 
 No streamlit imports here: the worker runs the same under `streamlit run`, pytest and the benches.
 """
@@ -35,6 +39,7 @@ from lib.gateway import (
     ServerError,
     user_message,
 )
+from lib.lease_renewal import renew_leases
 from lib.schedule import (
     CAP,
     DEADLINE,
@@ -128,6 +133,7 @@ class Worker:
         archive: Archive,
         *,
         owner: str | None = None,
+        heartbeat: Any | None = None,
         clock: Callable[[], float] = time.time,
         threads: int = 4,
         archive_threads: int = 2,
@@ -154,10 +160,14 @@ class Worker:
         self.deadline = deadline          # seconds from submit until a run unfinished is timed out
         self.late_every = late_every      # a timed-out run's slow checks, this far apart…
         self.late_window = late_window    # …until this long after submit
+        self.archive_threads = max(1, archive_threads)
+        self.heartbeat = heartbeat        # lib.heartbeat.Heartbeat: "a worker is alive" for the pages
         self._gateway_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="worker-gw")
-        self._archive_pool = ThreadPoolExecutor(max(1, archive_threads), thread_name_prefix="worker-archive")
+        self._archive_pool = ThreadPoolExecutor(self.archive_threads, thread_name_prefix="worker-archive")
         self._lock = threading.Lock()
         self._inflight: dict[str, Future[Any]] = {}
+        self._in_archive: set[str] = set()  # the in-flight runs whose step runs in the archive pool
+        self._renewed_at = float("-inf")
         self._samples: dict[str, list[tuple[float, int]]] = {}
         self._failures: dict[str, int] = {}
         self._noted: set[str] = set()
@@ -177,7 +187,8 @@ class Worker:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="playground-worker", daemon=True)
         self._thread.start()
-        log.info("worker %s started", self.owner)
+        log.info("worker %s started (%d gateway and %d archive threads)", self.owner, self.threads,
+                 self.archive_threads)
 
     def stop(self, timeout: float = 40.0) -> None:
         """Stop claiming, let running steps finish (each is bounded by HTTP timeouts), release leases."""
@@ -188,6 +199,11 @@ class Worker:
             self._thread = None
         self._gateway_pool.shutdown(wait=True)
         self._archive_pool.shutdown(wait=True)
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat.gone(self.owner)
+            except Exception:  # noqa: BLE001 - the row then simply ages out
+                log.warning("could not remove worker %s's heartbeat", self.owner)
         log.info("worker %s stopped", self.owner)
 
     @property
@@ -215,14 +231,41 @@ class Worker:
 
     # ------------------------------------------------------------------ loop
     def _loop(self) -> None:
+        # The wake flag is cleared *before* each pass: a wake() from a page that lands anywhere after the
+        # clear (during the claim query, or between it and the wait) leaves the flag set, so the wait
+        # returns at once and the next pass sees the new draft. (Clearing after the wait, as before,
+        # was safe only because a pass always followed; this order does not depend on that.)
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
+                self._renew()
                 self._dispatch()
+                self._beat()
             except Exception:  # the ledger may be briefly unavailable: keep the thread alive
                 log.exception("worker pass failed; trying again shortly")
                 self._stopping.wait(self.idle)
             self._wake.wait(self._sleep_for())
-            self._wake.clear()
+
+    def _renew(self, *, force: bool = False) -> None:
+        """Extend the leases of steps still running (a slow archive download can outlast one lease), so
+        no other worker claims a run this one is still working on. Every third of a lease."""
+        now = self.clock()
+        if not force and now - self._renewed_at < self.lease / 3:
+            return
+        self._renewed_at = now
+        with self._lock:
+            ids = list(self._inflight)
+        if ids:
+            renew_leases(self.ledger, ids, self.owner, now + self.lease)
+
+    def _beat(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.beat(self.owner, threads=self.threads + self.archive_threads)
+
+    def _free(self) -> tuple[int, int]:
+        """Idle threads in the gateway pool and the archive pool; must hold the lock."""
+        in_archive = len(self._in_archive)
+        return self.threads - (len(self._inflight) - in_archive), self.archive_threads - in_archive
 
     def _sleep_for(self) -> float:
         now = self.clock()
@@ -233,32 +276,42 @@ class Worker:
         return max(0.01, min(self.idle, soonest - now))
 
     def _dispatch(self) -> int:
-        """Lease due runs (up to the free slots) and hand each to a pool; returns how many were claimed."""
+        """Lease due runs, per pool only as many as it has idle threads, and start each; returns how many
+        were claimed. Nothing claimed ever waits in a queue: another worker may take what we cannot."""
         if self._stopping.is_set() and self._thread is not None:
             return 0
         now = self.clock()
         with self._lock:
             while self._due and self._due[0] <= now:
                 heapq.heappop(self._due)
-            free = 2 * self.threads - len(self._inflight)
-        if free <= 0:
-            return 0
-        runs = self.ledger.claim_due(now, self.owner, limit=free, lease=self.lease)
+            free_gateway, free_archive = self._free()
         count = 0
-        for run in runs:
-            with self._lock:
-                if run.run_id in self._inflight:
-                    continue  # our own step outlived its lease; it will release when done
-                pool = self._archive_pool if run.state == L.COMPLETED else self._gateway_pool
-                try:
-                    self._inflight[run.run_id] = pool.submit(self._step, run)
-                except RuntimeError:
-                    # The interpreter is exiting (the server stopped): its lease lapses and the next
-                    # process picks the run up; nothing to log every second until exit.
-                    self._stopping.set()
-                    break
-            count += 1
+        for archive, free in ((False, free_gateway), (True, free_archive)):
+            if free <= 0 or (self._stopping.is_set() and self._thread is not None):
+                continue
+            runs = self.ledger.claim_due(now, self.owner, limit=free, lease=self.lease, archive=archive)
+            for run in runs:
+                if not self._start(run):
+                    return count
+                count += 1
         return count
+
+    def _start(self, run: L.Run) -> bool:
+        """Hand a claimed run to its pool; False when the pools are shut (the interpreter is exiting)."""
+        with self._lock:
+            if run.run_id in self._inflight:
+                return True  # our own step outlived its lease; it will release when done
+            archive = run.state == L.COMPLETED
+            pool = self._archive_pool if archive else self._gateway_pool
+            try:
+                self._inflight[run.run_id] = pool.submit(self._step, run)
+            except RuntimeError:
+                # The server stopped: the lease lapses and the next process picks the run up.
+                self._stopping.set()
+                return False
+            if archive:
+                self._in_archive.add(run.run_id)
+        return True
 
     def _step(self, run: L.Run) -> None:
         """One step of one run; always ends with the run released (or handed on to the archive pool)."""
@@ -272,11 +325,8 @@ class Worker:
             elif run.state == L.COMPLETED:
                 next_at = self._archive(run)
             if next_at == _ARCHIVE_NOW:
-                fresh = self.ledger.get(run.run_id)
-                if fresh is not None:
-                    with self._lock:
-                        self._inflight[run.run_id] = self._archive_pool.submit(self._step, fresh)
-                    handed_on = True
+                handed_on = self._hand_to_archive(run.run_id)
+                # No idle archive thread: released as due now, for whichever worker has one first.
                 next_at = None
         except Exception:
             self.stats["errors"] += 1
@@ -286,6 +336,21 @@ class Worker:
             if not handed_on:
                 self._release(run.run_id, next_at)
 
+    def _hand_to_archive(self, run_id: str) -> bool:
+        """A run that just completed goes straight on to an idle archive thread, keeping its lease."""
+        fresh = self.ledger.get(run_id)
+        if fresh is None:
+            return False
+        with self._lock:
+            if self._free()[1] <= 0 or self._stopping.is_set():
+                return False
+            try:
+                self._inflight[run_id] = self._archive_pool.submit(self._step, fresh)
+            except RuntimeError:
+                return False
+            self._in_archive.add(run_id)
+        return True
+
     def _release(self, run_id: str, next_at: float | None) -> None:
         try:
             # None: "whatever the run needs now"; never sooner than FLOOR, so a confused run cannot spin.
@@ -293,6 +358,7 @@ class Worker:
         finally:
             with self._lock:
                 self._inflight.pop(run_id, None)
+                self._in_archive.discard(run_id)
                 if next_at is not None:
                     heapq.heappush(self._due, next_at)
             self._wake.set()
@@ -544,3 +610,9 @@ class Worker:
         self._forget(run.run_id)
         return None
 
+
+
+if __name__ == "__main__":  # `python -m lib.worker`: the standalone worker (lib/worker_main.py)
+    from lib.worker_main import main
+
+    raise SystemExit(main())

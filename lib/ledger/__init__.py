@@ -95,3 +95,7 @@ __all__ = [
     "runs_table",
     "uploads_table",
 ]
+
+# The tables the processes on one ledger share besides runs (worker heartbeats, the shared rate limit),
+# registered on `metadata` here so the migrations and their model check see one schema.
+from lib import fleet_tables as _fleet_tables  # noqa: E402,F401

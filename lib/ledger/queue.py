@@ -66,16 +66,20 @@ class Queue(Store):
         )
         return self._execute_write(stmt)
 
-    def claim_due(self, now: float, owner: str, limit: int = 20, lease: float = 30) -> list[Run]:
+    def claim_due(self, now: float, owner: str, limit: int = 20, lease: float = 30,
+                  *, archive: bool | None = None) -> list[Run]:
         """Lease the runs that need work now to `owner` until now+lease.
 
         Due: drafts (submit), queued/in_progress whose next look is due (poll), completed but not yet
         archived (archive). A "submitting" run whose lease ran out is never handed out again: its
         process died mid-submit, so it becomes "unknown" for the user to recover or re-submit.
+        `archive`: True claims only runs to archive, False only gateway work, None both (a worker claims
+        per pool, only as many as that pool has idle threads).
         """
         c = runs_table.c
         lease_free = sa.or_(c.lease_until.is_(None), c.lease_until < now)
         skip_locked = self.dialect == "postgresql"
+        kind = [] if archive is None else [c.state == COMPLETED if archive else c.state != COMPLETED]
         with self._write() as conn:
             stale_q = sa.select(c.run_id).where(c.state == SUBMITTING, lease_free)
             if skip_locked:
@@ -96,6 +100,7 @@ class Queue(Store):
                     c.next_poll_at <= now,
                     lease_free,
                     sa.or_(c.state != COMPLETED, sa.and_(c.video_path.is_(None), c.error_code.is_(None))),
+                    *kind,
                 )
                 .order_by(c.next_poll_at, c.run_id)
                 .limit(max(0, int(limit)))

@@ -222,6 +222,9 @@ def _live(public: bool = False) -> None:
             if in_flight:
                 st.caption(f":material/progress_activity: {in_flight} run{'s' if in_flight != 1 else ''} "
                            f"in flight · updated {time.strftime('%H:%M:%S')}")
+                stalled = services.no_worker_notice()  # only with PLAYGROUND_WORKER=off (lib/heartbeat.py)
+                if stalled:
+                    st.warning(stalled, icon=":material/hourglass_empty:")
             else:
                 st.caption("No runs in flight")
         _spend(services, version)

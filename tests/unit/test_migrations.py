@@ -312,12 +312,12 @@ def test_a_new_revision_is_written_from_the_models_and_upgrades(tmp_path: Path) 
     for path in (migrations.HERE / "versions").glob("*.py"):
         (location / "versions" / path.name).write_text(path.read_text())
     extended = _models_plus(sa.Column("future_column", sa.Text))
+    before = migrations.head()
+    following = f"{max(int(r) for r in migrations.known()) + 1:04d}"  # the next number after the newest
     path = migrations.new_revision("Add a future column", location=location, metadata=extended)
     text = path.read_text()
-    last = migrations.head()
-    following = f"{int(last) + 1:04d}"
     assert path.name == f"{following}_add_a_future_column.py"
-    assert f"down_revision = '{last}'" in text and "future_column" in text and "batch_alter_table" in text
+    assert f"down_revision = '{before}'" in text and "future_column" in text and "batch_alter_table" in text
     engine = engine_for(f"sqlite:///{tmp_path / 'ledger.db'}")
     try:
         with engine.begin() as conn:
