@@ -44,6 +44,7 @@ class Settings:
     file_hosts: tuple[str, ...] = ()     # PLAYGROUND_FILE_HOSTS: the only hosts videos are archived from
     run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
     press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
+    public_url: str | None = None        # PLAYGROUND_PUBLIC_URL: the origin demo links' previews name
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -209,6 +210,15 @@ def _file_hosts(raw: str | None) -> tuple[str, ...]:
     return tuple(hosts)
 
 
+def _public_url(raw: str | None) -> str | None:
+    """The origin people open the app at, pinned for link previews (else taken from each request)."""
+    if raw is None:
+        return None
+    from lib.unfurl import check_public_url  # lazy: lib.unfurl reads the ledger's names
+
+    return check_public_url(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
     """Read settings; `env` defaults to os.environ and wins over `secrets` (st.secrets)."""
     src = _Source(os.environ if env is None else env, secrets or {})
@@ -245,4 +255,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         file_hosts=_file_hosts(src.get("PLAYGROUND_FILE_HOSTS")),
         run_deadline=_deadline(src),
         press_window=_press_window(src),
+        public_url=_public_url(src.get("PLAYGROUND_PUBLIC_URL")),
     )

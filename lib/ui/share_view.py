@@ -18,7 +18,7 @@ import streamlit as st
 
 from lib import compare, history, links, money, query
 from lib.ledger import ACTIVE, COMPLETED
-from lib.ui import card, frame, player, state, sync_player
+from lib.ui import card, frame, player, share_links, state, sync_player
 from lib.ui.text import escape_md
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +143,8 @@ def show_run(services: Any, run: Any) -> None:
                 st.button("Re-run this config", key="share_rerun", type="primary", icon=":material/replay:",
                           disabled=not history.has_settings(run), on_click=_on_rerun, args=(run.run_id,),
                           help="Open Compose with every setting of this run filled in, images included.")
+                with st.popover("Share", icon=":material/link:", key="share_links_run"):
+                    share_links.run_link(services, run)
             # A cell of a comparison shows only itself: its link is no key to the grid or the other cells
             # (no group id, no link to it). The grid has its own link, which its owner may share.
             run_facts(run, key="share", stacked=True)
@@ -225,11 +227,14 @@ def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
     with st.container(key="share_group"):
         group_grid(services, ordered)
     exists = compare_page_exists()
-    st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
-              disabled=not exists or not history.grid_query(ordered), on_click=_on_rerun_grid,
-              args=(group_id,),
-              help="Open Compare with this grid's prompts, modes, durations and frames filled in."
-              if exists else "The compare page is not available in this version.")
+    with st.container(horizontal=True, gap="small"):
+        st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
+                  disabled=not exists or not history.grid_query(ordered), on_click=_on_rerun_grid,
+                  args=(group_id,),
+                  help="Open Compare with this grid's prompts, modes, durations and frames filled in."
+                  if exists else "The compare page is not available in this version.")
+        with st.popover("Share", icon=":material/link:", key="share_links_group"):
+            share_links.grid_link(services, group_id)
 
 
 def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:
