@@ -13,10 +13,13 @@ written to its ledger as drafts; the app's own worker sends and archives them. T
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -45,7 +48,6 @@ MINE = 'A red kite over golden dunes at dawn, "slow" dolly <in> & out, e2e unfur
 OTHER = "SECRET OTHER RUN: a fox asleep in deep snow, e2e unfurl"
 GRID = "A lighthouse in a storm, e2e unfurl grid"
 _PRINTABLE = "".join(chr(i) for i in range(33, 127))
-SITE = "http://docs.example"  # another site's page that embeds the player (served by Playwright)
 
 PLAY = """async (v) => {
   const sleep = (ms) => new Promise(r => setTimeout(r, ms));
@@ -97,6 +99,34 @@ def demo(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[dic
 
 def bot_get(url: str, **headers: str) -> requests.Response:
     return requests.get(url, headers={"User-Agent": BOT, **headers}, timeout=30, allow_redirects=False)
+
+
+@contextlib.contextmanager
+def other_site(body: str) -> Iterator[str]:
+    """A page of another origin (its own port on 127.0.0.1: Chromium keeps a public page from framing a
+    loopback one, so the other site is local too), answering every GET with `body`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            del args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
 
 
 def raw_get(port: int, path: str) -> tuple[int, str]:
@@ -193,9 +223,9 @@ def test_the_embed_plays_inside_another_sites_iframe_and_the_short_link_opens_th
         page = ctx.new_page()
         slides = (f'<!doctype html><title>Slides</title><h1>Our demo</h1>'
                   f'<iframe src="{app.url}/e/{mine}" width="480" height="270" style="border:0"></iframe>')
-        page.route(f"{SITE}/**", lambda route: route.fulfill(status=200, body=slides,
-                                                             content_type="text/html"))
-        page.goto(f"{SITE}/slides")
+        with other_site(slides) as site:  # another origin (another port) that embeds the player
+            page.goto(f"{site}/slides")
+            page.wait_for_load_state()
         frame = page.frame_locator("iframe")
         video = frame.locator("video")
         expect(video).to_have_count(1, timeout=20_000)
@@ -208,6 +238,7 @@ def test_the_embed_plays_inside_another_sites_iframe_and_the_short_link_opens_th
         assert box and inner and abs(inner["width"] - box["width"]) < 2, (box, inner)  # fills the frame
         expect(frame.get_by_role("link", name="Open in the playground")).to_have_attribute(
             "href", f"/run?id={mine}")
+        screenshot(page, "unfurl-embed-in-another-site")
 
         person = ctx.new_page()
         person.goto(f"{app.url}/s/{mine}")
