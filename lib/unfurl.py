@@ -275,6 +275,7 @@ _LINK_STYLE = ("body{font:16px/1.5 system-ui,sans-serif;margin:0;padding:2rem 1r
                "background:#fafafa}main{max-width:40rem;margin:0 auto}h1{font-size:1.4rem;margin:0 0 .5rem;"
                "overflow-wrap:anywhere}img{max-width:100%;height:auto;border-radius:6px}")
 _EMBED_STYLE = ("html,body{margin:0;height:100%;background:#000;overflow:hidden}"
+                "body{display:flex;align-items:center;justify-content:center}"
                 "video{display:block;width:100%;height:100%;object-fit:contain;background:#000}"
                 "a{position:fixed;top:8px;right:8px;font:13px/1.3 system-ui,sans-serif;color:#fff;"
                 "background:rgba(0,0,0,.6);padding:4px 8px;border-radius:4px;text-decoration:none}"
@@ -352,7 +353,13 @@ def embed_page(subject: Subject, base_path: str = "") -> str:
     if video:
         poster = served_path(subject.poster_key)
         poster_attr = f' poster="{esc(join("", base_path, poster))}"' if poster else ""
-        body = (f'<video controls playsinline preload="metadata"{poster_attr} '
+        # the largest box of the video's shape that fits: its controls sit on the picture, not at the
+        # bottom of a tall frame (without a known size, the whole frame and object-fit: contain)
+        fit = ""
+        if subject.size:
+            w, h = subject.size
+            fit = f' style="width:min(100vw,calc(100vh*{w}/{h}));height:auto;aspect-ratio:{w}/{h}"'
+        body = (f'<video controls playsinline preload="metadata"{poster_attr}{fit} '
                 f'src="{esc(join("", base_path, video))}" aria-label="{esc(subject.title)}"></video>{back}')
     else:
         body = f"<p>{esc(subject.description)}<br>{back}</p>"

@@ -333,3 +333,30 @@ def test_embed_code_keeps_the_shape_and_escapes_the_title() -> None:
     code = unfurl.embed_code("https://play.example.com/e/abcdefgh", subject)
     assert code.startswith('<iframe src="https://play.example.com/e/abcdefgh" width="360" height="640"')
     assert "aspect-ratio:360/640" in code and 'title="say &quot;hi&quot; &lt;now&gt;"' in code
+
+
+def test_under_a_base_url_path_every_url_carries_it(ledger: Ledger, archive: Path) -> None:
+    token = "KiteVideoToken_0123456789"
+    rid = seed(ledger, "a kite", video=token, poster=token)
+
+    class Based(Server):
+        def __init__(self) -> None:
+            self.port = free_port()
+            routes = (archive_route.make_routes(lambda: LocalFolder(archive),
+                                                prefix=archive_route.prefix_for("play"))
+                      + unfurl_route.make_routes(lambda: ledger, base_path="/play/"))
+            config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port,
+                                    log_level="warning", lifespan="off")
+            self.server = uvicorn.Server(config)
+            self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    with Based() as srv:
+        assert get(srv, f"/s/{rid}").status_code == 404
+        page = Page(get(srv, f"/play/s/{rid}").text)
+        embed = Page(get(srv, f"/play/e/{rid}").text)
+        part = requests.get(page.one("og:video"), headers={"Range": "bytes=0-9"}, timeout=10)
+        assert part.status_code == 206
+    assert page.one("og:video") == f"{srv.url}/play/archive/videos/{token}.mp4"
+    assert page.one("og:url") == f"{srv.url}/play/s/{rid}" and page.refresh == f"0; url=/play/run?id={rid}"
+    assert embed.videos[0]["src"] == f"/play/archive/videos/{token}.mp4" and embed.links == [
+        f"/play/run?id={rid}"]
