@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from lib import archive_route, history, links, query
 from lib.contract import MODE_LABELS, RESOLUTION
-from lib.ledger import ACTIVE, COMPLETED, DRAFT
+from lib.ledger import ACTIVE, COMPLETED, DRAFT, FAILED, TIMED_OUT, UNKNOWN
 
 SHORT_PREFIX = "/s"
 EMBED_PREFIX = "/e"
@@ -182,6 +182,9 @@ def _status(run: Any) -> str:
     return FAILED_WORDS
 
 
+_ENDINGS = {FAILED: "failed", TIMED_OUT: "timed out", UNKNOWN: "has an unknown outcome (no video came back)"}
+
+
 def run_subject(run: Any) -> Subject | None:
     """A run's link: ready (archived), not ready yet, or failed (no video), in words."""
     if run is None or run.unreadable:
@@ -199,7 +202,9 @@ def run_subject(run: Any) -> Subject | None:
     elif status == PENDING:
         description = f"Not ready yet: this {what} is still being made. Open the link again in a minute."
     else:
-        description = f"This {what} failed, so there is nothing to play."
+        description = f"This {what} {_ENDINGS.get(run.state, 'has no video')}, so there is nothing to play."
+        if run.archive_failed:
+            description = f"This {what} finished but could not be saved here, so there is nothing to play."
         status = FAILED_WORDS
     size = RESOLUTION.get((run.mode or "", run.aspect_ratio or ""))
     return Subject("run", run.run_id, title, description, status, links.share_url("", run_id=run.run_id),

@@ -218,7 +218,9 @@ def test_the_embed_page_is_a_bare_player_that_may_be_framed(server: Server, ledg
 
 
 @pytest.mark.parametrize("state, words", [("in_progress", "Not ready yet"), ("queued", "Not ready yet"),
-                                          ("completed", "Not ready yet"), ("failed", "failed")])
+                                          ("completed", "Not ready yet"), ("failed", "failed, so there is"),
+                                          ("timed_out", "timed out, so there is"),
+                                          ("unknown", "unknown outcome")])
 def test_a_run_without_a_saved_video_says_so_and_offers_no_video(server: Server, ledger: Ledger, state: str,
                                                                   words: str) -> None:
     rid = seed(ledger, "a lighthouse at dusk", state=state)  # completed, not archived yet: being saved
@@ -360,3 +362,26 @@ def test_under_a_base_url_path_every_url_carries_it(ledger: Ledger, archive: Pat
     assert page.one("og:url") == f"{srv.url}/play/s/{rid}" and page.refresh == f"0; url=/play/run?id={rid}"
     assert embed.videos[0]["src"] == f"/play/archive/videos/{token}.mp4" and embed.links == [
         f"/play/run?id={rid}"]
+
+
+def test_a_run_whose_archiving_failed_says_so_without_the_gateways_words(server: Server,
+                                                                          ledger: Ledger) -> None:
+    rid = seed(ledger, "a lighthouse", error_code="too_large",
+               error_message="GATEWAY WORDS: larger than the archive's limit")
+    page = Page(get(server, f"/s/{rid}").text)
+    assert page.one("og:description") == ("This 5-second 16:9 landscape video in std quality (720p) finished "
+                                          "but could not be saved here, so there is nothing to play.")
+    assert "og:video" not in page.meta and "GATEWAY WORDS" not in get(server, f"/e/{rid}").text
+
+
+def test_a_new_kind_of_link_is_one_entry(ledger: Ledger) -> None:
+    """What a sequence kind will be: one more Kind; the page builders take its Subject as they are."""
+    seq_id = Ledger.new_id()
+    sequence = unfurl.Kind("sequence", lambda led, ident: unfurl.Subject(
+        "sequence", ident, "Three shots", "3 shots, 15 seconds.", unfurl.READY, f"/run?sequence={ident}")
+        if ident == seq_id else None)
+    assert unfurl.find(ledger, seq_id) is None
+    found = unfurl.find(ledger, seq_id, kinds=(*unfurl.KINDS, sequence))
+    assert found is not None and found.kind == "sequence"
+    page = Page(unfurl.link_page(found, "https://play.example.com"))
+    assert page.one("og:title") == "Three shots" and page.refresh == f"0; url=/run?sequence={seq_id}"
