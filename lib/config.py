@@ -50,13 +50,14 @@ class Settings:
     sign_in: bool = False                 # an OIDC provider is configured: st.login, runs have owners
     user_budget_usd: float | None = None  # PLAYGROUND_USER_BUDGET_USD: each signed-in user's spend cap
     archive_s3: S3Location | None = None  # PLAYGROUND_ARCHIVE=s3://…: the archive is a bucket, not a folder
+    worker: str = "on"                   # PLAYGROUND_WORKER: "off" = this web process sends nothing itself
+    rate_limit: str = "auto"             # PLAYGROUND_RATE_LIMIT: auto, shared or process (shared_limit)
+    public_url: str | None = None        # PLAYGROUND_PUBLIC_URL: the origin demo links' previews name
 
     @property
     def archive_location(self) -> Path | S3Location:
         """What lib.storage.open_storage takes: the bucket when one is configured, else the folder."""
         return self.archive_s3 if self.archive_s3 is not None else self.archive_dir
-    worker: str = "on"                   # PLAYGROUND_WORKER: "off" = this web process sends nothing itself
-    rate_limit: str = "auto"             # PLAYGROUND_RATE_LIMIT: auto, shared or process (shared_limit)
 
     def __repr__(self) -> str:
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
@@ -378,6 +379,15 @@ def _s3_keys(src: _Source) -> dict[str, str | None]:
     return {"access_key_id": key_id, "secret_access_key": secret}
 
 
+def _public_url(raw: str | None) -> str | None:
+    """The origin people open the app at, pinned for link previews (else taken from each request)."""
+    if raw is None:
+        return None
+    from lib.unfurl import check_public_url  # lazy: lib.unfurl reads the ledger's names
+
+    return check_public_url(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> Settings:
     """Read settings; `env` defaults to os.environ and wins over `secrets` (st.secrets)."""
     src = _Source(os.environ if env is None else env, secrets or {})
@@ -437,4 +447,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         rate_limit=_choice(src, "PLAYGROUND_RATE_LIMIT", RATE_LIMIT_CHOICES, "auto",
                            "one gateway rate limit shared by every process on the ledger, or one per "
                            "process; 'auto' shares it on PostgreSQL or when the worker runs separately"),
+        public_url=_public_url(src.get("PLAYGROUND_PUBLIC_URL")),
     )

@@ -24,7 +24,7 @@ from lib.ledger import (
     UNKNOWN,
     UNREADABLE,
 )
-from lib.ui import player, press, state, who
+from lib.ui import player, press, share_links, state, who
 from lib.ui.text import escape_md, shorten
 
 ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
@@ -336,10 +336,7 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                       on_click=_on_compare, args=(run.run_id,))
         if "share" in actions:
             with st.popover("Share", icon=":material/link:", key=_k(prefix, "share", run)):
-                st.caption("Anyone with this link sees this run (read-only). Copy it with the copy "
-                           "button beside it:")
-                # wrapped, so the whole link shows on a phone; st.code's own copy button copies it
-                st.code(links.share_url(player.origin(), run_id=run.run_id), language=None, wrap_lines=True)
+                share_links.run_link(services, run)
         if "snippet" in actions:
             with st.popover("Code", icon=":material/code:", key=_k(prefix, "snippet", run)):
                 base = links.snippet_base(services.settings)

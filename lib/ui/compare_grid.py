@@ -12,11 +12,11 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, history, links, money, owners, playground, spend_labels, state_words
+from lib import compare, history, money, owners, playground, spend_labels, state_words
 from lib.contract import format_estimate
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED, FAILED
-from lib.ui import card, player, press, state, sync_player, who
+from lib.ui import card, press, share_links, state, sync_player, who
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
 from lib.ui.text import escape_md, shorten
 
@@ -115,8 +115,7 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
                           icon=":material/add_circle:", on_click=_on_cell_rerun, args=(run.run_id,),
                           help=f"A new take of this cell ({cost}); the grid shows the newest take.")
             with st.popover("Share", icon=":material/link:", key=f"{K}share_{cell.index}"):
-                st.caption("Anyone with this link sees this run (read-only):")
-                st.code(links.share_url(player.origin(), run_id=run.run_id), language=None)
+                share_links.run_link(services, run)
 
 
 def draw_cells(services: Any, plan: compare.GridPlan, tree: Sequence[Any], group_id: str, *,
@@ -162,8 +161,7 @@ def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         st.caption(summary)
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{K}group_actions"):
             with st.popover("Share this grid", icon=":material/link:", key=f"{K}share_group"):
-                st.caption("Anyone with this link sees the whole grid (read-only) and can re-run it:")
-                st.code(links.share_url(player.origin(), group_id=group_id), language=None)
+                share_links.grid_link(services, group_id)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
             st.button(spend_labels.grid("Re-run this grid", len(plan.sendable), plan.total),

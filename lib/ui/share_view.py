@@ -18,7 +18,7 @@ import streamlit as st
 from lib import compare, history, links, money, owners, query
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED
-from lib.ui import card, frame, player, state, sync_player
+from lib.ui import card, frame, player, share_links, state, sync_player
 from lib.ui.text import escape_md
 
 COMPARE_PAGE = card.COMPARE_PAGE
@@ -148,6 +148,8 @@ def show_run(services: Any, run: Any) -> None:
                 st.button("Re-run this config", key="share_rerun", type="primary", icon=":material/replay:",
                           disabled=not history.has_settings(run), on_click=_on_rerun, args=(run.run_id,),
                           help="Open Compose with every setting of this run filled in, images included.")
+                with st.popover("Share", icon=":material/link:", key="share_links_run"):
+                    share_links.run_link(services, run)
             # A cell of a comparison shows only itself: its link is no key to the grid or the other cells
             # (no group id, no link to it). The grid has its own link, which its owner may share.
             run_facts(run, key="share", stacked=True)
@@ -221,9 +223,12 @@ def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
         prompt_block(ordered[0], key="share_prompt")
     with st.container(key="share_group"):
         group_grid(services, ordered)
-    st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
-              disabled=not history.grid_query(ordered), on_click=_on_rerun_grid, args=(group_id,),
-              help="Open Compare with this grid's prompts, modes, durations and frames filled in.")
+    with st.container(horizontal=True, gap="small"):
+        st.button("Re-run this grid", key="share_rerun_grid", type="primary", icon=":material/replay:",
+                  disabled=not history.grid_query(ordered), on_click=_on_rerun_grid, args=(group_id,),
+                  help="Open Compare with this grid's prompts, modes, durations and frames filled in.")
+        with st.popover("Share", icon=":material/link:", key="share_links_group"):
+            share_links.grid_link(services, group_id)
 
 
 def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:

@@ -15,7 +15,7 @@ from lib import passcode
 from lib.ui import state
 
 CLEARED = ("TOAPIS_API_KEY", "TOAPIS_BASE_URL", "PLAYGROUND_ARCHIVE", "PLAYGROUND_BUDGET_USD",
-           "PLAYGROUND_PASSCODE")
+           "PLAYGROUND_PASSCODE", "PLAYGROUND_PUBLIC_URL")
 
 
 @pytest.fixture(autouse=True)

@@ -229,8 +229,8 @@ def test_group_link_restores_the_grid_from_the_ledger(isolated: Path) -> None:
     cell_ids = re.findall(rf'data-sp-video="cell" data-sp-group="{group_key}" data-run-id="([^"]+)"',
                           " ".join(html))
     assert sorted(cell_ids) == sorted(by_id)  # every run once, no other video in the grid
-    share = [c.value for c in later.code if "/run?group=" in c.value]
-    assert share and share[0].endswith(f"/run?group={gid}")
+    share = [c.value for c in later.code if c.value.endswith(f"/s/{gid}")]
+    assert share, [c.value for c in later.code]  # the grid's short link
 
 
 def test_unknown_group_says_so_and_offers_a_new_grid(isolated: Path) -> None:

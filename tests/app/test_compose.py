@@ -122,7 +122,8 @@ def test_a_run_completes_and_plays_the_archived_video(isolated, monkeypatch):
     assert "Synthetic video from the local gateway" in card_text and "Finished in" in card_text
     assert [b.proto.url for b in at.get("link_button") if b.proto.label == "Download"] == [
         videos[0].proto.url + "?download=1"]
-    assert any(f"/run?id={run_id}" in c.value for c in at.code)
+    assert any(c.value.endswith(f"/s/{run_id}") for c in at.code)  # the short link that unfurls
+    assert any('<iframe src="http://127.0.0.1:' in c.value and f"/e/{run_id}" in c.value for c in at.code)
     assert any("$TOAPIS_API_KEY" in c.value for c in at.code)
 
     # every spending button on the card names what it makes and its price

@@ -189,10 +189,10 @@ def test_two_by_two_grid_plays_in_place_in_sync_and_shares(app_server, page, bro
     # the grid's share link, read from the page, opens in a fresh context (no cookies, no session) with
     # the same structure: std | pro columns, a video in each cell, one bar, a wipe view
     page.get_by_role("button", name=re.compile("Share this grid")).click()
-    code = page.locator("[data-testid='stCode']", has_text="/run?group=").first
+    code = page.locator("[data-testid='stCode']", has_text=f"/s/{group_id}").first
     expect(code).to_be_visible()
     link = code.inner_text().strip()
-    assert link.endswith(f"/run?group={group_id}"), link
+    assert link == f"{app_server.url}/s/{group_id}", link  # the short link: it opens the share view
     fresh = browser.new_context(viewport=DESKTOP)
     try:
         other = fresh.new_page()

@@ -310,12 +310,12 @@ def test_history_on_a_phone_is_compact_and_shows_the_clicked_run(server: AppServ
 
     detail.get_by_role("button", name="Share").click()
     body = phone.locator("[data-testid='stPopoverBody']")
-    link = body.locator("code").inner_text().strip()
-    assert link.startswith(server.url + "/run?id="), link
-    code_box, body_box = body.locator("pre").bounding_box(), body.bounding_box()
+    link = body.locator("code").first.inner_text().strip()
+    assert link.startswith(server.url + "/s/"), link  # the short link (the embed code follows it)
+    code_box, body_box = body.locator("pre").first.bounding_box(), body.bounding_box()
     assert code_box["x"] + code_box["width"] <= body_box["x"] + body_box["width"] + 0.5
     assert body.evaluate("e => { const p = e.querySelector('pre'); return p.scrollWidth <= p.clientWidth; }")
-    copy = body.get_by_role("button", name="Copy to clipboard")
+    copy = body.get_by_role("button", name="Copy to clipboard").first
     expect(copy).to_be_visible()  # shown without hovering: a phone has no hover
     assert copy.evaluate("""b => { for (let p = b; p; p = p.parentElement) {
         const s = getComputedStyle(p); if (s.visibility !== 'visible' || s.opacity === '0') return false; }

@@ -123,8 +123,8 @@ def test_the_key_never_reaches_the_browser_the_ledger_the_logs_or_a_link(
         # the card's share link (what a user copies)
         card.get_by_role("button", name="Share").click()
         page.wait_for_timeout(500)
-        share_link = page.get_by_text("/run?id=").last.inner_text().strip()
-        assert share_link.endswith(f"/run?id={run_id}"), share_link
+        share_link = page.get_by_text(f"/s/{run_id}").first.inner_text().strip()
+        assert share_link.endswith(f"/s/{run_id}"), share_link
         rec.snapshot(page)
         page.keyboard.press("Escape")
 
