@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 if __name__ == "__main__":
-    from lib.ui import card, compose_form, frame
+    from lib.ui import card, compose_form, frame, preset_controls
 
     services = frame.render("Compose", icon=":material/edit_note:")
 
@@ -20,6 +20,7 @@ if __name__ == "__main__":
 
     form_col, runs_col = st.columns([6, 5], gap="large")
     with form_col:
+        preset_controls.compose_bar(services)
         compose_form.render(services)
     with runs_col:
         st.subheader("Latest runs")
