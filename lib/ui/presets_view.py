@@ -17,7 +17,7 @@ from lib.ui import preset_controls, state
 from lib.ui.text import escape_md, shorten
 
 K = "presets_page_"
-REPORT, IMPORT_FILE = f"{K}report", f"{K}import_file"
+REPORT, IMPORT_FILE, CONFIRM = f"{K}report", f"{K}import_file", f"{K}confirm_delete"
 COMPOSE_PAGE, COMPARE_PAGE = "app.py", "pages/compare.py"
 
 
@@ -80,18 +80,30 @@ def _on_import() -> None:
     st.session_state[REPORT] = report
 
 
-@st.dialog("Delete this preset?")
+def _on_ask_delete(preset_id: str) -> None:
+    st.session_state[CONFIRM] = preset_id
+
+
+def _on_cancel_delete() -> None:
+    st.session_state.pop(CONFIRM, None)
+
+
+def _on_delete(preset: Preset) -> None:
+    st.session_state.pop(CONFIRM, None)
+    gone = state.services().ledger.delete_preset(preset.preset_id or "")
+    words = f"Deleted “{preset.name}”." if gone else "That preset was already deleted."
+    _say("success" if gone else "info", words)
+
+
+@st.dialog("Delete this preset?", on_dismiss=_on_cancel_delete)
 def _confirm_delete(preset: Preset) -> None:
+    """Open while CONFIRM names the preset: a rerun (or AppTest) keeps the question until it is answered."""
     st.markdown(f"**{escape_md(preset.name)}** will be deleted. Runs made from it are kept; this cannot be "
                 "undone (export the library first to keep a copy).")
     with st.container(horizontal=True):
-        if st.button("Delete", type="primary", key=f"{K}delete_yes", icon=":material/delete:"):
-            gone = state.services().ledger.delete_preset(preset.preset_id or "")
-            _say("success" if gone else "info", f"Deleted “{preset.name}”." if gone
-                 else "That preset was already deleted.")
-            st.rerun()
-        if st.button("Cancel", key=f"{K}delete_no"):
-            st.rerun()
+        st.button("Delete", type="primary", key=f"{K}delete_yes", icon=":material/delete:",
+                  on_click=_on_delete, args=(preset,))
+        st.button("Cancel", key=f"{K}delete_no", on_click=_on_cancel_delete)
 
 
 # ------------------------------------------------------------------ drawing
@@ -112,8 +124,8 @@ def _one(preset: Preset) -> None:
                       on_click=_on_open, args=(pid, COMPOSE_PAGE))
             st.button("Start a Compare grid", key=f"{K}grid_{pid}", icon=":material/compare:",
                       on_click=_on_open, args=(pid, COMPARE_PAGE))
-            if st.button("Delete…", key=f"{K}delete_{pid}", icon=":material/delete:"):
-                _confirm_delete(preset)
+            st.button("Delete…", key=f"{K}delete_{pid}", icon=":material/delete:", on_click=_on_ask_delete,
+                      args=(pid,))
         if _rename_key(pid) not in st.session_state:
             st.session_state[_rename_key(pid)] = preset.name
         if _tags_key(pid) not in st.session_state:
@@ -132,6 +144,9 @@ def render(services: Any) -> None:
     if listed:
         for preset in listed:
             _one(preset)
+    asked = st.session_state.get(CONFIRM)
+    if asked and (doomed := services.ledger.get_preset(asked)) is not None:
+        _confirm_delete(doomed)
     all_presets = services.ledger.list_presets()
     st.subheader("Export and import")
     st.download_button("Export all as JSON", presets.export_json(all_presets), file_name="presets.json",
