@@ -122,9 +122,9 @@ class Presets(Store):
             if clash is not None:
                 raise NameTaken(clean_name(new_name))
             renamed = replace(_to_preset(row), name=clean_name(new_name))
-            conn.execute(sa.update(presets_table).where(P.preset_id == preset_id)
-                         .values(**self._preset_values(renamed)))
-        return renamed
+            values = self._preset_values(renamed)
+            conn.execute(sa.update(presets_table).where(P.preset_id == preset_id).values(**values))
+        return replace(renamed, updated_at=values["updated_at"])
 
     def retag_preset(self, preset_id: str, tags: Any) -> Preset:
         clean, problems = parse_tags(tags)
@@ -135,9 +135,9 @@ class Presets(Store):
             if row is None:
                 raise LedgerError("That preset no longer exists (deleted in another tab?).")
             retagged = replace(_to_preset(row), tags=clean)
-            conn.execute(sa.update(presets_table).where(P.preset_id == preset_id)
-                         .values(**self._preset_values(retagged)))
-        return retagged
+            values = self._preset_values(retagged)
+            conn.execute(sa.update(presets_table).where(P.preset_id == preset_id).values(**values))
+        return replace(retagged, updated_at=values["updated_at"])
 
     def delete_preset(self, preset_id: str) -> bool:
         with self._write() as conn:
