@@ -12,8 +12,8 @@ from lib.contract import VideoRequest
 from lib.ledger import Ledger, LedgerError
 from lib.presets import NameTaken
 
-FOX = VideoRequest("a fox", mode="pro", duration=10, aspect_ratio="1:1", negative_prompt="blur", watermark=True,
-                   image_urls=("https://example.com/a.jpg",))
+FOX = VideoRequest("a fox", mode="pro", duration=10, aspect_ratio="1:1", negative_prompt="blur",
+                   watermark=True, image_urls=("https://example.com/a.jpg",))
 
 
 def make(name: str, request: VideoRequest = FOX, tags: str = "") -> presets.Preset:

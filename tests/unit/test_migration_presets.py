@@ -35,7 +35,8 @@ def test_a_ledger_at_0002_with_runs_upgrades_and_keeps_every_row(ledger_url: str
                 conn.execute(sa.text(
                     "INSERT INTO runs (run_id, created_at, updated_at, params, est_cost, mode, duration, "
                     "aspect_ratio, search_text, state, progress, source, polls, not_found, task_id) VALUES "
-                    "(:id, :t, :t, :params, 0.18, 'std', 5, '16:9', :text, :state, 0, 'compose', 0, :nf, :task)"),
+                    "(:id, :t, :t, :params, 0.18, 'std', 5, '16:9', :text, :state, 0, 'compose', 0, :nf, "
+                    ":task)"),
                     {"id": f"run-{i}", "t": 1000.0 + i, "params": f'{{"prompt": "prompt {i}"}}',
                      "text": f"prompt {i}", "state": state, "nf": i, "task": None if i == 0 else f"task-{i}"})
             conn.execute(sa.text("INSERT INTO uploads (sha256, url, created_at) VALUES ('abc', "
