@@ -152,6 +152,7 @@ def compose_bar(services: Any) -> None:
             st.button("Fill the form", key=f"{K}compose_fill", icon=":material/input:", type="primary",
                       disabled=chosen is None, on_click=_on_start, args=("compose",),
                       help="Replaces the prompt and settings in the form; nothing is sent.")
+            st.page_link("pages/presets.py", label="Manage presets", icon=":material/tune:")
         with st.popover("Save as preset", icon=":material/bookmark_add:", key=f"{K}save_pop"):
             st.text_input("Preset name", key=NAME, placeholder="1–80 characters, e.g. Fox at dawn")
             st.text_input("Tags", key=TAGS, placeholder="comma-separated, e.g. nature, snow")
@@ -169,7 +170,6 @@ def compose_bar(services: Any) -> None:
                         "overwrite": True, "name": clash}, icon=":material/published_with_changes:")
                     st.button(shorten(f"Save as “{other}”", 60), key=f"{K}save_other", on_click=_on_save,
                               kwargs={"name": other}, icon=":material/edit:")
-        st.page_link("pages/presets.py", label="Manage presets", icon=":material/tune:")
     show_outcome()
 
 
