@@ -141,6 +141,23 @@ class Preset:
                         negative_prompt=req.negative_prompt, watermark=req.watermark)
 
 
+def tags_of(found: Sequence[Preset]) -> list[str]:
+    """Every tag in use, once each (the first spelling seen), in alphabetical order."""
+    seen: dict[str, str] = {}
+    for preset in found:
+        for tag in preset.tags:
+            seen.setdefault(tag.casefold(), tag)
+    return [seen[k] for k in sorted(seen)]
+
+
+def with_tag(found: Sequence[Preset], tag: str | None) -> list[Preset]:
+    """The presets carrying `tag` (any case); all of them without one."""
+    if not tag:
+        return list(found)
+    wanted = clean_name(tag).casefold()
+    return [p for p in found if wanted in {t.casefold() for t in p.tags}]
+
+
 def problems(name: Any, tags: Any, request: VideoRequest) -> list[str]:
     """Every reason this preset cannot be saved: its name, its tags, and the run rules (errors only;
     a warning, such as a risky image format, does not stop a run either)."""

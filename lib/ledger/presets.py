@@ -17,7 +17,7 @@ from lib.contract import VideoRequest
 from lib.ledger.model import LedgerError
 from lib.ledger.schema import presets_table
 from lib.ledger.store import Store
-from lib.presets import NameTaken, Preset, clean_name, name_key, name_problem, parse_tags
+from lib.presets import NameTaken, Preset, clean_name, name_key, name_problem, parse_tags, tags_of, with_tag
 
 P = presets_table.c
 
@@ -94,19 +94,11 @@ class Presets(Store):
         """Every preset by name (with `tag`: those carrying it, any case)."""
         with self._read() as conn:
             rows = conn.execute(sa.select(presets_table).order_by(P.name_key).limit(limit)).all()
-        found = [_to_preset(r) for r in rows]
-        if tag:
-            wanted = clean_name(tag).casefold()
-            found = [p for p in found if wanted in {t.casefold() for t in p.tags}]
-        return found
+        return with_tag([_to_preset(r) for r in rows], tag)
 
     def preset_tags(self) -> list[str]:
         """Every tag in use, once each (the first spelling seen), in alphabetical order."""
-        seen: dict[str, str] = {}
-        for preset in self.list_presets():
-            for tag in preset.tags:
-                seen.setdefault(tag.casefold(), tag)
-        return [seen[k] for k in sorted(seen)]
+        return tags_of(self.list_presets())
 
     def rename_preset(self, preset_id: str, new_name: str) -> Preset:
         """Rename; the words of name_problem or NameTaken when it cannot be done."""

@@ -41,9 +41,10 @@ def option_label(preset: Preset) -> str:
 
 def picker(services: Any, where: str) -> Preset | None:
     """Tag filter + preset select; the chosen preset (or None). `where` keeps each page's keys apart."""
-    tags = services.ledger.preset_tags()
+    every = services.ledger.list_presets()  # one read per rerun: the tags come from the same rows
+    tags = presets.tags_of(every)
     tag = st.pills("Filter by tag", tags, key=f"{K}{where}_tag") if tags else None
-    found = services.ledger.list_presets(tag=tag)
+    found = presets.with_tag(every, tag)
     if not found:
         st.caption("No presets yet: fill the form on Compose and use “Save as preset”." if not tag
                    else "No preset carries this tag.")
@@ -61,10 +62,11 @@ def picker(services: Any, where: str) -> Preset | None:
 
 def picker_list(services: Any) -> list[Preset]:
     """The manager's list: filtered by a tag and by words in the name or prompt."""
-    tags = services.ledger.preset_tags()
+    every = services.ledger.list_presets()
+    tags = presets.tags_of(every)
     tag = st.pills("Filter by tag", tags, key=f"{K}manage_tag") if tags else None
     words = st.text_input("Search names and prompts", key=f"{K}manage_search", placeholder="e.g. fox")
-    found = services.ledger.list_presets(tag=tag)
+    found = presets.with_tag(every, tag)
     needle = " ".join((words or "").split()).casefold()
     if needle:
         found = [p for p in found if needle in p.name.casefold() or needle in p.request.prompt.casefold()]
