@@ -10,7 +10,7 @@ import streamlit as st
 
 if __name__ == "__main__":
     from lib.ledger import RunFilter
-    from lib.ui import card, compose_form, frame, who
+    from lib.ui import card, compose_form, frame, preset_controls, who
 
     services = frame.render("Compose", icon=":material/edit_note:")
 
@@ -21,6 +21,7 @@ if __name__ == "__main__":
 
     form_col, runs_col = st.columns([6, 5], gap="large")
     with form_col:
+        preset_controls.compose_bar(services)
         compose_form.render(services)
     with runs_col:
         st.subheader("Latest runs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import compare, query
-from lib.ui import compare_form, compare_grid, frame, pair_view, press
+from lib.ui import compare_form, compare_grid, frame, pair_view, preset_controls, press
 from lib.ui.text import escape_md
 
 services = frame.render("Compare", icon=":material/compare:")
@@ -43,6 +43,7 @@ else:
     form_box = st.container()
 
 with form_box, st.container(key=f"{compare_form.K}form"):
+    preset_controls.compare_bar(services)
     compare_form.draw_form()
     grid_plan = compare.expand(compare_form.current_spec(), services.settings.prices)
     compare_form.draw_preview(grid_plan)

@@ -13,8 +13,9 @@ do" (failed, archived, unknown). That keeps ``claim_due`` an index range scan ho
 
 One concept per module (docs/internals.md has the map): model (states, Run, filters), schema (tables),
 store (engine, upgrade on open, transactions), rows (row <-> Run), reads, create, queue (claims, leases),
-transitions (what answers do to a run), reports (spend, stats, CSV), uploads. Import from here:
-``from lib.ledger import Ledger, Run, …``; the modules are an implementation detail.
+transitions (what answers do to a run), reports (spend, stats, CSV), uploads, presets (the prompt
+library). Import from here: ``from lib.ledger import Ledger, Run, …``; the modules are an implementation
+detail.
 """
 from __future__ import annotations
 
@@ -46,17 +47,18 @@ from lib.ledger.model import (
     Run,
     RunFilter,
 )
+from lib.ledger.presets import ImportResult, Presets
 from lib.ledger.queue import Queue
 from lib.ledger.reports import CSV_COLUMNS, Reports
 from lib.ledger.rows import _to_run as _to_run  # tests build Runs from hand-made rows through it
 from lib.ledger.rows import run_row
-from lib.ledger.schema import meta_table, metadata, runs_table, uploads_table
+from lib.ledger.schema import meta_table, metadata, presets_table, runs_table, uploads_table
 from lib.ledger.transitions import Transitions
 from lib.ledger.uploads import Uploads
 
 
-class Ledger(Create, Queue, Transitions, Reports, Uploads):
-    """All reads and writes of runs and uploads; one Engine, short transactions, safe from any thread."""
+class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets):
+    """All reads and writes of runs, uploads and presets; one Engine, short transactions, any thread."""
 
 
 __all__ = [
@@ -82,6 +84,7 @@ __all__ = [
     "UNREADABLE",
     "UNREADABLE_LABEL",
     "Creation",
+    "ImportResult",
     "Ledger",
     "LedgerError",
     "LedgerTooNew",
@@ -91,6 +94,7 @@ __all__ = [
     "bulk_insert",
     "meta_table",
     "metadata",
+    "presets_table",
     "run_row",
     "runs_table",
     "uploads_table",

@@ -82,3 +82,20 @@ uploads_table = sa.Table(
     sa.Column("local_path", sa.Text),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+# The prompt library (migration 0005): a named, tagged kling-v3 request. `name_key` (the name casefolded,
+# lib.presets.name_key) is what makes names unique per ledger; `fingerprint` is name + content, so an import
+# skips what the library already holds.
+presets_table = sa.Table(
+    "presets",
+    metadata,
+    sa.Column("preset_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name_key", sa.String(200), nullable=False),
+    sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+sa.Index("ux_presets_name_key", presets_table.c.name_key, unique=True)

@@ -36,6 +36,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("app.py", "Compose", ":material/edit_note:"),
     ("pages/compare.py", "Compare", ":material/compare:"),
     ("pages/history.py", "History", ":material/history:"),
+    ("pages/presets.py", "Presets", ":material/bookmarks:"),
 ]
 LIVE_EVERY = 1.0
 IDLE_EVERY = 5.0
