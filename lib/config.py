@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lib.contract import Prices
+from lib.contract import CONTRACTS, V1, Prices
 from lib.passcode import check_length
 from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 from lib.storage import S3Location
@@ -46,6 +46,7 @@ class Settings:
     run_deadline: float = DEFAULT_RUN_DEADLINE_MIN * 60  # seconds (PLAYGROUND_RUN_DEADLINE is in minutes)
     press_window: float = DEFAULT_WINDOW  # a repeat of a press within this many seconds is the same press
     archive_s3: S3Location | None = None  # PLAYGROUND_ARCHIVE=s3://…: the archive is a bucket, not a folder
+    contract: str = V1                    # TOAPIS_CONTRACT: which kling-v3 page the forms send (lib.contract)
 
     @property
     def archive_location(self) -> Path | S3Location:
@@ -150,6 +151,20 @@ def _press_window(src: _Source) -> float:
     if not MIN_WINDOW <= value <= MAX_WINDOW:
         raise ValueError(f"{name} must be between {MIN_WINDOW:g} and {MAX_WINDOW:g} ({what}), "
                          f"but it is {src.get(name)!r}.")
+    return value
+
+
+def _contract(raw: str | None) -> str:
+    """TOAPIS_CONTRACT: v1 (the seed page, the default) or latest (Sound, 3–15 s, reference images)."""
+    if raw is None:
+        return V1
+    value = raw.strip().lower()
+    if value not in CONTRACTS:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise SettingError("TOAPIS_CONTRACT", f"TOAPIS_CONTRACT must be v1 or latest, but it is {shown!r}.",
+                           "Set TOAPIS_CONTRACT=v1 to send only the seed page's fields, or "
+                           "TOAPIS_CONTRACT=latest to offer Sound, 3–15 s and reference images; or remove "
+                           "it to use v1.")
     return value
 
 
@@ -342,6 +357,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     prices = Prices(
         std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
         pro=_number(src, "PLAYGROUND_PRICE_PRO", defaults.pro, what="USD per second of pro video"),
+        sound=_number(src, "PLAYGROUND_PRICE_SOUND", defaults.sound,
+                      what="USD per second added when Sound is on"),
     )
     return Settings(
         api_key=api_key,
@@ -361,4 +378,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
         run_deadline=_deadline(src),
         press_window=_press_window(src),
         archive_s3=archive_s3,
+        contract=_contract(src.get("TOAPIS_CONTRACT")),
     )

@@ -114,7 +114,7 @@ def build_app(engine: Engine) -> ASGIApp:
         except ValueError:
             raise errors.invalid_request("The request body is not valid JSON.", None) from None
         try:
-            req = parse_submit(body, allow_pro_15=engine.allow_pro_15)
+            req = parse_submit(body, allow_pro_15=engine.allow_pro_15, version=engine.contract)
         except ApiError as err:
             err.headers.update(headers)
             raise
@@ -248,6 +248,7 @@ def build_app(engine: Engine) -> ASGIApp:
             "url": base_url(request),
             "speed": engine.speed,
             "allow_pro_15": engine.allow_pro_15,
+            "contract": engine.contract,
             "prices_usd_per_second": PRICES,
             "credits_per_usd": CREDITS_PER_USD,
             "rate_limits_per_second": LIMITS,
@@ -279,6 +280,8 @@ def build_app(engine: Engine) -> ASGIApp:
             engine.store.set_balance(bal)
         if "allow_pro_15" in body:
             engine.allow_pro_15 = bool(body["allow_pro_15"])
+        if body.get("contract") in ("v1", "latest"):
+            engine.contract = body["contract"]
         return _json(info_body(request))
 
     async def c_faults(request: Request) -> Response:
