@@ -183,3 +183,61 @@ def _png(w: int = 400, h: int = 400, color: tuple[int, int, int] = (200, 40, 40)
     buf = io.BytesIO()
     Image.new("RGB", (w, h), color).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _share(query: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _main_text(at: AppTest) -> str:
+    kinds = ("markdown", "caption", "info", "error")
+    parts = [str(e.value) for kind in kinds for e in getattr(at.main, kind)]
+    parts += [frame.value.to_csv() for frame in at.main.dataframe]
+    return "\n".join(parts).replace("\\", "")
+
+
+def _seed_latest(isolated: Path) -> str:
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    req = VideoRequest("A choir in a cave", mode="std", duration=12, audio=True, references=(REF,),
+                       contract=LATEST)
+    ledger.create_run("r-latest-share", req, 1.19)
+    ledger.close()
+    return "r-latest-share"
+
+
+def test_the_share_view_shows_sound_and_reference_images_under_latest(isolated, monkeypatch):
+    monkeypatch.setenv("TOAPIS_CONTRACT", "latest")
+    rid = _seed_latest(isolated)
+    text = _main_text(_share({"id": rid}))
+    for expected in ("Sound", "on", "Reference image 1", REF, "12 s", "latest"):
+        assert expected in text, expected
+    assert "this app sends v1" not in text
+
+
+def test_the_share_view_under_v1_says_the_run_was_made_with_the_latest_contract(isolated):
+    rid = _seed_latest(isolated)
+    text = _main_text(_share({"id": rid}))
+    assert "made with the latest contract; this app sends v1" in text, text
+    assert "Sound" in text and "Reference image 1" in text  # shown, never silently dropped
+
+
+def test_compare_under_latest_offers_sound_and_prices_it_per_cell(isolated, monkeypatch):
+    monkeypatch.setenv("TOAPIS_CONTRACT", "latest")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    pills = [w for w in at.get("button_group") if getattr(w, "label", None) == "Duration"]
+    assert [o.content for o in pills[0].proto.options] == [f"{d} s" for d in range(3, 16)]
+    assert "Sound" in {t.label for t in at.toggle}
+    next(t for t in at.text_area if t.label == "Prompt").set_value("Waves on rocks")
+    next(t for t in at.toggle if t.label == "Sound").set_value(True)
+    at.run()
+    assert not at.exception
+    labels = [b.label for b in at.button if (b.key or "") == "cmp_submit_grid"]
+    # std + pro at 5 s with Sound: 5×0.0368 + 5×0.0625 + 2 × 5×0.0625 = $1.12; Sound $0.63
+    assert labels == ["Submit grid · 2 runs · ≈ $1.12 (Sound ≈ $0.63)"], labels
