@@ -90,6 +90,7 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
         from lib.local_gateway import LocalGateway  # only needed (and importable cost paid) when embedded
 
         local = LocalGateway(settings.data_dir / "local_gateway", port=0, speed=settings.local_speed).start()
+        local.engine.contract = settings.contract  # the embedded gateway speaks the contract the app sends
         base_url, key = local.url, LOCAL_API_KEY
         log.info("embedded local gateway at %s (speed %s)", base_url, settings.local_speed)
     try:

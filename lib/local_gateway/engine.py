@@ -141,8 +141,9 @@ class Engine:
         self.store = Store(self.data_dir / "local_gateway.db")
         self.speed = float(speed)
         self.allow_pro_15 = True
-        # the newest page's fields too; POST config {"contract": "v1"} to accept only the seed's
-        self.contract = "latest"
+        # "v1": the seed page's rules; "latest": the newest page's fields too (POST config {"contract"}, or
+        # the app's TOAPIS_CONTRACT for the embedded gateway)
+        self.contract = "v1"
         self.faults = Faults()
         self.limiter = SlidingWindow()
         self.renders = RenderQueue(self._render)

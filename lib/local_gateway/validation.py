@@ -89,9 +89,8 @@ def parse_submit(body: Any, *, allow_pro_15: bool = True, version: str = "v1") -
     if isinstance(duration, bool) or not isinstance(duration, int) or duration not in allowed:
         words = "a whole number from 3 to 15" if latest else "one of 5, 10, 15 (a number)"
         raise invalid_request(f"Invalid 'duration' {duration!r}: must be {words}.", "duration")
-    audio = body.get("audio", False)
-    if "audio" in body and not latest:
-        raise invalid_request("'audio' is not a field of the kling-v3 version this gateway serves.", "audio")
+    # a V1 gateway does not know `audio` (docs/api-contract.md §13 Q3): ignored, no Sound made or charged
+    audio = body.get("audio", False) if latest else False
     if not isinstance(audio, bool):
         raise invalid_request("'audio' must be a boolean.", "audio")
     aspect = body.get("aspect_ratio", "16:9")
