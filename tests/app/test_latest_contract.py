@@ -241,3 +241,18 @@ def test_compare_under_latest_offers_sound_and_prices_it_per_cell(isolated, monk
     labels = [b.label for b in at.button if (b.key or "") == "cmp_submit_grid"]
     # std + pro at 5 s with Sound: 5×0.0368 + 5×0.0625 + 2 × 5×0.0625 = $1.12; Sound $0.63
     assert labels == ["Submit grid · 2 runs · ≈ $1.12 (Sound ≈ $0.63)"], labels
+
+
+def test_a_bad_reference_image_is_refused_in_words_and_blocks_the_run(isolated, monkeypatch):
+    monkeypatch.setenv("TOAPIS_CONTRACT", "latest")
+    at = new_app()
+    next(t for t in at.text_area if t.label == "Prompt").set_value("A lighthouse, bad reference")
+    at.run()
+    at.file_uploader(key="compose_ref_files").upload("tiny.png", _png(120, 120), "image/png").run()
+    assert not at.exception
+    errors = " ".join(unescape_md(e.value) for e in at.error)
+    assert "The reference image is 120×120 px; width and height must each be at least 300 px" in errors
+    next(b for b in at.button if b.label.startswith("Generate · ")).click().run()
+    assert Ledger(f"sqlite:///{isolated / 'ledger.db'}").count_runs() == 0  # nothing written, nothing spent
+    at.button(key="compose_ref_remove_0").click().run()
+    assert not any("120×120" in unescape_md(e.value) for e in at.error)
