@@ -41,7 +41,9 @@ def priced(verb: str, request: VideoRequest, prices: Prices) -> str:
         cost = estimate_cost(request, prices)
     except ValueError:
         return f"{verb} · {what(request)}"
-    return f"{verb} · {what(request)} · {money.approx(cost)}{sound_part([request], prices)}"
+    sound = sound_part([request], prices)
+    made = f"{quality(request)} · {request.effective_duration} s" if sound else what(request)
+    return f"{verb} · {made} · {money.approx(cost)}{sound}"  # Sound named once, with its price
 
 
 def pair(requests: Sequence[VideoRequest], prices: Prices, verb: str = "Compare std vs pro") -> str:
@@ -52,9 +54,7 @@ def pair(requests: Sequence[VideoRequest], prices: Prices, verb: str = "Compare 
         cost = sum(estimate_cost(r, prices) for r in requests)
     except ValueError:
         return f"{verb} · {requests[0].effective_duration} s"
-    sound = " · Sound" if requests[0].audio is True else ""
-    return (f"{verb} · {requests[0].effective_duration} s{sound} · {money.approx(cost)}"
-            f"{sound_part(requests, prices)}")
+    return f"{verb} · {requests[0].effective_duration} s · {money.approx(cost)}{sound_part(requests, prices)}"
 
 
 def grid(verb: str, runs: int, total: float) -> str:

@@ -36,19 +36,23 @@ def test_sound_12s_std_is_priced_runs_and_has_audio(latest_app, page, browser, g
     open_app(page, app.url)
     page.locator(".st-key-compose_prompt_box textarea").first.fill("A street drummer at dusk, latest e2e")
     # the duration slider: focus its thumb and step from 5 s to 12 s with the keyboard, as a person can
-    thumb = page.locator(".st-key-compose_settings [role='slider']").first
-    thumb.click()
+    thumb = page.locator(".st-key-compose_duration input[type='range']").first
+    thumb.focus()
     for _ in range(7):
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(120)
     wait_for_app(page)
+    expect(page.locator(".st-key-compose_duration [data-testid='stSliderThumbValue']")).to_have_text("12 s")
     page.get_by_text("Sound", exact=True).first.click()
     wait_for_app(page)
     generate = page.locator(".st-key-compose_generate button")
-    expect(generate).to_contain_text("12 s · Sound · ≈ $1.19 (Sound ≈ $0.75)", timeout=20_000)
+    expect(generate).to_contain_text("12 s · ≈ $1.19 (Sound ≈ $0.75)", timeout=20_000)
     expect(page.locator(".st-key-compose_estimate")).to_contain_text("(Sound ≈ $0.75)")
     _to_top(page)
     screenshot(page, "compose-latest-1280x800")
+    generate.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    screenshot(page, "compose-latest-1280x800-price")
     generate.click()
     video = page.locator("[data-testid='stVideo']").first
     expect(video).to_have_attribute("src", re.compile(r"/archive/videos/.+\.mp4$"), timeout=120_000)
@@ -73,5 +77,8 @@ def test_sound_12s_std_is_priced_runs_and_has_audio(latest_app, page, browser, g
         expect(phone.get_by_text("Sound", exact=True).first).to_be_visible()
         _to_top(phone)
         screenshot(phone, "compose-latest-390x844")
+        phone.locator(".st-key-compose_generate button").scroll_into_view_if_needed()
+        phone.wait_for_timeout(300)
+        screenshot(phone, "compose-latest-390x844-price")
     finally:
         ctx.close()

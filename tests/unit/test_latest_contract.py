@@ -108,8 +108,8 @@ def test_sound_is_priced_on_its_own():
     # Sound under v1 is never priced (it is never sent)
     assert sound_cost(VideoRequest("x", duration=5, audio=True), prices) == 0.0
     assert spend_labels.priced("Generate", req, prices) == \
-        "Generate · Std 720p · 12 s · Sound · ≈ $1.19 (Sound ≈ $0.75)"
+        "Generate · Std 720p · 12 s · ≈ $1.19 (Sound ≈ $0.75)"
     pair = (req.replace(mode="std"), req.replace(mode="pro"))
-    assert spend_labels.pair(pair, prices) == "Compare std vs pro · 12 s · Sound · ≈ $2.69 (Sound ≈ $1.50)"
+    assert spend_labels.pair(pair, prices) == "Compare std vs pro · 12 s · ≈ $2.69 (Sound ≈ $1.50)"
     assert spend_labels.priced("Generate", req.replace(audio=None), prices) == \
         "Generate · Std 720p · 12 s · ≈ $0.44"

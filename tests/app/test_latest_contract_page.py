@@ -59,7 +59,7 @@ def test_under_latest_sound_durations_and_references_are_offered_and_priced(monk
     at.run()
     # std 12 s: 12 × $0.0368 = $0.4416, Sound 12 × $0.0625 = $0.75 → $1.19, Sound named on its own
     buttons = [b.label for b in at.button]
-    assert "Generate · Std 720p · 12 s · Sound · ≈ $1.19 (Sound ≈ $0.75)" in buttons, buttons
+    assert "Generate · Std 720p · 12 s · ≈ $1.19 (Sound ≈ $0.75)" in buttons, buttons
     assert "≈ $1.19 (estimate)** (Sound ≈ $0.75)" in words(at).replace("**Cost ", "") or \
         "(Sound ≈ $0.75)" in words(at)
     # frames stay usable at 15 s under latest (the newest page has no image-to-video limit)
