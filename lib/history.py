@@ -462,6 +462,8 @@ def grid_cell_label(run: Run) -> str:
     size = req.resolution
     head = f"{req.effective_mode} {min(size)}p" if size else req.effective_mode
     text = f"{head} · {req.effective_duration} s · {req.effective_aspect}"
+    if req.audio is True:
+        text += " · Sound"
     if run.label and run.label not in (req.effective_mode, head):
         return f"{run.label} · {text}"
     return text

@@ -105,6 +105,9 @@ def test_a_latest_run_with_sound_completes_with_an_audio_track(isolated, monkeyp
     with av.open(str(archived)) as container:
         kinds = {s.type for s in container.streams}
     assert kinds == {"video", "audio"}
+    at.run()  # the card names what the run holds
+    card_words = " ".join(unescape_md(c.value) for c in at.get_by_key(f"card_{run.run_id}").caption)
+    assert "3 s" in card_words and "first frame · 1 reference image · Sound" in card_words, card_words
     # the gateway's log holds exactly the newest body: audio, 3 s, nothing v1 would not say otherwise
     bodies = _gateway_bodies(isolated)
     assert bodies and bodies[-1]["audio"] is True and bodies[-1]["duration"] == 3
