@@ -105,6 +105,7 @@ def start_services(settings: Settings, *, start_worker: bool = True, worker_thre
         worker = Worker(ledger, worker_client(base_url, key, limiter), archive,
                         first_look=settings.first_look, threads=worker_threads,
                         deadline=settings.run_deadline)
+        worker.contract = settings.contract
     except Exception:
         if local is not None:
             local.stop()

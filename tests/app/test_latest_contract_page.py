@@ -259,3 +259,27 @@ def test_a_bad_reference_image_is_refused_in_words_and_blocks_the_run(isolated, 
     assert Ledger(f"sqlite:///{isolated / 'ledger.db'}").count_runs() == 0  # nothing written, nothing spent
     at.button(key="compose_ref_remove_0").click().run()
     assert not any("120×120" in unescape_md(e.value) for e in at.error)
+
+
+def test_a_latest_runs_card_actions_are_refused_under_v1_in_words(isolated):
+    """A latest draft met under v1 is never sent (the worker fails it in words, nothing billed); Another
+    take of it would send its Sound: refused too, nothing written."""
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    req = VideoRequest("A choir in a cave", mode="std", duration=12, audio=True, contract=LATEST)
+    ledger.create_run("r-latest-take", req, 1.19)
+    at = new_app()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ledger.get("r-latest-take").state == "draft":
+        time.sleep(0.2)
+    failed = ledger.get("r-latest-take")
+    assert failed.state == "failed" and failed.error_code == "contract" and not failed.task_id, failed
+    assert "this app sends v1" in (failed.error_message or "")
+    with sqlite3.connect(next(isolated.rglob("local_gateway.db"))) as db:  # nothing reached the gateway
+        assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 0
+    at.run()
+    time.sleep(presses.GUARD)
+    take = next(b for b in at.button if (b.key or "").startswith("card_take_r-latest-take"))
+    take.click().run()
+    assert not at.exception
+    assert ledger.count_runs() == 1  # nothing written, nothing sent
+    assert "made with the latest contract; this app sends v1" in words(at)
