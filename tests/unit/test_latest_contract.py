@@ -113,3 +113,15 @@ def test_sound_is_priced_on_its_own():
     assert spend_labels.pair(pair, prices) == "Compare std vs pro · 12 s · ≈ $2.69 (Sound ≈ $1.50)"
     assert spend_labels.priced("Generate", req.replace(audio=None), prices) == \
         "Generate · Std 720p · 12 s · ≈ $0.44"
+
+
+def test_a_snippet_never_shows_a_local_address_for_a_latest_image():
+    from lib import links
+
+    local = "http://127.0.0.1:8765/files/uploads/upload_1.png"
+    req = latest(image_urls=(local, IMG), references=(local, REF), audio=True)
+    body = links.public_payload(req)
+    assert body["image_with_roles"] == [{"url": links.IMAGE_PLACEHOLDER, "role": "first_frame"},
+                                        {"url": IMG, "role": "last_frame"}]
+    assert body["reference_images"] == [links.IMAGE_PLACEHOLDER, REF] and body["audio"] is True
+    assert req.to_payload()["reference_images"][0] == local  # the request itself is untouched
