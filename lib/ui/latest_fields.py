@@ -20,9 +20,10 @@ def sound_help(prices: Prices) -> str:
 def duration(key: str) -> None:
     """Every whole second from 3 to 15, as the newest page offers."""
     st.select_slider("Duration", LATEST_DURATIONS, key=key, format_func=lambda d: f"{d} s",
+                     persist_state="session",  # kept across pages, like every other setting
                      help="3 to 15 s, every whole second (the newest kling-v3 page). Frames and reference "
                           "images work at every duration.")
 
 
 def sound(key: str, prices: Prices) -> None:
-    st.toggle(SOUND_LABEL, key=key, help=sound_help(prices))
+    st.toggle(SOUND_LABEL, key=key, help=sound_help(prices), persist_state="session")

@@ -283,3 +283,18 @@ def test_a_latest_runs_card_actions_are_refused_under_v1_in_words(isolated):
     assert not at.exception
     assert ledger.count_runs() == 1  # nothing written, nothing sent
     assert "made with the latest contract; this app sends v1" in words(at)
+
+
+def test_sound_duration_and_references_survive_a_visit_to_another_page(isolated, monkeypatch):
+    monkeypatch.setenv("TOAPIS_CONTRACT", "latest")
+    at = new_app()
+    next(s for s in at.select_slider if s.label == "Duration").set_value(13)
+    next(t for t in at.toggle if t.label == "Sound").set_value(True)
+    at.run()
+    at.file_uploader(key="compose_ref_files").upload("ref.png", _png(), "image/png").run()
+    at.switch_page("pages/history.py").run()
+    at.switch_page("app.py").run()
+    assert not at.exception
+    assert next(s for s in at.select_slider if s.label == "Duration").value == 13
+    assert next(t for t in at.toggle if t.label == "Sound").value is True
+    assert len(at.session_state["compose_refs"]) == 1 and at.session_state["compose_refs"][0]["url"]
