@@ -18,8 +18,10 @@ from lib.contract import (
     ASPECTS,
     DEFAULT_PRICES,
     DURATIONS,
+    LATEST_DURATIONS,
     MAX_PROMPT,
     MODES,
+    V1,
     Prices,
     Problem,
     VideoRequest,
@@ -49,6 +51,9 @@ class GridSpec:
     image_urls: tuple[str, ...] = ()
     negative_prompt: str | None = None
     watermark: bool | None = None
+    audio: bool | None = None          # TOAPIS_CONTRACT=latest: Sound for every cell
+    references: tuple[str, ...] = ()   # TOAPIS_CONTRACT=latest: reference images for every cell
+    contract: str = V1
 
     def __post_init__(self) -> None:
         # Widgets hand over lists; tuples keep the spec hashable and comparable. Modes, durations and
@@ -56,7 +61,8 @@ class GridSpec:
         object.__setattr__(self, "prompts", tuple(self.prompts))
         object.__setattr__(self, "image_urls", tuple(self.image_urls or ()))
         object.__setattr__(self, "modes", _canonical(self.modes, MODES))
-        object.__setattr__(self, "durations", _canonical(self.durations, DURATIONS))
+        object.__setattr__(self, "references", tuple(self.references or ()))
+        object.__setattr__(self, "durations", _canonical(self.durations, LATEST_DURATIONS))
         object.__setattr__(self, "aspects", _canonical(self.aspects, ASPECTS))
 
     @property
@@ -188,8 +194,9 @@ def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES) -> GridPlan:
                 for mode in spec.modes:
                     req = VideoRequest(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect,
                                        image_urls=spec.image_urls, negative_prompt=spec.negative_prompt,
-                                       watermark=spec.watermark)
-                    reason = forbidden_reason(mode, duration, n_images)
+                                       watermark=spec.watermark, audio=spec.audio,
+                                       references=spec.references, contract=spec.contract)
+                    reason = forbidden_reason(mode, duration, n_images, spec.contract)
                     problems = tuple(_relabel(p, v, len(spec.prompts)) for p in validate(req))
                     cost = 0.0
                     if reason is None and (req.aspect_ratio in ASPECTS):
@@ -282,6 +289,9 @@ def spec_from_runs(runs: Sequence[RunLike]) -> GridSpec | None:
         image_urls=first.image_urls,
         negative_prompt=first.negative_prompt,
         watermark=first.watermark,
+        audio=first.audio,
+        references=first.references,
+        contract=first.contract,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lib.contract import Prices
+from lib.contract import CONTRACTS, V1, Prices
 from lib.passcode import check_length
 from lib.presses import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 from lib.sign_in import SignInSettingError, auth_section
@@ -53,6 +53,7 @@ class Settings:
     worker: str = "on"                   # PLAYGROUND_WORKER: "off" = this web process sends nothing itself
     rate_limit: str = "auto"             # PLAYGROUND_RATE_LIMIT: auto, shared or process (shared_limit)
     public_url: str | None = None        # PLAYGROUND_PUBLIC_URL: the origin demo links' previews name
+    contract: str = V1                    # TOAPIS_CONTRACT: which kling-v3 page the forms send (lib.contract)
 
     @property
     def archive_location(self) -> Path | S3Location:
@@ -207,6 +208,20 @@ def _choice(src: _Source, name: str, choices: tuple[str, ...], default: str, wha
         shown = raw if len(raw) <= 40 else raw[:40] + "…"
         raise SettingError(name, f"{name} must be {words} ({what}), but it is {shown!r}.",
                            f"Set {name} to {words}, or remove it to use {default!r}.")
+    return value
+
+
+def _contract(raw: str | None) -> str:
+    """TOAPIS_CONTRACT: v1 (the seed page, the default) or latest (Sound, 3–15 s, reference images)."""
+    if raw is None:
+        return V1
+    value = raw.strip().lower()
+    if value not in CONTRACTS:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise SettingError("TOAPIS_CONTRACT", f"TOAPIS_CONTRACT must be v1 or latest, but it is {shown!r}.",
+                           "Set TOAPIS_CONTRACT=v1 to send only the seed page's fields, or "
+                           "TOAPIS_CONTRACT=latest to offer Sound, 3–15 s and reference images; or remove "
+                           "it to use v1.")
     return value
 
 
@@ -409,6 +424,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
     prices = Prices(
         std=_number(src, "PLAYGROUND_PRICE_STD", defaults.std, what="USD per second of std video"),
         pro=_number(src, "PLAYGROUND_PRICE_PRO", defaults.pro, what="USD per second of pro video"),
+        sound=_number(src, "PLAYGROUND_PRICE_SOUND", defaults.sound,
+                      what="USD per second added when Sound is on"),
     )
     worker = _choice(src, "PLAYGROUND_WORKER", WORKER_CHOICES, "on",
                      "whether this web process runs its own worker; 'off' when `python -m lib.worker` runs "
@@ -448,4 +465,5 @@ def load_settings(env: Mapping[str, str] | None = None, secrets: Mapping[str, An
                            "one gateway rate limit shared by every process on the ledger, or one per "
                            "process; 'auto' shares it on PostgreSQL or when the worker runs separately"),
         public_url=_public_url(src.get("PLAYGROUND_PUBLIC_URL")),
+        contract=_contract(src.get("TOAPIS_CONTRACT")),
     )

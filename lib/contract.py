@@ -1,4 +1,9 @@
-"""The kling-v3 request contract (ToAPIs V1 page): what may be sent, and why a request is refused.
+"""The kling-v3 request contract (ToAPIs V1 page, and the newest page behind TOAPIS_CONTRACT=latest).
+
+Two versions of the page (docs/api-contract.md §3.1, §3.2): "v1", the seed, is what is sent by default;
+"latest" (V4) adds `audio` (billed as Sound), every duration 3–15 s with no image-to-video limit, and
+reference images beside frames given with roles. A request carries the contract it was made under, so
+its payload, its price and a later reader of the ledger all agree on which fields it may hold.
 
 Everything here is pure and local: it runs before a cent is spent, so each refusal says in words what is
 wrong and what to do. `to_payload()` reproduces the documented JSON exactly (only the fields that were set,
@@ -22,6 +27,14 @@ from lib.query import ascii_int
 MODEL = "kling-v3"
 MODES = ("std", "pro")
 DURATIONS = (5, 10, 15)
+V1, LATEST = "v1", "latest"
+CONTRACTS = (V1, LATEST)
+# The newest page: "Options: 3, 4, 5, … 15" (every integer), and no image-to-video limit any more.
+LATEST_DURATIONS = tuple(range(3, 16))
+# The newest page sets no count; more references than frames only dilute what each one steers.
+MAX_REFERENCES = 4
+REFERENCE_ROLE = "reference"
+LATEST_ONLY_WORDS = "made with the latest contract; this app sends v1"
 ASPECTS = ("16:9", "9:16", "1:1")
 DEFAULT_MODE = "std"
 DEFAULT_DURATION = 5
@@ -91,12 +104,21 @@ class VideoRequest:
     image_urls: tuple[str, ...] = ()
     negative_prompt: str | None = None
     watermark: bool | None = None
+    audio: bool | None = None          # latest only: "true - audio video, billed as Sound"
+    references: tuple[str, ...] = ()   # latest only: reference images (not frames)
+    contract: str = V1
 
     def __post_init__(self) -> None:
         # Callers (forms, JSON, ledger rows) hand over lists; a tuple keeps the request hashable.
-        if not isinstance(self.image_urls, tuple):
-            urls = () if self.image_urls is None else tuple(self.image_urls)
-            object.__setattr__(self, "image_urls", urls)
+        for name in ("image_urls", "references"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, () if value is None else tuple(value))
+
+    @property
+    def uses_latest_fields(self) -> bool:
+        """Sound or reference images: fields a v1 gateway was never sent."""
+        return self.audio is not None or bool(self.references)
 
     @property
     def effective_mode(self) -> str:
@@ -118,8 +140,17 @@ class VideoRequest:
     def to_payload(self) -> dict[str, Any]:
         """The JSON body for POST /v1/videos/generations, in the seed page's key order."""
         body: dict[str, Any] = {"model": MODEL, "prompt": self.prompt}
-        if self.image_urls:
+        latest = self.contract == LATEST
+        if latest and self.references:
+            body["reference_images"] = list(self.references)
+        if latest and self.image_urls:
+            # the newest page replaced image_urls: frames are named by role, never inferred by position
+            body["image_with_roles"] = [{"url": url, "role": role}
+                                        for url, role in zip(self.image_urls, IMAGE_FIELDS, strict=False)]
+        elif self.image_urls:
             body["image_urls"] = list(self.image_urls)
+        if latest and self.audio is not None:
+            body["audio"] = self.audio
         metadata: dict[str, Any] = {}
         negative = self.negative_prompt
         if negative is not None and (not isinstance(negative, str) or negative.strip()):
@@ -146,6 +177,10 @@ class VideoRequest:
             "image_urls": list(self.image_urls),
             "negative_prompt": self.negative_prompt,
             "watermark": self.watermark,
+            # only when set: a v1 run's stored settings stay exactly what they always were
+            **({"contract": self.contract} if self.contract != V1 else {}),
+            **({"audio": self.audio} if self.audio is not None else {}),
+            **({"references": list(self.references)} if self.references else {}),
         }
 
     @classmethod
@@ -158,6 +193,18 @@ class VideoRequest:
         urls = d.get("image_urls") or ()
         if isinstance(urls, str):
             urls = (urls,)
+        refs = d.get("references", d.get("reference_images")) or ()
+        roles = d.get("image_with_roles")
+        if isinstance(roles, list) and not urls:  # a latest payload: frames by role, references beside
+            by_role = {r.get("role"): r.get("url") for r in roles if isinstance(r, Mapping)}
+            urls = tuple(u for u in (by_role.get("first_frame"), by_role.get("last_frame")) if u)
+            refs = (*([refs] if isinstance(refs, str) else refs),
+                    *(r.get("url") for r in roles if isinstance(r, Mapping)
+                      and r.get("role") in ("reference", "reference_image")))
+        if isinstance(refs, str):
+            refs = (refs,)
+        latest = d.get("contract") == LATEST or (d.get("contract") is None and any(
+            k in d for k in ("audio", "references", "reference_images", "image_with_roles")))
         return cls(
             prompt=d.get("prompt") or "",
             mode=d.get("mode"),
@@ -166,6 +213,9 @@ class VideoRequest:
             image_urls=tuple(urls),
             negative_prompt=d.get("negative_prompt", meta.get("negative_prompt")),
             watermark=d.get("watermark", meta.get("watermark")),
+            audio=d.get("audio"),
+            references=tuple(refs),
+            contract=LATEST if latest else V1,
         )
 
     def replace(self, **kw: Any) -> VideoRequest:
@@ -185,15 +235,30 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def forbidden_reason(mode: str, duration: int, n_images: int) -> str | None:
+def durations_for(contract: str) -> tuple[int, ...]:
+    """The durations a contract offers: 5/10/15 s on the seed page, every second 3–15 on the newest."""
+    return LATEST_DURATIONS if contract == LATEST else DURATIONS
+
+
+def i2v_limit(contract: str) -> int | None:
+    """The longest video with images: 10 s on the seed page; the newest page has no such rule."""
+    return None if contract == LATEST else MAX_I2V_DURATION
+
+
+def _durations_text(contract: str) -> str:
+    return "3 to 15 s (whole seconds)" if contract == LATEST else _or(DURATIONS, " s")
+
+
+def forbidden_reason(mode: str, duration: int, n_images: int, contract: str = V1) -> str | None:
     """Why this combination cannot be generated (for UIs that disable it), or None if it can."""
     if mode not in MODES:
         return f"Mode {mode!r} is not available — choose {_or(tuple(MODE_LABELS.values()))}."
-    if not _is_int(duration) or duration not in DURATIONS:
-        return f"Duration {duration!r} s is not available — choose {_or(DURATIONS, ' s')}."
+    if not _is_int(duration) or duration not in durations_for(contract):
+        return f"Duration {duration!r} s is not available — choose {_durations_text(contract)}."
     if n_images > MAX_IMAGES:
         return f"At most {MAX_IMAGES} images (first frame, or first + last frame)."
-    if duration > MAX_I2V_DURATION and n_images > 0:
+    limit = i2v_limit(contract)
+    if limit is not None and duration > limit and n_images > 0:
         return FIFTEEN_WITH_IMAGES
     return None
 
@@ -263,16 +328,18 @@ def validate(req: VideoRequest) -> list[Problem]:
     if req.mode is not None and req.mode not in MODES:
         problems.append(Problem("mode", f"Mode {req.mode!r} is not available — choose "
                                         f"{_or(tuple(MODE_LABELS.values()))}."))
-    duration_ok = req.duration is None or (_is_int(req.duration) and req.duration in DURATIONS)
+    allowed = durations_for(req.contract)
+    duration_ok = req.duration is None or (_is_int(req.duration) and req.duration in allowed)
     if not duration_ok:
         problems.append(Problem("duration", f"Duration {req.duration!r} s is not available — choose "
-                                            f"{_or(DURATIONS, ' s')}."))
+                                            f"{_durations_text(req.contract)}."))
     if req.aspect_ratio is not None and req.aspect_ratio not in ASPECTS:
         problems.append(Problem("aspect_ratio", f"Aspect ratio {req.aspect_ratio!r} is not available — "
                                                 f"choose {_or(ASPECTS)}."))
 
     n = len(req.image_urls)
-    if duration_ok and n and req.effective_duration > MAX_I2V_DURATION:
+    limit = i2v_limit(req.contract)
+    if duration_ok and n and limit is not None and req.effective_duration > limit:
         problems.append(Problem("duration", FIFTEEN_WITH_IMAGES))
     if n > MAX_IMAGES:
         extra = n - MAX_IMAGES
@@ -291,6 +358,35 @@ def validate(req: VideoRequest) -> list[Problem]:
     if req.watermark is not None and not isinstance(req.watermark, bool):
         problems.append(Problem("watermark", "Watermark must be on or off (true/false), "
                                              f"not {req.watermark!r}."))
+    problems += _latest_problems(req)
+    return problems
+
+
+def _latest_problems(req: VideoRequest) -> list[Problem]:
+    """The newest page's fields: refused outright under v1 (never sent), checked under latest."""
+    problems: list[Problem] = []
+    if req.contract not in CONTRACTS:
+        return [Problem("contract", f"Contract {str(req.contract)[:20]!r} is not one this app knows — "
+                                    "use v1 or latest.")]
+    if req.contract == V1:
+        if req.audio is not None:
+            problems.append(Problem("audio", "Sound is part of the latest kling-v3 contract; this app "
+                                             "sends v1 — turn Sound off, or set TOAPIS_CONTRACT=latest."))
+        if req.references:
+            problems.append(Problem("references", "Reference images are part of the latest kling-v3 "
+                                                  "contract; this app sends v1 — remove them, or set "
+                                                  "TOAPIS_CONTRACT=latest."))
+        return problems
+    if req.audio is not None and not isinstance(req.audio, bool):
+        problems.append(Problem("audio", f"Sound must be on or off (true/false), not {req.audio!r}."))
+    if len(req.references) > MAX_REFERENCES:
+        extra = len(req.references) - MAX_REFERENCES
+        problems.append(Problem("references", f"{len(req.references)} reference images given; the "
+                                              f"playground sends at most {MAX_REFERENCES} — remove {extra}."))
+    for i, url in enumerate(req.references):
+        problem = _url_problem("references", f"reference image {i + 1}", url)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -399,9 +495,12 @@ class Prices:
 
     std: float = 0.0368
     pro: float = 0.0625
+    # Added per second when Sound is on. The newest kling-v3 page names the tier ("billed as Sound") but
+    # no price; kling-2-6's page bills pro with audio at $0.125/s against $0.0625/s without (§8).
+    sound: float = 0.0625
 
     def __post_init__(self) -> None:
-        for name in ("std", "pro"):
+        for name in ("std", "pro", "sound"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"The {name} price must be a non-negative number of USD per second, "
@@ -417,12 +516,20 @@ DEFAULT_PRICES = Prices()
 
 
 def estimate_cost(req: VideoRequest, prices: Prices = DEFAULT_PRICES) -> float:
-    """Estimated USD for one run: seconds × the per-second price of its mode. Not what the gateway bills."""
+    """Estimated USD for one run: seconds × the per-second price of its mode, plus Sound when it is on.
+    Not what the gateway bills."""
     duration = req.effective_duration
-    if not _is_int(duration) or duration not in DURATIONS:
+    if not _is_int(duration) or duration not in durations_for(req.contract):
         raise ValueError(f"Cannot estimate the cost of a {duration!r} s video; "
-                         f"choose {_or(DURATIONS, ' s')}.")
-    return round(duration * prices.per_second(req.effective_mode), 6)
+                         f"choose {_durations_text(req.contract)}.")
+    return round(duration * prices.per_second(req.effective_mode) + sound_cost(req, prices), 6)
+
+
+def sound_cost(req: VideoRequest, prices: Prices = DEFAULT_PRICES) -> float:
+    """The Sound part of a run's estimate (0 without Sound), shown on its own beside every price."""
+    if req.audio is not True or req.contract != LATEST or not _is_int(req.effective_duration):
+        return 0.0
+    return round(req.effective_duration * prices.sound, 6)
 
 
 def format_estimate(usd: float) -> str:
@@ -433,9 +540,38 @@ def format_estimate(usd: float) -> str:
 
 
 __all__ = [
-    "ASPECTS", "DEFAULT_PRICES", "DURATIONS", "FIFTEEN_WITH_IMAGES", "IMAGE_EXTENSIONS",
-    "IMAGE_FORMATS_TEXT", "IMAGE_RULES_TEXT", "MAX_IMAGES",
-    "MAX_IMAGE_BYTES", "MAX_IMAGE_MB", "MAX_IMAGE_PIXELS", "MAX_PROMPT", "MODEL", "MODES", "RESOLUTION",
-    "Prices", "Problem", "TooManyPixels", "VideoRequest", "check_image", "estimate_cost", "forbidden_reason",
-    "format_estimate", "image_info", "too_many_pixels_message", "validate",
+    "ASPECTS",
+    "CONTRACTS",
+    "DEFAULT_PRICES",
+    "DURATIONS",
+    "FIFTEEN_WITH_IMAGES",
+    "IMAGE_EXTENSIONS",
+    "IMAGE_FORMATS_TEXT",
+    "IMAGE_RULES_TEXT",
+    "LATEST",
+    "LATEST_DURATIONS",
+    "MAX_IMAGES",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_MB",
+    "MAX_IMAGE_PIXELS",
+    "MAX_PROMPT",
+    "MAX_REFERENCES",
+    "MODEL",
+    "MODES",
+    "RESOLUTION",
+    "V1",
+    "Prices",
+    "Problem",
+    "TooManyPixels",
+    "VideoRequest",
+    "check_image",
+    "durations_for",
+    "estimate_cost",
+    "forbidden_reason",
+    "format_estimate",
+    "i2v_limit",
+    "image_info",
+    "sound_cost",
+    "too_many_pixels_message",
+    "validate",
 ]

@@ -268,7 +268,28 @@ def parameter_items(run: Run) -> list[tuple[str, str]]:
     ]
     for i, url in enumerate(req.image_urls):
         items.append((("First frame", "Last frame")[i] if i < 2 else f"Image {i + 1}", url))
+    if req.contract == contract.LATEST or req.uses_latest_fields:
+        items.insert(1, ("Contract", "latest (Sound, 3–15 s, reference images)"))
+        items.append(("Sound", "on" if req.audio is True else "off"))
+        for i, url in enumerate(req.references):
+            items.append((f"Reference image {i + 1}", url))
     return items
+
+
+def latest_under_v1(run: Run, app_contract: str) -> str | None:
+    """Words for a run made with the newest fields, opened while the app sends only v1 (never dropped
+    silently: a re-run here would lose its Sound and reference images)."""
+    if app_contract == contract.LATEST or not has_settings(run) or run.state == UNREADABLE:
+        return None
+    req = run.request
+    if req.contract != contract.LATEST and not req.uses_latest_fields:
+        return None
+    kept = [w for w, on in (("Sound", req.audio is True), ("reference images", bool(req.references)),
+                            (f"{req.effective_duration} s",
+                             req.effective_duration not in contract.DURATIONS)) if on]
+    lost = f" Its {', '.join(kept)} cannot be sent from here." if kept else ""
+    return (f"This run was {contract.LATEST_ONLY_WORDS} (TOAPIS_CONTRACT=v1).{lost} Set "
+            "TOAPIS_CONTRACT=latest to re-run it as it was.")
 
 
 def timing_items(run: Run, now: float, tz: tzinfo = UTC) -> list[tuple[str, str]]:
@@ -441,6 +462,8 @@ def grid_cell_label(run: Run) -> str:
     size = req.resolution
     head = f"{req.effective_mode} {min(size)}p" if size else req.effective_mode
     text = f"{head} · {req.effective_duration} s · {req.effective_aspect}"
+    if req.audio is True:
+        text += " · Sound"
     if run.label and run.label not in (req.effective_mode, head):
         return f"{run.label} · {text}"
     return text

@@ -130,6 +130,12 @@ def public_payload(request: VideoRequest) -> dict[str, Any]:
     payload = request.to_payload()
     if isinstance(payload.get("image_urls"), list):
         payload["image_urls"] = [u if is_public_url(u) else IMAGE_PLACEHOLDER for u in payload["image_urls"]]
+    if isinstance(payload.get("reference_images"), list):  # TOAPIS_CONTRACT=latest
+        payload["reference_images"] = [u if is_public_url(u) else IMAGE_PLACEHOLDER
+                                       for u in payload["reference_images"]]
+    for item in payload.get("image_with_roles") or ():
+        if not is_public_url(item["url"]):
+            item["url"] = IMAGE_PLACEHOLDER
     return payload
 
 

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from lib import money, owners
 from lib.contract import (
     DURATIONS,
-    MAX_I2V_DURATION,
+    LATEST,
+    LATEST_ONLY_WORDS,
     Problem,
     VideoRequest,
     check_image,
     estimate_cost,
+    i2v_limit,
     image_info,
     validate,
 )
@@ -131,6 +133,15 @@ def _already(services: Any, run_id: str) -> SubmitOutcome | None:
     return SubmitOutcome(run=existing, created=False)
 
 
+def contract_problems(services: Any, request: VideoRequest) -> list[Problem]:
+    """A request holding the newest fields while this app sends v1 (a card of a run made under latest):
+    refused in words rather than sent, since under v1 nothing outside the seed page may leave."""
+    if services.settings.contract == LATEST or not (request.contract == LATEST or request.uses_latest_fields):
+        return []
+    return [Problem("contract", f"This run was {LATEST_ONLY_WORDS}, so it is not sent from here — set "
+                                "TOAPIS_CONTRACT=latest, or re-run it in Compose without its newest fields.")]
+
+
 def submit(
     services: Any,
     request: VideoRequest,
@@ -152,7 +163,7 @@ def submit(
     done = _already(services, run_id)
     if done is not None:
         return done
-    problems = validate(request)
+    problems = validate(request) + contract_problems(services, request)
     if any(p.level == "error" for p in problems):
         return SubmitOutcome(problems=problems)
     new = NewRun(run_id, request, estimate(services, request), group_id=group_id, parent_id=parent_id,
@@ -180,6 +191,7 @@ def submit_pair(
         return [e for e in existing if e is not None]
     std, pro = pair_requests(request)
     problems = validate(std) + [p for p in validate(pro) if p.field != "mode"]
+    problems += contract_problems(services, std)
     if any(p.level == "error" for p in problems):
         return [SubmitOutcome(problems=problems)]
     who = new_runs_owner(services, actor)
@@ -234,7 +246,7 @@ def rerun(services: Any, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
 def extend_duration(request: VideoRequest) -> int | None:
     """The next longer duration the frames allow ("Extend to 10 s"), or None when there is none."""
     current = request.effective_duration
-    limit = MAX_I2V_DURATION if request.image_urls else max(DURATIONS)
+    limit = (i2v_limit(request.contract) or max(DURATIONS)) if request.image_urls else max(DURATIONS)
     longer = [d for d in DURATIONS if current < d <= limit]
     return longer[0] if longer else None
 

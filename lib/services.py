@@ -119,6 +119,7 @@ def start_services(settings: Settings, *, start_worker: bool | None = None, work
 
         local = LocalGateway(settings.data_dir / "local_gateway", port=0, speed=settings.local_speed,
                              progress=settings.local_progress).start()
+        local.engine.contract = settings.contract  # the embedded gateway speaks the contract the app sends
         base_url, key = local.url, LOCAL_API_KEY
         log.info("embedded local gateway at %s (speed %s)", base_url, settings.local_speed)
     ledger: Ledger | None = None
@@ -136,6 +137,7 @@ def start_services(settings: Settings, *, start_worker: bool | None = None, work
                         first_look=settings.first_look, threads=worker_threads,
                         archive_threads=archive_threads, deadline=settings.run_deadline,
                         heartbeat=heartbeat)
+        worker.contract = settings.contract
     except Exception:
         if ledger is not None:
             ledger.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lib import money
-from lib.contract import RESOLUTION, Prices, VideoRequest, estimate_cost
+from lib.contract import RESOLUTION, Prices, VideoRequest, estimate_cost, sound_cost
 
 _MODE_WORDS = {"std": "Std", "pro": "Pro"}
 
@@ -24,8 +24,15 @@ def quality(request: VideoRequest) -> str:
 
 
 def what(request: VideoRequest) -> str:
-    """'Pro 1080p · 5 s': what one run of `request` makes."""
-    return f"{quality(request)} · {request.effective_duration} s"
+    """'Pro 1080p · 5 s' (· Sound): what one run of `request` makes."""
+    sound = " · Sound" if request.audio is True else ""
+    return f"{quality(request)} · {request.effective_duration} s{sound}"
+
+
+def sound_part(requests: Sequence[VideoRequest], prices: Prices) -> str:
+    """' (Sound ≈ $0.75)': the Sound share of a price, named on its own; '' without Sound."""
+    part = sum(sound_cost(r, prices) for r in requests)
+    return f" (Sound {money.approx(part)})" if part > 0 else ""
 
 
 def priced(verb: str, request: VideoRequest, prices: Prices) -> str:
@@ -34,7 +41,9 @@ def priced(verb: str, request: VideoRequest, prices: Prices) -> str:
         cost = estimate_cost(request, prices)
     except ValueError:
         return f"{verb} · {what(request)}"
-    return f"{verb} · {what(request)} · {money.approx(cost)}"
+    sound = sound_part([request], prices)
+    made = f"{quality(request)} · {request.effective_duration} s" if sound else what(request)
+    return f"{verb} · {made} · {money.approx(cost)}{sound}"  # Sound named once, with its price
 
 
 def pair(requests: Sequence[VideoRequest], prices: Prices, verb: str = "Compare std vs pro") -> str:
@@ -45,7 +54,7 @@ def pair(requests: Sequence[VideoRequest], prices: Prices, verb: str = "Compare 
         cost = sum(estimate_cost(r, prices) for r in requests)
     except ValueError:
         return f"{verb} · {requests[0].effective_duration} s"
-    return f"{verb} · {requests[0].effective_duration} s · {money.approx(cost)}"
+    return f"{verb} · {requests[0].effective_duration} s · {money.approx(cost)}{sound_part(requests, prices)}"
 
 
 def grid(verb: str, runs: int, total: float) -> str:
@@ -64,4 +73,4 @@ def extend(request: VideoRequest, prices: Prices) -> str:
         cost = money.approx(estimate_cost(request, prices))
     except ValueError:
         return f"Extend to {request.effective_duration} s"
-    return f"Extend to {request.effective_duration} s · {cost}"
+    return f"Extend to {request.effective_duration} s · {cost}{sound_part([request], prices)}"

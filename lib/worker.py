@@ -28,6 +28,7 @@ from typing import Any
 
 from lib import ledger as L
 from lib.archive import EXPIRED_MESSAGE, Archive, ArchiveError
+from lib.contract import LATEST, LATEST_ONLY_WORDS
 from lib.gateway import (
     GatewayClient,
     GatewayError,
@@ -176,6 +177,7 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = {"submits": 0, "polls": 0, "archived": 0, "errors": 0}
+        self.contract = "v1"  # TOAPIS_CONTRACT (set by lib.services): a latest draft is never sent under v1
 
     def __repr__(self) -> str:
         return f"Worker(owner={self.owner!r}, threads={self.threads})"
@@ -389,6 +391,13 @@ class Worker:
     def _submit(self, run: L.Run) -> float | None:
         if not self.ledger.claim_for_submit(run.run_id, self.owner):
             return None  # someone else moved it on; the ledger knows what it needs now
+        if self.contract != LATEST and (run.request.contract == LATEST or run.request.uses_latest_fields):
+            # a draft made under TOAPIS_CONTRACT=latest, met after a restart under v1: never sent
+            self._forget(run.run_id)
+            self.ledger.mark_submit_failed(run.run_id, "contract", (
+                f"This run was {LATEST_ONLY_WORDS} (TOAPIS_CONTRACT=v1), so it was not sent and nothing "
+                "was billed — set TOAPIS_CONTRACT=latest and re-run it."))
+            return None
         try:
             task = self.client.submit(run.request)
         except GatewayError as err:

@@ -32,6 +32,7 @@ from .validation import ClipRequest
 log = logging.getLogger(__name__)
 
 PRICES = {"std": 0.0368, "pro": 0.0625}  # USD per second (docs/api-contract.md §8); 1 USD = 200 credits
+SOUND_PRICE = 0.0625  # USD per second added with audio (kling-2-6's pro: $0.125/s with, $0.0625/s without)
 CREDITS_PER_USD = 200
 EXPIRY_SECONDS = 86400
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -143,6 +144,9 @@ class Engine:
         self.speed = float(speed)
         self.set_progress(progress, seed)
         self.allow_pro_15 = True
+        # "v1": the seed page's rules; "latest": the newest page's fields too (POST config {"contract"}, or
+        # the app's TOAPIS_CONTRACT for the embedded gateway)
+        self.contract = "v1"
         self.faults = Faults()
         self.limiter = SlidingWindow()
         self.renders = RenderQueue(self._render)
@@ -188,7 +192,7 @@ class Engine:
             first_image=req.first_image,
             last_image=req.last_image,
             speed=self.speed,
-            cost=round(PRICES[req.mode] * req.duration, 6),
+            cost=round((PRICES[req.mode] + (SOUND_PRICE if req.audio else 0.0)) * req.duration, 6),
             fail_code=None,
             fail_message=None,
             refunded=False,
@@ -290,6 +294,7 @@ class Engine:
                 last_image=last,
                 poster_path=poster,
                 cancel=stop,
+                audio=task.request.get("audio") is True,
             )
         except RenderCancelled:
             return

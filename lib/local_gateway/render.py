@@ -100,10 +100,12 @@ def render_clip(
     fps: int = FPS,
     poster_path: str | os.PathLike | None = None,
     cancel: threading.Event | None = None,
+    audio: bool = False,
 ) -> RenderResult:
     """Render one clip to `out_path` (written atomically) and optionally its poster (frame 0, JPEG).
 
-    Setting `cancel` stops between frames with RenderCancelled and leaves no file behind.
+    Setting `cancel` stops between frames with RenderCancelled and leaves no file behind. `audio` adds
+    an AAC track (a soft two-note tone as long as the video): what a request with Sound gets back.
     """
     started = time.perf_counter()
     scene = Scene(
@@ -121,6 +123,7 @@ def render_clip(
     tmp = out.with_name(out.name + ".part")
     try:
         with open_encoder(tmp, scene.width, scene.height, fps) as (container, stream):
+            tone = _Tone(container) if audio else None
             frames = scene.prefetched()
             try:
                 for i, frame in enumerate(frames):
@@ -130,10 +133,14 @@ def render_clip(
                         _save_poster(frame, poster)
                     for packet in stream.encode(frame):
                         container.mux(packet)
+                    if tone is not None:  # interleaved: the muxer never holds the whole video back
+                        tone.until((i + 1) / fps)
             finally:
                 frames.close()  # stops the composing thread on every exit path
             for packet in stream.encode(None):
                 container.mux(packet)
+            if tone is not None:
+                tone.finish(scene.n_frames / fps)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -147,6 +154,37 @@ def render_clip(
         elapsed,
     )
     return RenderResult(out, poster, scene.width, scene.height, scene.n_frames, fps, elapsed)
+
+
+class _Tone:
+    """An AAC stream of a quiet sine tone (A3, then E4 for the second half of each second)."""
+
+    RATE = 48_000
+    SAMPLES = 1024  # one AAC frame
+
+    def __init__(self, container: av.container.OutputContainer) -> None:
+        self.container = container
+        self.stream = container.add_stream("aac", rate=self.RATE)
+        self.stream.layout = "mono"
+        self.done = 0  # samples written
+
+    def until(self, seconds: float) -> None:
+        """Encode whole AAC frames until the track reaches `seconds`."""
+        target = int(seconds * self.RATE)
+        while self.done < target:
+            t = (self.done + np.arange(self.SAMPLES)) / self.RATE
+            pitch = np.where((t % 1.0) < 0.5, 220.0, 329.63)
+            wave = (0.2 * np.sin(2 * np.pi * pitch * t)).astype(np.float32).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = self.RATE, self.done
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self.done += self.SAMPLES
+
+    def finish(self, seconds: float) -> None:
+        self.until(seconds)
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
 
 
 class open_encoder:

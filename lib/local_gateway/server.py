@@ -114,7 +114,7 @@ def build_app(engine: Engine) -> ASGIApp:
         except ValueError:
             raise errors.invalid_request("The request body is not valid JSON.", None) from None
         try:
-            req = parse_submit(body, allow_pro_15=engine.allow_pro_15)
+            req = parse_submit(body, allow_pro_15=engine.allow_pro_15, version=engine.contract)
         except ApiError as err:
             err.headers.update(headers)
             raise
@@ -250,6 +250,7 @@ def build_app(engine: Engine) -> ASGIApp:
             "progress": engine.progress,
             "seed": engine.seed,
             "allow_pro_15": engine.allow_pro_15,
+            "contract": engine.contract,
             "prices_usd_per_second": PRICES,
             "credits_per_usd": CREDITS_PER_USD,
             "rate_limits_per_second": LIMITS,
@@ -288,6 +289,8 @@ def build_app(engine: Engine) -> ASGIApp:
             engine.allow_pro_15 = bool(body["allow_pro_15"])
         if "progress" in body or "seed" in body:
             engine.set_progress(progress, seed)
+        if body.get("contract") in ("v1", "latest"):
+            engine.contract = body["contract"]
         return _json(info_body(request))
 
     async def c_faults(request: Request) -> Response:

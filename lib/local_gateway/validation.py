@@ -1,4 +1,8 @@
-"""Submit-body validation with the V1 kling-v3 rules (docs/api-contract.md §3.1), accepting V3/V4 images.
+"""Submit-body validation with the V1 kling-v3 rules (docs/api-contract.md §3.1), accepting V3/V4 images;
+with version="latest" also the newest page's (§3.2): `audio`, every duration 3–15, reference images.
+
+The V1 field `image_urls` keeps its V1 rule (image-to-video at most 10 s) in both versions; frames named
+in `image_with_roles` under latest have no such limit, as the newest page sets none.
 
 The first problem found is reported as a 400 with its parameter, the way a gateway answers; the project's
 own lib/contract.py is the place that lists every problem at once before anything is sent.
@@ -15,6 +19,8 @@ from .errors import invalid_request
 MODEL = "kling-v3"
 MODES = ("std", "pro")
 DURATIONS = (5, 10, 15)
+LATEST_DURATIONS = range(3, 16)
+MAX_REFERENCES = 4
 ASPECTS = ("16:9", "9:16", "1:1")
 MAX_PROMPT = 2500
 MAX_FRAME_IMAGES = 2
@@ -32,6 +38,7 @@ class ClipRequest:
     negative_prompt: str | None
     watermark: bool | None
     references: tuple[str, ...]
+    audio: bool = False
 
 
 def _check_url(value: Any, param: str) -> str:
@@ -57,7 +64,7 @@ def _check_url(value: Any, param: str) -> str:
     return v
 
 
-def parse_submit(body: Any, *, allow_pro_15: bool = True) -> ClipRequest:
+def parse_submit(body: Any, *, allow_pro_15: bool = True, version: str = "v1") -> ClipRequest:
     """Validate a submit body; raises ApiError(400) naming the first bad parameter."""
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.", None)
@@ -76,11 +83,16 @@ def parse_submit(body: Any, *, allow_pro_15: bool = True) -> ClipRequest:
     mode = body.get("mode", "std")
     if mode not in MODES:
         raise invalid_request(f"Invalid 'mode' {mode!r}: must be one of std, pro.", "mode")
+    latest = version == "latest"
     duration = body.get("duration", 5)
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in DURATIONS:
-        raise invalid_request(
-            f"Invalid 'duration' {duration!r}: must be one of 5, 10, 15 (a number).", "duration"
-        )
+    allowed = LATEST_DURATIONS if latest else DURATIONS
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in allowed:
+        words = "a whole number from 3 to 15" if latest else "one of 5, 10, 15 (a number)"
+        raise invalid_request(f"Invalid 'duration' {duration!r}: must be {words}.", "duration")
+    # a V1 gateway does not know `audio` (docs/api-contract.md §13 Q3): ignored, no Sound made or charged
+    audio = body.get("audio", False) if latest else False
+    if not isinstance(audio, bool):
+        raise invalid_request("'audio' must be a boolean.", "audio")
     aspect = body.get("aspect_ratio", "16:9")
     if aspect not in ASPECTS:
         raise invalid_request(
@@ -102,7 +114,11 @@ def parse_submit(body: Any, *, allow_pro_15: bool = True) -> ClipRequest:
         raise invalid_request("'metadata.watermark' must be a boolean.", "metadata.watermark")
 
     first, last, refs = _images(body, metadata)
-    if duration == 15 and (first or last or refs):
+    if len(refs) > MAX_REFERENCES:
+        raise invalid_request(f"At most {MAX_REFERENCES} reference images (got {len(refs)}).",
+                              "reference_images")
+    v1_images = bool(body.get("image_urls")) or metadata.get("last_frame_image") is not None
+    if duration > 10 and (first or last or refs) and (not latest or v1_images):
         raise invalid_request(
             "15-second duration is text-to-video only; image-to-video max is 10 seconds.", "duration"
         )
@@ -118,6 +134,7 @@ def parse_submit(body: Any, *, allow_pro_15: bool = True) -> ClipRequest:
         negative_prompt=negative,
         watermark=watermark,
         references=refs,
+        audio=audio,
     )
 
 

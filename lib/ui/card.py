@@ -43,6 +43,10 @@ def describe(run: Any) -> str:
     parts = [req.effective_mode, f"{req.effective_duration} s", req.effective_aspect]
     if req.image_urls:
         parts.append("first + last frame" if len(req.image_urls) > 1 else "first frame")
+    if req.references:  # TOAPIS_CONTRACT=latest fields, named so a card never hides them
+        parts.append(f"{len(req.references)} reference image{'s' if len(req.references) > 1 else ''}")
+    if req.audio is True:
+        parts.append("Sound")
     return " · ".join(parts)
 
 

@@ -26,12 +26,12 @@ from lib.contract import (
     format_estimate,
 )
 from lib.safe_fetch import url_problem
-from lib.ui import press, state
+from lib.ui import latest_fields, press, reference_images, state
 from lib.ui.text import escape_md, shorten
 
 K = "cmp_"
 N_VARIANTS, MODES_KEY, DURATIONS_KEY, ASPECTS_KEY = f"{K}n", f"{K}modes", f"{K}durations", f"{K}aspects"
-NEGATIVE, WATERMARK = f"{K}negative", f"{K}watermark"
+NEGATIVE, WATERMARK, SOUND = f"{K}negative", f"{K}watermark", f"{K}sound"
 REFUSED, SEEDED, DRAWN = f"{K}refused", f"{K}seeded", f"{K}drawn"
 GRID = "grid"  # press-memory action of "Submit grid"
 GRID_REFUSED = f"{K}grid_refused"
@@ -64,14 +64,23 @@ def seed_form(spec: compare.GridSpec) -> None:
     ss[N_VARIANTS] = len(prompts)
     for i in range(compare.MAX_VARIANTS):
         ss[prompt_key(i)] = (prompts[i] if i < len(prompts) else "")[:MAX_PROMPT]
+    latest = _latest()
     ss[MODES_KEY] = [m for m in spec.modes if m in MODES] or list(compare.DEFAULT_MODES)
-    ss[DURATIONS_KEY] = [d for d in spec.durations if d in DURATIONS] or list(compare.DEFAULT_DURATIONS)
+    offered = contract.durations_for(contract.LATEST if latest else contract.V1)
+    ss[DURATIONS_KEY] = [d for d in spec.durations if d in offered] or list(compare.DEFAULT_DURATIONS)
+    ss[SOUND] = bool(latest and spec.audio is True)
+    reference_images.restore(K, spec.references if latest else ())
     ss[ASPECTS_KEY] = [a for a in spec.aspects if a in ASPECTS] or list(compare.DEFAULT_ASPECTS)
     ss[NEGATIVE] = (spec.negative_prompt or "")[:MAX_PROMPT]
     ss[WATERMARK] = bool(spec.watermark)
     for i, name in enumerate(FRAMES):
         ss[url_key(name)] = spec.image_urls[i] if i < len(spec.image_urls) else ""
     ss.pop(REFUSED, None)
+
+
+def _latest() -> bool:
+    """TOAPIS_CONTRACT=latest: the grid offers Sound, 3–15 s and reference images."""
+    return state.services().settings.contract == contract.LATEST
 
 
 def init_form() -> None:
@@ -130,7 +139,11 @@ def current_spec() -> compare.GridSpec:
     else:
         urls = tuple(u for u in images if u)
     negative = ss.get(NEGATIVE) or ""
+    latest = _latest()
     return compare.GridSpec(
+        contract=contract.LATEST if latest else contract.V1,
+        audio=True if latest and ss.get(SOUND) else None,
+        references=reference_images.urls(K) if latest else (),
         prompts=tuple(ss.get(prompt_key(i)) or "" for i in range(n)),
         modes=tuple(ss.get(MODES_KEY) or ()),
         durations=tuple(ss.get(DURATIONS_KEY) or ()),
@@ -147,7 +160,7 @@ def _on_submit() -> None:
     ss.pop(REFUSED, None)
     for name in FRAMES:  # a URL that came with a link or a seed, not pasted here: judged now, before spending
         _check_pasted(name)
-    if any(ss.get(f"{K}{name}_problems") for name in FRAMES):
+    if any(ss.get(f"{K}{name}_problems") for name in FRAMES) or (_latest() and reference_images.refused(K)):
         ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
         return
     spec = current_spec()
@@ -207,14 +220,23 @@ def draw_form() -> None:
                      persist_state=PERSIST,
                      placeholder="Describe the scene, the action, the camera and the style…")
     n_images = len([u for u in (ss.get(url_key(f)) for f in FRAMES) if u])
+    latest = _latest()
     with st.container(horizontal=True, gap="medium", key=f"{K}dims"):
         st.pills("Mode", MODES, selection_mode="multi", key=MODES_KEY, persist_state=PERSIST,
                  format_func=lambda m: MODE_LABELS[m])
-        st.pills("Duration", DURATIONS, selection_mode="multi", key=DURATIONS_KEY, persist_state=PERSIST,
-                 format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
-                                                   else ""))
+        if latest:  # every second from 3 to 15, with or without images
+            st.pills("Duration", contract.LATEST_DURATIONS, selection_mode="multi", key=DURATIONS_KEY,
+                     persist_state=PERSIST, format_func=lambda d: f"{d} s")
+        else:
+            st.pills("Duration", DURATIONS, selection_mode="multi", key=DURATIONS_KEY, persist_state=PERSIST,
+                     format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
+                                                       else ""))
         st.pills("Aspect ratio", ASPECTS, selection_mode="multi", key=ASPECTS_KEY, persist_state=PERSIST)
-    with st.expander("First / last frame, negative prompt, watermark", expanded=bool(n_images)):
+    if latest:
+        latest_fields.sound(SOUND, state.services().settings.prices)
+    more = "First / last frame, reference images, negative prompt, watermark" if latest else \
+        "First / last frame, negative prompt, watermark"
+    with st.expander(more, expanded=bool(n_images) or bool(latest and reference_images.entries(K))):
         cols = st.columns(2, gap="medium")
         for col, name in zip(cols, FRAMES, strict=True):
             with col, st.container(key=f"{K}{name}_box"):
@@ -229,8 +251,10 @@ def draw_form() -> None:
                 url = (ss.get(url_key(name)) or "").strip()
                 if url and url_problem(url) is None and not ss.get(f"{K}{name}_problems"):
                     st.image(url, caption=FRAME_LABELS[name], width=200)
-        if n_images:
+        if n_images and not latest:
             st.caption(f"With images, 15 s cells are crossed out: {escape_md(FIFTEEN_WITH_IMAGES)}.")
+        if latest:
+            reference_images.draw(K)
         st.text_area("Negative prompt", key=NEGATIVE, height=68, persist_state=PERSIST,
                      placeholder="What to avoid, e.g. blur, text, watermark")
         st.checkbox("Watermark", key=WATERMARK, persist_state=PERSIST)
@@ -255,7 +279,8 @@ def draw_preview(plan: compare.GridPlan) -> None:
                     size = cell.request.resolution
                     res = f" · {size[0]}×{size[1]}" if size else ""
                     st.markdown(f"**{escape_md(cell.label)}**{escape_md(res)}")
-                    st.caption(format_estimate(cell.est_cost))
+                    sound = spend_labels.sound_part([cell.request], state.services().settings.prices)
+                    st.caption(format_estimate(cell.est_cost) + escape_md(sound))
                 if plan.spec.prompts and len(plan.spec.prompts) > 1:
                     st.caption(escape_md(shorten(cell.request.prompt, 70)) or "(empty prompt)")
 
@@ -268,8 +293,9 @@ def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
     with st.container(key=f"{K}total"):
         skipped = len(plan.forbidden)
         extra = f" · {skipped} crossed out (not sent, not billed)" if skipped else ""
-        st.markdown(f"**Total {format_estimate(plan.total)}** for {sent} run{'s' if sent != 1 else ''}"
-                    f"{extra}")
+        sound = spend_labels.sound_part([c.request for c in plan.sendable], services.settings.prices)
+        st.markdown(f"**Total {format_estimate(plan.total)}**{escape_md(sound)} for {sent} "
+                    f"run{'s' if sent != 1 else ''}{extra}")
         if not verdict.ok:
             st.error(escape_md(verdict.message), icon=":material/block:")
         elif verdict.budget is not None:
@@ -285,7 +311,7 @@ def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
     if ss.get(REFUSED):
         st.error(escape_md(ss[REFUSED]), icon=":material/block:")
     blocked = not plan.ok or not verdict.ok
-    st.button(spend_labels.grid("Submit grid", sent, plan.total), type="primary",
+    st.button(spend_labels.grid("Submit grid", sent, plan.total) + sound, type="primary",
               key=f"{K}submit_grid", icon=":material/grid_view:", disabled=blocked,
               on_click=_on_submit,
               help="Sends every cell that is not crossed out, as one comparison group.")

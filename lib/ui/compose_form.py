@@ -45,7 +45,7 @@ from lib.contract import (
     Problem,
     VideoRequest,
 )
-from lib.ui import page_script, press, state, who
+from lib.ui import latest_fields, page_script, press, reference_images, state, who
 from lib.ui.text import escape_md, shorten
 
 K = "compose_"
@@ -57,6 +57,7 @@ FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
 TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
     f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example", f"{K}press_note", f"{K}reveal",
 )
+SOUND = f"{K}sound"  # TOAPIS_CONTRACT=latest only
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
 RESTORED_NAME = "the image of the run it came from"
@@ -98,17 +99,30 @@ def init_state() -> None:
     ss = st.session_state
     defaults: dict[str, Any] = {
         PROMPT: "", NEGATIVE: "", MODE: "std", DURATION: 5, ASPECT: "16:9", WATERMARK: False,
-        url_key("first_frame"): "", url_key("last_frame"): "",
+        url_key("first_frame"): "", url_key("last_frame"): "", SOUND: False,
     }
     for key, value in defaults.items():
         if key not in ss:
             ss[key] = value
 
 
+def app_contract() -> str:
+    """TOAPIS_CONTRACT of this app: which fields the form offers and sends."""
+    return state.services().settings.contract
+
+
 def apply_restore(request: VideoRequest) -> list[str]:
     """Put every setting of `request` into the form keys (before the widgets draw); notes for the user."""
     ss = st.session_state
     notes: list[str] = []
+    offered = contract.durations_for(app_contract())
+    latest = app_contract() == contract.LATEST
+    if not latest and (request.contract == contract.LATEST or request.uses_latest_fields):
+        notes.append(f"That run was {contract.LATEST_ONLY_WORDS}: its Sound and reference images are not "
+                     "filled in, and a duration other than 5, 10 or 15 s becomes 5 s. Set "
+                     "TOAPIS_CONTRACT=latest to re-run it as it was.")
+    ss[SOUND] = bool(latest and request.audio is True)
+    reference_images.restore(K, request.references if latest else ())
     prompt = request.prompt or ""
     if len(prompt) > MAX_PROMPT:
         notes.append(f"The prompt was {len(prompt):,} characters; it was cut to {MAX_PROMPT:,}.")
@@ -116,13 +130,13 @@ def apply_restore(request: VideoRequest) -> list[str]:
     ss[PROMPT] = prompt
     ss[NEGATIVE] = (request.negative_prompt or "")[:MAX_PROMPT]
     ss[MODE] = request.effective_mode if request.effective_mode in MODES else "std"
-    ss[DURATION] = request.effective_duration if request.effective_duration in DURATIONS else 5
+    ss[DURATION] = request.effective_duration if request.effective_duration in offered else 5
     ss[ASPECT] = request.effective_aspect if request.effective_aspect in ASPECTS else "16:9"
     # a link may carry values the form has no option for: say which were replaced (never echo the text)
     if request.effective_mode not in MODES:
         notes.append("The mode in the link is not one kling-v3 offers; std (720p) is selected.")
-    if request.effective_duration not in DURATIONS:
-        notes.append("The duration in the link is not 5, 10 or 15 s; 5 s is selected.")
+    if request.effective_duration not in offered:
+        notes.append(f"The duration {request.effective_duration!r} s is not offered here; 5 s is selected.")
     if request.effective_aspect not in ASPECTS:
         notes.append("The aspect ratio in the link is not 16:9, 9:16 or 1:1; 16:9 is selected.")
     ss[WATERMARK] = bool(request.watermark)
@@ -190,7 +204,11 @@ def current_request() -> VideoRequest:
     if not frame_url("first_frame") and frame_url("last_frame"):
         images = ("", *images)  # a last frame without a first one: validate() names the missing first frame
     negative = ss.get(NEGATIVE) or ""
+    latest = app_contract() == contract.LATEST
     return VideoRequest(
+        contract=contract.LATEST if latest else contract.V1,
+        audio=True if latest and ss.get(SOUND) else None,
+        references=reference_images.urls(K) if latest else (),
         prompt=ss.get(PROMPT) or "",
         mode=ss.get(MODE) or "std",
         duration=int(ss.get(DURATION) or 5),
@@ -314,6 +332,8 @@ def _upload_refused() -> bool:
     """A chosen file failed its local checks, or a pasted URL is not a usable image: Generate must not
     quietly send the run without it, nor pay for a run the gateway cannot make."""
     uploads = [st.session_state.get(upload_key(frame)) or {} for frame in FRAMES]
+    if app_contract() == contract.LATEST and reference_images.refused(K):
+        return True
     if any(p.get("level") == "error" for upload in uploads for p in upload.get("problems", [])):
         return True
     return any(p.level == "error" for frame in FRAMES for p in _url_check(frame, fetch=True))
@@ -415,20 +435,28 @@ def render(services: Any) -> None:
         _show(problems, "negative_prompt")
 
     n_images = len(request.image_urls)
+    latest = request.contract == contract.LATEST
     with st.container(key="compose_settings", horizontal=True, gap="medium"):
         st.radio("Mode", MODES, key=MODE, format_func=lambda m: MODE_LABELS[m], horizontal=True,
                  persist_state="session")
-        # one label width always (a longer "15 s (text only)" wrapped the row and moved the form down)
-        st.radio("Duration", DURATIONS, key=DURATION, horizontal=True, persist_state="session",
-                 format_func=lambda d: f"{d} s", help=FIFTEEN_WITH_IMAGES + ".")
+        if latest:  # every second from 3 to 15: a slider, not thirteen radio buttons
+            latest_fields.duration(DURATION)
+        else:
+            # one label width always (a longer "15 s (text only)" wrapped the row and moved the form down)
+            st.radio("Duration", DURATIONS, key=DURATION, horizontal=True, persist_state="session",
+                     format_func=lambda d: f"{d} s", help=FIFTEEN_WITH_IMAGES + ".")
         st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True, persist_state="session")
     _show(problems, "mode")
     _show(problems, "duration")
     _show(problems, "aspect_ratio")
-    st.checkbox("Watermark", key=WATERMARK, persist_state="session",
-                help="Ask the gateway to add its watermark to the video.")
+    with st.container(horizontal=True, gap="large", key="compose_switches"):
+        st.checkbox("Watermark", key=WATERMARK, persist_state="session",
+                    help="Ask the gateway to add its watermark to the video.")
+        if latest:
+            latest_fields.sound(SOUND, services.settings.prices)
+    _show(problems, "audio")
 
-    frames_disabled = int(ss.get(DURATION, 5)) > MAX_I2V_DURATION and not n_images
+    frames_disabled = (not latest and int(ss.get(DURATION, 5)) > MAX_I2V_DURATION and not n_images)
     if frames_disabled:
         st.caption(":material/block: First and last frame are off at 15 s: "
                    f"{escape_md(FIFTEEN_WITH_IMAGES)}.")
@@ -436,6 +464,9 @@ def render(services: Any) -> None:
     for col, frame in zip(cols, FRAMES, strict=True):
         with col, st.container(key=f"compose_{frame}_box"):
             _frame_input(frame, frames_disabled, problems)
+    if latest:
+        reference_images.draw(K)
+        _show(problems, "references")
 
     _estimate_and_buttons(services, request, problems)
     new_run = ss.pop(REVEAL, None)
@@ -559,8 +590,11 @@ def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[s
         cost = pair_cost = None
     with st.container(key="compose_estimate"):
         if cost is not None:
-            st.markdown(f"**Cost {contract.format_estimate(cost)}** · std vs pro pair "
-                        f"{contract.format_estimate(pair_cost)}")
+            prices = services.settings.prices
+            sound = spend_labels.sound_part([request], prices)
+            st.markdown(f"**Cost {contract.format_estimate(cost)}**{escape_md(sound)} · std vs pro pair "
+                        f"{contract.format_estimate(pair_cost)}"
+                        f"{escape_md(spend_labels.sound_part(playground.pair_requests(request), prices))}")
         left = playground.budget_left(services)
         if left is not None and cost is not None:
             budget = services.settings.budget_usd

@@ -57,6 +57,9 @@ def run_facts(run: Any, *, key: str, now: float | None = None, stacked: bool = F
     with settings_col:
         st.markdown("**Settings**")
         _facts(history.parameter_items(run), key=f"{key}_settings", what="Setting")
+        newer = history.latest_under_v1(run, _app_contract())
+        if newer:
+            st.info(escape_md(newer), icon=":material/new_releases:")
     with timing_col:
         st.markdown("**Timings and cost**")
         items = [*history.timing_items(run, now, tz), ("Cost", history.cost_text(run))]
@@ -65,6 +68,15 @@ def run_facts(run: Any, *, key: str, now: float | None = None, stacked: bool = F
     if error:
         st.caption("Gateway message:")
         st.text(error)
+
+
+def _app_contract() -> str:
+    """TOAPIS_CONTRACT of this app (v1 when the services cannot say: the words then err on the side of
+    telling)."""
+    try:
+        return state.services().settings.contract
+    except Exception:  # noqa: BLE001 - the page itself reports a start-up failure
+        return "v1"
 
 
 def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lib.contract import MAX_PROMPT, VideoRequest, validate
+from lib.contract import LATEST, MAX_PROMPT, VideoRequest, validate
 from lib.local_gateway.errors import ApiError
 from lib.local_gateway.validation import parse_submit
 
@@ -95,13 +95,51 @@ ROWS: list[tuple[str, VideoRequest, str]] = [
 ]
 
 
+def _latest(prompt: str = "A cat", **kw: Any) -> VideoRequest:
+    return VideoRequest(prompt, contract=LATEST, **kw)
+
+
+REF = "https://example.com/ref.jpg"
+# TOAPIS_CONTRACT=latest: the newest page (docs/api-contract.md §3.2): audio, 3–15 s, references with roles
+LATEST_ROWS: list[tuple[str, VideoRequest, str]] = [
+    ("latest defaults", _latest(), OK),
+    *[(f"latest duration {d}", _latest(duration=d), OK) for d in (3, 4, 7, 12, 15)],
+    *[(f"latest duration {d!r}", _latest(duration=d), NO)  # type: ignore[arg-type]
+      for d in (0, 2, 16, -3, "12", 12.0, True)],
+    ("latest Sound on", _latest(audio=True, duration=12), OK),
+    ("latest Sound off", _latest(audio=False), OK),
+    ("latest Sound 'yes'", _latest(audio="yes"), NO),  # type: ignore[arg-type]
+    ("latest Sound 1", _latest(audio=1), NO),  # type: ignore[arg-type]
+    ("latest first frame at 15 s (no i2v limit)", _latest(duration=15, image_urls=(IMG,)), OK),
+    ("latest two frames at 12 s", _latest(duration=12, image_urls=(IMG, IMG2)), OK),
+    ("latest one reference", _latest(references=(REF,)), OK),
+    ("latest four references + frames + Sound", _latest(references=(REF,) * 4, image_urls=(IMG, IMG2),
+                                                        audio=True, duration=9), OK),
+    ("latest five references", _latest(references=(REF,) * 5), NO),
+    ("latest reference is base64", _latest(references=("data:image/png;base64,iVBORw0KGgo=",)), NO),
+    ("latest reference without a host", _latest(references=("https:///a.png",)), NO),
+    ("latest reference with a space", _latest(references=("https://example.com/a b.png",)), NO),
+    ("latest reference is a number", _latest(references=(7,)), NO),  # type: ignore[arg-type]
+    ("latest bad frame by role", _latest(image_urls=("ftp://example.com/a.png",)), NO),
+    ("latest mode 4k", _latest(mode="4k"), NO),
+]
+# Under v1 the newest fields are refused by the app and never reach a body at all.
+V1_WITH_LATEST_FIELDS: list[tuple[str, VideoRequest]] = [
+    ("v1 Sound on", VideoRequest("A cat", audio=True)),
+    ("v1 Sound off", VideoRequest("A cat", audio=False)),
+    ("v1 reference", VideoRequest("A cat", references=(REF,))),
+    ("v1 12 s", VideoRequest("A cat", duration=12)),
+]
+SEED_KEYS = {"model", "prompt", "mode", "duration", "aspect_ratio", "image_urls", "metadata"}
+
+
 def app_verdict(req: VideoRequest) -> str:
     return NO if [p for p in validate(req) if p.level == "error"] else OK
 
 
-def gateway_verdict(body: dict[str, Any]) -> str:
+def gateway_verdict(body: dict[str, Any], version: str = "v1") -> str:
     try:
-        parse_submit(body)
+        parse_submit(body, version=version)
     except ApiError as err:
         assert err.status == 400, err
         return NO
@@ -114,12 +152,40 @@ def test_the_app_and_the_gateway_give_the_same_verdict(name: str, req: VideoRequ
     assert (app_verdict(req), gateway_verdict(body)) == (expected, expected), body
 
 
+@pytest.mark.parametrize(("name", "req", "expected"), LATEST_ROWS, ids=[r[0] for r in LATEST_ROWS])
+def test_latest_rows_get_the_same_verdict(name: str, req: VideoRequest, expected: str) -> None:
+    body = req.to_payload()
+    assert (app_verdict(req), gateway_verdict(body, LATEST)) == (expected, expected), body
+
+
+@pytest.mark.parametrize(("name", "req"), V1_WITH_LATEST_FIELDS, ids=[r[0] for r in V1_WITH_LATEST_FIELDS])
+def test_under_v1_the_newest_fields_are_refused_and_never_in_a_body(name: str, req: VideoRequest) -> None:
+    assert app_verdict(req) == NO
+    assert set(req.to_payload()) <= SEED_KEYS
+    # a v1 gateway knows no Sound: should a body carry it, none is made or charged
+    assert parse_submit({**req.to_payload(), "duration": 5, "audio": True}, version="v1").audio is False
+
+
+@pytest.mark.parametrize(("name", "req", "expected"), ROWS, ids=[r[0] for r in ROWS])
+def test_every_v1_row_gets_the_same_verdict_from_a_gateway_speaking_latest(
+        name: str, req: VideoRequest, expected: str) -> None:
+    """The embedded gateway runs "latest" by default: a seed body it accepts or refuses the same, except
+    durations the newest page added (3–15), which a v1 app never sends."""
+    body = req.to_payload()
+    added = (isinstance(req.duration, int) and not isinstance(req.duration, bool)
+             and 3 <= req.duration <= 15 and req.duration not in (5, 10, 15))
+    assert gateway_verdict(body, LATEST) == (OK if added and expected == NO else expected), body
+
+
 def test_the_table_covers_every_field_and_both_verdicts() -> None:
     """A table that only accepts, or never touches a field, proves nothing about that field."""
     for field in ("mode", "duration", "aspect_ratio", "image_urls", "negative_prompt", "watermark"):
         verdicts = {expected for _, req, expected in ROWS if getattr(req, field) not in (None, ())}
         assert verdicts == {OK, NO}, field
     assert sum(e == NO for *_, e in ROWS) >= 30 and sum(e == OK for *_, e in ROWS) >= 15
+    for field in ("duration", "image_urls", "audio", "references"):
+        verdicts = {expected for _, req, expected in LATEST_ROWS if getattr(req, field) not in (None, ())}
+        assert verdicts == {OK, NO}, field
 
 
 def test_the_gateway_rules_import_nothing_from_the_app_contract() -> None:
