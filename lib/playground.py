@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lib import money, owners
 from lib.contract import (
@@ -30,6 +30,7 @@ from lib.owners import NOBODY, Actor
 
 if TYPE_CHECKING:
     from lib.ledger import Run
+    from lib.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,12 @@ class SubmitOutcome:
         return self.run is not None and self.refused is None and not self.errors
 
 
-def estimate(services: Any, request: VideoRequest) -> float:
+def estimate(services: Services, request: VideoRequest) -> float:
     """Estimated USD of one run with the configured prices (never what the gateway bills)."""
     return estimate_cost(request, services.settings.prices)
 
 
-def budget_left(services: Any) -> float | None:
+def budget_left(services: Services) -> float | None:
     """USD left under PLAYGROUND_BUDGET_USD (estimated spend), or None when no budget is set."""
     budget = services.settings.budget_usd
     if budget is None:
@@ -79,20 +80,20 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     )
 
 
-def signing_in(services: Any) -> bool:
+def signing_in(services: Services) -> bool:
     """Whether sign-in is configured (a bare services object without settings, as benches and lib tests
     build, is the single-user default)."""
     return bool(getattr(getattr(services, "settings", None), "sign_in", False))
 
 
-def new_runs_owner(services: Any, actor: Actor) -> dict[str, str | None]:
+def new_runs_owner(services: Services, actor: Actor) -> dict[str, str | None]:
     """NewRun's owner fields for `actor`: none without sign-in (every run is the team's)."""
     if not signing_in(services):
         return {"owner": None, "owner_name": None}
     return {"owner": actor.owner, "owner_name": actor.name}
 
 
-def create_capped(services: Any, new: list[NewRun]) -> Creation:
+def create_capped(services: Services, new: list[NewRun]) -> Creation:
     """Ledger.create_runs with the team's cap and, with sign-in, the owner's own cap, in one transaction."""
     settings = services.settings
     user_cap = settings.user_budget_usd if settings.sign_in and new and new[0].owner else None
@@ -111,7 +112,7 @@ _VERBS = {"promote": "promote", "extend": "extend", "rerun": "make another take 
           "compare": "make the other mode's version of"}
 
 
-def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Actor) -> str | None:
+def _parent_refusal(services: Services, parent_id: str | None, source: str, actor: Actor) -> str | None:
     """Why `actor` may not build a new run on `parent_id` (another user's run), or None."""
     sign_in = signing_in(services)
     if sign_in and not actor.signed_in:
@@ -122,7 +123,7 @@ def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Ac
     return owners.refusal(sign_in, parent, actor, _VERBS.get(source, "build on")) if parent else None
 
 
-def _already(services: Any, run_id: str) -> SubmitOutcome | None:
+def _already(services: Services, run_id: str) -> SubmitOutcome | None:
     """The same run_id pressed twice (double click, a press while the first is on its way): a no-op."""
     existing = services.ledger.get(run_id)
     if existing is None:
@@ -132,7 +133,7 @@ def _already(services: Any, run_id: str) -> SubmitOutcome | None:
 
 
 def submit(
-    services: Any,
+    services: Services,
     request: VideoRequest,
     *,
     run_id: str,
@@ -170,7 +171,8 @@ def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
 
 
 def submit_pair(
-    services: Any, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str, actor: Actor = NOBODY
+    services: Services, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str,
+    actor: Actor = NOBODY,
 ) -> list[SubmitOutcome]:
     """"Compare std vs pro": both runs in one group, or neither (validation and budget cover the pair)."""
     if (words := _parent_refusal(services, None, "compare", actor)) is not None:
@@ -197,7 +199,7 @@ _IMAGE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
 
 
 def upload_frame(
-    services: Any, data: bytes, filename: str, field: str = "first_frame"
+    services: Services, data: bytes, filename: str, field: str = "first_frame"
 ) -> tuple[str | None, list[Problem]]:
     """Check an image locally, then upload it once (same bytes → the URL we already have)."""
     problems = check_image(data, field)
@@ -224,7 +226,7 @@ def upload_frame(
     return url, problems
 
 
-def rerun(services: Any, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
+def rerun(services: Services, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
     """Every setting of `run`, images included, ready to fill the Compose form again. Another user's
     run is refused (owners.NotYours): its share link's "Re-run this config" is the way to copy it."""
     owners.check(signing_in(services), run, actor, "re-run")
@@ -251,7 +253,7 @@ def extend_request(request: VideoRequest) -> VideoRequest | None:
     return None if longer is None else request.replace(mode=request.effective_mode, duration=longer)
 
 
-def promote(services: Any, run: Run, *, run_id: str | None = None,
+def promote(services: Services, run: Run, *, run_id: str | None = None,
             actor: Actor = NOBODY) -> SubmitOutcome:
     """Draft → final: the same prompt, frames and duration as pro 1080p, linked as a child.
 
@@ -270,7 +272,7 @@ def promote(services: Any, run: Run, *, run_id: str | None = None,
     )
 
 
-def extend(services: Any, run: Run, *, run_id: str | None = None,
+def extend(services: Services, run: Run, *, run_id: str | None = None,
            actor: Actor = NOBODY) -> SubmitOutcome:
     """The same prompt and frames, same mode, one duration step longer, linked to `run` as a child."""
     if (words := _parent_refusal(services, run.run_id, "extend", actor)) is not None:
@@ -289,7 +291,7 @@ def extend(services: Any, run: Run, *, run_id: str | None = None,
     )
 
 
-def another_take(services: Any, run: Run, *, run_id: str | None = None,
+def another_take(services: Services, run: Run, *, run_id: str | None = None,
                  actor: Actor = NOBODY) -> SubmitOutcome:
     """The same settings again as a new run: a deliberate variation (the model is not deterministic).
 
@@ -311,7 +313,7 @@ NO_SUCH_TASK = ("No task with that id on this gateway. Check that the id was cop
                 "gateway's response or dashboard) and made with this gateway's account; nothing was saved.")
 
 
-def confirm_task(services: Any, task_id: str) -> None:
+def confirm_task(services: Services, task_id: str) -> None:
     """Ask the gateway about `task_id` once; ValueError in words unless it answers with the task.
 
     Why before writing: a recovered run is saved only for a task that exists, so a mistyped id leaves
@@ -326,7 +328,7 @@ def confirm_task(services: Any, task_id: str) -> None:
         raise ValueError(f"{user_message(err)} Nothing was saved; try again.") from None
 
 
-def recover(services: Any, task_id: str, *, run_id: str | None = None, actor: Actor = NOBODY) -> Run:
+def recover(services: Services, task_id: str, *, run_id: str | None = None, actor: Actor = NOBODY) -> Run:
     """Follow a task made elsewhere (or attach it to an "unknown" run) once the gateway confirms it
     exists; the worker does the rest. With sign-in the new run is `actor`'s, and attaching a task to
     another user's run is refused (owners.NotYours) before anything is asked or written."""
