@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from lib import money, owners
 from lib.contract import (
@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-:.]{4,128}$")
+
+
+class OwnerFields(TypedDict):
+    """NewRun's and Ledger.recover's owner keywords, typed so `**` of them is checked."""
+
+    owner: str | None
+    owner_name: str | None
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def signing_in(services: Services) -> bool:
     return bool(getattr(getattr(services, "settings", None), "sign_in", False))
 
 
-def new_runs_owner(services: Services, actor: Actor) -> dict[str, str | None]:
+def new_runs_owner(services: Services, actor: Actor) -> OwnerFields:
     """NewRun's owner fields for `actor`: none without sign-in (every run is the team's)."""
     if not signing_in(services):
         return {"owner": None, "owner_name": None}
@@ -158,11 +165,11 @@ def submit(
         return SubmitOutcome(problems=problems)
     new = NewRun(run_id, request, estimate(services, request), group_id=group_id, parent_id=parent_id,
                  label=label, source=source, **new_runs_owner(services, actor))
-    done = create_capped(services, [new])
-    if done.refused:
-        return SubmitOutcome(problems=problems, refused=capped_words("This run", done))
+    made = create_capped(services, [new])
+    if made.refused:
+        return SubmitOutcome(problems=problems, refused=capped_words("This run", made))
     services.worker.wake()
-    return SubmitOutcome(run=done.runs[0], created=done.created[0], problems=problems)
+    return SubmitOutcome(run=made.runs[0], created=made.created[0], problems=problems)
 
 
 def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
@@ -353,7 +360,7 @@ def recover(services: Services, task_id: str, *, run_id: str | None = None, acto
         if run is not None and run.state == UNKNOWN:
             ledger.attach_task(run_id, task_id, next_poll_at=0.0)
             services.worker.wake()
-            return ledger.get(run_id)
+            return ledger.get(run_id) or run
     run = ledger.recover(task_id, None, **new_runs_owner(services, actor))
     services.worker.wake()
     return run
