@@ -19,7 +19,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import streamlit as st
 
@@ -52,7 +52,7 @@ _TOASTS_KEY = "_live_toasts"
 _full_run: contextvars.ContextVar[bool] = contextvars.ContextVar("frame_full_run", default=False)
 
 
-def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide",
+def render(title: str, *, icon: str = ":material/movie:", layout: Literal["centered", "wide"] = "wide",
            public: bool = False) -> Services:
     """Set up the page and return the process-wide Services. Call it first on every page.
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import compare, history, links, money, owners, query
 from lib.durations import format_seconds
@@ -121,14 +122,15 @@ def _status_line(run: Run) -> None:
         st.caption(escape_md(card.timing(run)))
 
 
-def media_columns(run: Run) -> tuple[Any, Any]:
+def media_columns(run: Run) -> tuple[DeltaGenerator, DeltaGenerator]:
     """(player column, facts column) sized by the video's shape, so a 9:16 clip is not 2,000 px tall.
 
     On a phone Streamlit stacks the columns, so the player simply comes first.
     """
     aspect = (run.aspect_ratio or run.request.effective_aspect) if history.has_settings(run) else "16:9"
     spec = {"9:16": [2, 3], "1:1": [1, 1]}.get(aspect, [3, 2])
-    return tuple(st.columns(spec, gap="medium"))
+    player_col, facts_col = st.columns(spec, gap="medium")
+    return player_col, facts_col
 
 
 def show_run(services: Services, run: Run) -> None:
@@ -238,7 +240,7 @@ def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:
 def render(services: Services) -> None:
     """Route /run?id=… and /run?group=…; an unknown or malformed id gets the same plain message."""
     target = history.parse_share_query(query.QueryReader(st.query_params))
-    if target.kind == "run":
+    if target.kind == "run" and target.ident is not None:
         run = services.ledger.get(target.ident)
         if run is not None and run.unreadable:
             not_found("This run's record cannot be read, so it cannot be shown.")
@@ -247,7 +249,7 @@ def render(services: Services) -> None:
             frame.follow([run])
             show_run(services, run)
             return
-    elif target.kind == "group":
+    elif target.kind == "group" and target.ident is not None:
         runs = services.ledger.group(target.ident)
         if runs:
             frame.follow(runs)

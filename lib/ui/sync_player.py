@@ -405,10 +405,12 @@ def items_for(runs: Sequence[Run], archive: Archive, labels: dict[str, str] | No
 
 def item_for(run: Run, archive: Archive, label: str) -> SyncItem:
     """A ledger Run as one video item: its archived copy on our own route, or words while it has none."""
-    if not getattr(run, "video_path", None):
+    video_path = getattr(run, "video_path", None)
+    if not video_path:
         return SyncItem(run.run_id, f"{label}: not finished yet", "")
-    poster = _src(archive, run.poster_path) if getattr(run, "poster_path", None) else None
-    return SyncItem(run.run_id, label, _src(archive, run.video_path), poster)
+    poster_path = getattr(run, "poster_path", None)
+    poster = _src(archive, poster_path) if poster_path else None
+    return SyncItem(run.run_id, label, _src(archive, video_path), poster)
 
 
 def cell_video(run: Run, archive: Archive, *, key: str, label: str) -> bool:
