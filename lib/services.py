@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -23,6 +23,9 @@ from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.storage import open_storage
 from lib.worker import Worker
+
+if TYPE_CHECKING:
+    from lib.local_gateway import LocalGateway
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class Services:
     client: GatewayClient          # for pages: uploads, confirming a task id (one attempt each)
     archive: Archive
     worker: Worker                 # owns its own client (it schedules its retries itself)
-    local_gateway: Any | None      # lib.local_gateway.LocalGateway when embedded
+    local_gateway: LocalGateway | None  # when embedded
     limiter: RateLimiter
     _stopped: bool = field(default=False, repr=False)
 
