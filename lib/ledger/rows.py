@@ -10,12 +10,15 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from lib.ledger.model import _WORKABLE, DRAFT, STATES, UNREADABLE, Run
 from lib.ledger.schema import runs_table
+
+if TYPE_CHECKING:
+    from lib.contract import VideoRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def _effective(request: Any, params: Mapping[str, Any]) -> tuple[str | None, int
 
 def run_row(
     run_id: str,
-    request: Any,
+    request: VideoRequest | Mapping[str, Any] | None,
     est_cost: float,
     *,
     now: float,

@@ -151,7 +151,7 @@ class Transitions(Reads):
             raise LedgerError(f"Task {task_id} already belongs to another run.") from exc
 
     # ----------------------------------------------------------------- polling path
-    def _task_values(self, row: RowValues, task: Any, next_poll_at: float | None,
+    def _task_values(self, row: RowValues, task: Task, next_poll_at: float | None,
                      now: float) -> dict[str, Any]:
         """Column updates for one gateway Task; never moves a finished run back, never loses a URL."""
         old = row["state"]

@@ -204,7 +204,8 @@ def take_action(run_id: str) -> str:
     return f"take:{run_id}"
 
 
-def toast_outcome(outcome: Any, decision: presses.Decision, done: str, what: str) -> None:
+def toast_outcome(outcome: playground.SubmitOutcome | None, decision: presses.Decision, done: str,
+                  what: str) -> None:
     """One toast for a card press: sent, a repeat (nothing new), a new take, or why nothing was sent."""
     if outcome is None:  # held: another button was pressed a moment ago
         st.toast(escape_md(presses.too_soon(decision)), icon=":material/pan_tool:")
@@ -226,7 +227,8 @@ EXTENDED = "Extended: a longer run of the same prompt and frames is on its way (
 TAKEN = "New take: a new run with the same settings is on its way (its card is marked New take)."
 
 
-def _press_child(action: str, inputs: dict, make: Callable[[str], Any], done: str, what: str) -> None:
+def _press_child(action: str, inputs: dict, make: Callable[[str], playground.SubmitOutcome], done: str,
+                 what: str) -> None:
     """One new run per press of a card's spending button, through this tab's press memory: a repeat in
     the window writes nothing, a press that wrote nothing is forgotten so the next one is judged afresh."""
     decision = press.decide(action, inputs)

@@ -7,6 +7,7 @@ queries run only while their tab is open, and at most once per ledger change.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ def _filters() -> RunFilter:
                                 share_view.viewer_tz())
 
 
-def _poster(services: Services) -> Any:
+def _poster(services: Services) -> Callable[[Run], str | None]:
     def url(run: Run) -> str | None:
         if not run.poster_path:
             return None
