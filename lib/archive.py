@@ -223,7 +223,7 @@ class Archive:
         except FetchError as exc:
             raise _fetch_error(exc, what, limit) from None
 
-    def _capped(self, resp: Fetched, limit: int, *, what: str) -> Iterable[bytes]:
+    def _capped(self, resp: Fetched, limit: int, *, what: str) -> Iterator[bytes]:
         try:
             yield from resp.chunks(_CHUNK)
         except FetchError as exc:

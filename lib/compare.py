@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lib import money
 from lib.contract import (
@@ -30,6 +30,11 @@ from lib.contract import (
     validate,
 )
 from lib.query import QueryReader, ascii_int, reader
+
+if TYPE_CHECKING:
+    from lib.ledger import Run
+    from lib.owners import Actor
+    from lib.services import Services
 
 MAX_VARIANTS = 4
 MAX_CELLS = 36
@@ -249,11 +254,17 @@ def check_budget(grid_total: float, spent: float, budget: float | None) -> Budge
 class RunLike(Protocol):
     """What restoring needs from a ledger Run (kept structural so this module stays free of the ledger)."""
 
-    run_id: str
-    created_at: float
-    params: dict
-    label: str | None
-    source: str
+    # read-only members, so a frozen Run (and any object with these attributes) matches
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def params(self) -> dict: ...
+    @property
+    def label(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
 
 
 def _request_of(run: RunLike) -> VideoRequest:
@@ -309,14 +320,14 @@ class CellView:
     """A cell of a saved grid with its newest run (re-runs of a cell are newer takes) and how many takes."""
 
     cell: Cell
-    run: Any | None = None
+    run: Run | None = None
     takes: int = 0
     older: tuple[Any, ...] = field(default=())
 
 
-def attach_runs(plan: GridPlan, runs: Sequence[RunLike]) -> list[CellView]:
+def attach_runs(plan: GridPlan, runs: Sequence[Run]) -> list[CellView]:
     """Pair each planned cell with the runs made for it; the newest take is the one shown."""
-    by_key: dict[tuple[int, str, int, str], list[RunLike]] = {}
+    by_key: dict[tuple[int, str, int, str], list[Run]] = {}
     for run in sorted(runs, key=lambda r: (r.created_at, r.run_id)):
         by_key.setdefault(run_key(run, plan.spec), []).append(run)
     views = []
@@ -418,7 +429,7 @@ class GridSubmit:
     """What one press of "Submit grid" did: the runs written (or found) and any refusal in words."""
 
     group_id: str
-    runs: tuple[Any, ...] = ()
+    runs: tuple[Run, ...] = ()
     created: int = 0
     refused: str | None = None
     problems: tuple[Problem, ...] = ()
@@ -429,7 +440,8 @@ class GridSubmit:
 
 
 def submit_grid(
-    services: Any, plan: GridPlan, group_id: str, run_ids: Sequence[str] | None = None, *, actor: Any = None
+    services: Services, plan: GridPlan, group_id: str, run_ids: Sequence[str] | None = None, *,
+    actor: Actor | None = None,
 ) -> GridSubmit:
     """Write every submittable cell as a draft run of one group; the worker sends them under its limiter.
 

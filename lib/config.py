@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 from lib.contract import CONTRACTS, V1, Prices
@@ -122,6 +122,12 @@ class _Source:
         return None
 
 
+@overload
+def _number(src: _Source, name: str, default: float, *, what: str, positive: bool = False,
+            unset: str = "to use the default") -> float: ...
+@overload
+def _number(src: _Source, name: str, default: None, *, what: str, positive: bool = False,
+            unset: str = "to use the default") -> float | None: ...
 def _number(
     src: _Source, name: str, default: float | None, *, what: str, positive: bool = False,
     unset: str = "to use the default",

@@ -186,7 +186,7 @@ class VideoRequest:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> VideoRequest:
         """Read to_dict() output, an older/partial row, or a gateway payload (metadata nested)."""
-        meta = d.get("metadata") if isinstance(d.get("metadata"), Mapping) else {}
+        meta = m if isinstance(m := d.get("metadata"), Mapping) else {}
         duration = d.get("duration")
         if isinstance(duration, str) and (number := ascii_int(duration)) is not None:
             duration = number  # "10" from an older row; never "²", which isdigit() accepts and int() refuses
@@ -418,7 +418,8 @@ def too_many_pixels_message(label: str, err: TooManyPixels) -> str:
     """Words for an image refused by its pixel count (its size when the header gave it)."""
     limit = f"the limit is {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
     if err.size:
-        what = f"{err.size[0]:,}×{err.size[1]:,} px ({err.pixels / 1_000_000:,.0f} megapixels)"
+        width, height = err.size
+        what = f"{width:,}×{height:,} px ({width * height / 1_000_000:,.0f} megapixels)"
     elif err.pixels:
         what = f"{err.pixels / 1_000_000:,.0f} megapixels"
     else:

@@ -14,11 +14,14 @@ page drew. The rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from lib import money
+
+if TYPE_CHECKING:
+    from lib.ledger import Run
 
 TEAM_LABEL = "Team"  # how a run with no owner (made before sign-in, or without it) is named
 ANYONE = "a team member"  # a signed-in user whose provider gave no name, e-mail or user name
@@ -60,18 +63,18 @@ def actor_from_claims(claims: Any) -> Actor:
     return Actor(owner=sub.strip()[:255], name=display_name(claims), signed_in=True)
 
 
-def owner_label(run: Any) -> str:
+def owner_label(run: Run) -> str:
     """Whose run this is, for a badge or a shared view."""
     if getattr(run, "owner", None) is None:
         return TEAM_LABEL
     return getattr(run, "owner_name", None) or ANYONE
 
 
-def is_mine(run: Any, actor: Actor) -> bool:
+def is_mine(run: Run, actor: Actor) -> bool:
     return actor.signed_in and getattr(run, "owner", None) == actor.owner
 
 
-def may_act(sign_in: bool, run: Any, actor: Actor) -> bool:
+def may_act(sign_in: bool, run: Run, actor: Actor) -> bool:
     """Whether `actor` may act on `run` (see the module docstring)."""
     return refusal(sign_in, run, actor, "use") is None
 
@@ -79,7 +82,7 @@ def may_act(sign_in: bool, run: Any, actor: Actor) -> bool:
 SIGN_IN_FIRST = "Sign in first: with sign-in on, every run belongs to the person who made it."
 
 
-def refusal(sign_in: bool, run: Any, actor: Actor, action: str) -> str | None:
+def refusal(sign_in: bool, run: Run, actor: Actor, action: str) -> str | None:
     """Why `actor` may not `action` (e.g. "promote") `run`, in words; None when they may."""
     if not sign_in:
         return None
@@ -98,7 +101,7 @@ class NotYours(ValueError):
     ValueError's words (recover, re-run) show these too."""
 
 
-def check(sign_in: bool, run: Any, actor: Actor, action: str) -> None:
+def check(sign_in: bool, run: Run, actor: Actor, action: str) -> None:
     """Raise NotYours with the words when `actor` may not `action` `run`."""
     words = refusal(sign_in, run, actor, action)
     if words:

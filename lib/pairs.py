@@ -44,4 +44,5 @@ def find_pair(ledger: Ledger, run: Run) -> Run | None:
                   if r.run_id != run.run_id and not r.unreadable and _settings(r.request) == want]
     live = [r for r in candidates if r.state != FAILED]
     done = [r for r in live if r.state == COMPLETED]
-    return (done or live or [None])[0]
+    best = done or live
+    return best[0] if best else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lib.ledger import COMPLETED
+from lib.ledger import COMPLETED, Run
 from lib.safe_fetch import url_problem
 
 Kind = Literal["archived", "saving", "retrying", "failed", "none"]
@@ -42,7 +42,7 @@ def vetted_http_url(url: Any) -> str | None:
     return url if isinstance(url, str) and url_problem(url) is None else None
 
 
-def playback(run: Any, now: float) -> Playback:
+def playback(run: Run, now: float) -> Playback:
     """The decision for one run at `now` (see the module docstring)."""
     if run.state != COMPLETED:
         return Playback("none")

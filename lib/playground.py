@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from lib import money, owners
 from lib.contract import (
@@ -32,10 +32,18 @@ from lib.owners import NOBODY, Actor
 
 if TYPE_CHECKING:
     from lib.ledger import Run
+    from lib.services import Services
 
 log = logging.getLogger(__name__)
 
 _TASK_ID_RE = re.compile(r"^[A-Za-z0-9_\-:.]{4,128}$")
+
+
+class OwnerFields(TypedDict):
+    """NewRun's and Ledger.recover's owner keywords, typed so `**` of them is checked."""
+
+    owner: str | None
+    owner_name: str | None
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,12 @@ class SubmitOutcome:
         return self.run is not None and self.refused is None and not self.errors
 
 
-def estimate(services: Any, request: VideoRequest) -> float:
+def estimate(services: Services, request: VideoRequest) -> float:
     """Estimated USD of one run with the configured prices (never what the gateway bills)."""
     return estimate_cost(request, services.settings.prices)
 
 
-def budget_left(services: Any) -> float | None:
+def budget_left(services: Services) -> float | None:
     """USD left under PLAYGROUND_BUDGET_USD (estimated spend), or None when no budget is set."""
     budget = services.settings.budget_usd
     if budget is None:
@@ -81,20 +89,20 @@ def refusal_words(what: str, cost: float, spent: float, budget: float) -> str:
     )
 
 
-def signing_in(services: Any) -> bool:
+def signing_in(services: Services) -> bool:
     """Whether sign-in is configured (a bare services object without settings, as benches and lib tests
     build, is the single-user default)."""
     return bool(getattr(getattr(services, "settings", None), "sign_in", False))
 
 
-def new_runs_owner(services: Any, actor: Actor) -> dict[str, str | None]:
+def new_runs_owner(services: Services, actor: Actor) -> OwnerFields:
     """NewRun's owner fields for `actor`: none without sign-in (every run is the team's)."""
     if not signing_in(services):
         return {"owner": None, "owner_name": None}
     return {"owner": actor.owner, "owner_name": actor.name}
 
 
-def create_capped(services: Any, new: list[NewRun]) -> Creation:
+def create_capped(services: Services, new: list[NewRun]) -> Creation:
     """Ledger.create_runs with the team's cap and, with sign-in, the owner's own cap, in one transaction."""
     settings = services.settings
     user_cap = settings.user_budget_usd if settings.sign_in and new and new[0].owner else None
@@ -113,7 +121,7 @@ _VERBS = {"promote": "promote", "extend": "extend", "rerun": "make another take 
           "compare": "make the other mode's version of"}
 
 
-def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Actor) -> str | None:
+def _parent_refusal(services: Services, parent_id: str | None, source: str, actor: Actor) -> str | None:
     """Why `actor` may not build a new run on `parent_id` (another user's run), or None."""
     sign_in = signing_in(services)
     if sign_in and not actor.signed_in:
@@ -124,7 +132,7 @@ def _parent_refusal(services: Any, parent_id: str | None, source: str, actor: Ac
     return owners.refusal(sign_in, parent, actor, _VERBS.get(source, "build on")) if parent else None
 
 
-def _already(services: Any, run_id: str) -> SubmitOutcome | None:
+def _already(services: Services, run_id: str) -> SubmitOutcome | None:
     """The same run_id pressed twice (double click, a press while the first is on its way): a no-op."""
     existing = services.ledger.get(run_id)
     if existing is None:
@@ -133,7 +141,7 @@ def _already(services: Any, run_id: str) -> SubmitOutcome | None:
     return SubmitOutcome(run=existing, created=False)
 
 
-def contract_problems(services: Any, request: VideoRequest) -> list[Problem]:
+def contract_problems(services: Services, request: VideoRequest) -> list[Problem]:
     """A request holding the newest fields while this app sends v1 (a card of a run made under latest):
     refused in words rather than sent, since under v1 nothing outside the seed page may leave."""
     if services.settings.contract == LATEST or not (request.contract == LATEST or request.uses_latest_fields):
@@ -143,7 +151,7 @@ def contract_problems(services: Any, request: VideoRequest) -> list[Problem]:
 
 
 def submit(
-    services: Any,
+    services: Services,
     request: VideoRequest,
     *,
     run_id: str,
@@ -168,11 +176,11 @@ def submit(
         return SubmitOutcome(problems=problems)
     new = NewRun(run_id, request, estimate(services, request), group_id=group_id, parent_id=parent_id,
                  label=label, source=source, **new_runs_owner(services, actor))
-    done = create_capped(services, [new])
-    if done.refused:
-        return SubmitOutcome(problems=problems, refused=capped_words("This run", done))
+    made = create_capped(services, [new])
+    if made.refused:
+        return SubmitOutcome(problems=problems, refused=capped_words("This run", made))
     services.worker.wake()
-    return SubmitOutcome(run=done.runs[0], created=done.created[0], problems=problems)
+    return SubmitOutcome(run=made.runs[0], created=made.created[0], problems=problems)
 
 
 def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
@@ -181,7 +189,8 @@ def pair_requests(request: VideoRequest) -> tuple[VideoRequest, VideoRequest]:
 
 
 def submit_pair(
-    services: Any, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str, actor: Actor = NOBODY
+    services: Services, request: VideoRequest, *, run_ids: tuple[str, str], group_id: str,
+    actor: Actor = NOBODY,
 ) -> list[SubmitOutcome]:
     """"Compare std vs pro": both runs in one group, or neither (validation and budget cover the pair)."""
     if (words := _parent_refusal(services, None, "compare", actor)) is not None:
@@ -209,7 +218,7 @@ _IMAGE_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
 
 
 def upload_frame(
-    services: Any, data: bytes, filename: str, field: str = "first_frame"
+    services: Services, data: bytes, filename: str, field: str = "first_frame"
 ) -> tuple[str | None, list[Problem]]:
     """Check an image locally, then upload it once (same bytes → the URL we already have)."""
     problems = check_image(data, field)
@@ -236,7 +245,7 @@ def upload_frame(
     return url, problems
 
 
-def rerun(services: Any, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
+def rerun(services: Services, run: Run, *, actor: Actor = NOBODY) -> VideoRequest:
     """Every setting of `run`, images included, ready to fill the Compose form again. Another user's
     run is refused (owners.NotYours): its share link's "Re-run this config" is the way to copy it."""
     owners.check(signing_in(services), run, actor, "re-run")
@@ -263,7 +272,7 @@ def extend_request(request: VideoRequest) -> VideoRequest | None:
     return None if longer is None else request.replace(mode=request.effective_mode, duration=longer)
 
 
-def promote(services: Any, run: Run, *, run_id: str | None = None,
+def promote(services: Services, run: Run, *, run_id: str | None = None,
             actor: Actor = NOBODY) -> SubmitOutcome:
     """Draft → final: the same prompt, frames and duration as pro 1080p, linked as a child.
 
@@ -282,7 +291,7 @@ def promote(services: Any, run: Run, *, run_id: str | None = None,
     )
 
 
-def extend(services: Any, run: Run, *, run_id: str | None = None,
+def extend(services: Services, run: Run, *, run_id: str | None = None,
            actor: Actor = NOBODY) -> SubmitOutcome:
     """The same prompt and frames, same mode, one duration step longer, linked to `run` as a child."""
     if (words := _parent_refusal(services, run.run_id, "extend", actor)) is not None:
@@ -301,7 +310,7 @@ def extend(services: Any, run: Run, *, run_id: str | None = None,
     )
 
 
-def another_take(services: Any, run: Run, *, run_id: str | None = None,
+def another_take(services: Services, run: Run, *, run_id: str | None = None,
                  actor: Actor = NOBODY) -> SubmitOutcome:
     """The same settings again as a new run: a deliberate variation (the model is not deterministic).
 
@@ -323,7 +332,7 @@ NO_SUCH_TASK = ("No task with that id on this gateway. Check that the id was cop
                 "gateway's response or dashboard) and made with this gateway's account; nothing was saved.")
 
 
-def confirm_task(services: Any, task_id: str) -> None:
+def confirm_task(services: Services, task_id: str) -> None:
     """Ask the gateway about `task_id` once; ValueError in words unless it answers with the task.
 
     Why before writing: a recovered run is saved only for a task that exists, so a mistyped id leaves
@@ -338,7 +347,7 @@ def confirm_task(services: Any, task_id: str) -> None:
         raise ValueError(f"{user_message(err)} Nothing was saved; try again.") from None
 
 
-def recover(services: Any, task_id: str, *, run_id: str | None = None, actor: Actor = NOBODY) -> Run:
+def recover(services: Services, task_id: str, *, run_id: str | None = None, actor: Actor = NOBODY) -> Run:
     """Follow a task made elsewhere (or attach it to an "unknown" run) once the gateway confirms it
     exists; the worker does the rest. With sign-in the new run is `actor`'s, and attaching a task to
     another user's run is refused (owners.NotYours) before anything is asked or written."""
@@ -363,7 +372,7 @@ def recover(services: Any, task_id: str, *, run_id: str | None = None, actor: Ac
         if run is not None and run.state == UNKNOWN:
             ledger.attach_task(run_id, task_id, next_poll_at=0.0)
             services.worker.wake()
-            return ledger.get(run_id)
+            return ledger.get(run_id) or run
     run = ledger.recover(task_id, None, **new_runs_owner(services, actor))
     services.worker.wake()
     return run

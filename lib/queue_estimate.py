@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lib.durations import format_seconds
+
+if TYPE_CHECKING:
+    from lib.ledger import Ledger, Run
 
 SAMPLE = 50        # the latest finished runs of one kind: recent enough to follow the gateway's mood
 TTL = 15.0         # seconds a measured median is reused (cards tick every second; the median barely moves)
@@ -70,7 +73,7 @@ _lock = threading.Lock()
 _cache: dict[tuple[int, str, int], tuple[float, Typical | None]] = {}
 
 
-def typical(ledger: Any, mode: str, duration: int, *, now: float | None = None) -> Typical | None:
+def typical(ledger: Ledger, mode: str, duration: int, *, now: float | None = None) -> Typical | None:
     """The measured medians for one mode and duration, from the ledger (one bounded query per TTL)."""
     now = time.monotonic() if now is None else now
     key = (id(ledger), str(mode), int(duration))
@@ -86,7 +89,7 @@ def typical(ledger: Any, mode: str, duration: int, *, now: float | None = None) 
     return value
 
 
-def for_run(ledger: Any, run: Any, now: float | None = None) -> str:
+def for_run(ledger: Ledger, run: Run, now: float | None = None) -> str:
     """The estimate line for one waiting run (mode and duration as sent, defaults applied)."""
     now = time.time() if now is None else now
     req = run.request

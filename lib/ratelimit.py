@@ -17,7 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,18 @@ DEFAULT_LIMITS: dict[str, tuple[int, float]] = {"submit": (5, 1.1), "query": (50
 
 # Upper bound on one sleep inside acquire(): a pause() set by another thread is then seen promptly.
 _MAX_NAP = 0.25
+
+
+class Limiter(Protocol):
+    """What a gateway client needs from a limiter: this module's per-process one or lib.shared_limit's."""
+
+    def acquire(self, bucket: str, timeout: float | None = None) -> bool: ...
+
+    def slot(self, bucket: str) -> AbstractContextManager[None]: ...
+
+    def pause(self, seconds: float, bucket: str | None = None) -> None: ...
+
+    def paused_for(self, bucket: str) -> float: ...
 
 
 class RateLimiter:

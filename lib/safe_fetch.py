@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -298,7 +298,10 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def _watched(base: type[HTTPConnection], watchdog: _Watchdog) -> type[HTTPConnection]:
+_Conn = TypeVar("_Conn", bound=HTTPConnection)
+
+
+def _watched(base: type[_Conn], watchdog: _Watchdog) -> type[_Conn]:
     """A connection class that hands its raw socket to the watchdog as soon as it exists (before TLS)."""
 
     class Watched(base):  # type: ignore[valid-type, misc]
@@ -504,6 +507,7 @@ class SafeFetcher:
     def _pool(self, scheme: str, host: str, address: str, port: int, watchdog: _Watchdog,
               left: float) -> Any:
         timeout = urllib3.Timeout(connect=min(self.connect_timeout, left), read=min(self.read_timeout, left))
+        pool: urllib3.HTTPConnectionPool
         if scheme == "https":
             pool = urllib3.HTTPSConnectionPool(
                 address, port, timeout=timeout, maxsize=1, retries=False,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -31,6 +31,9 @@ from lib.safe_fetch import FetchPolicy, SafeFetcher
 from lib.shared_limit import SharedRateLimiter, limiter_kind
 from lib.storage import open_storage
 from lib.worker import Worker
+
+if TYPE_CHECKING:
+    from lib.local_gateway import LocalGateway
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class Services:
     client: GatewayClient          # for pages: uploads, confirming a task id (one attempt each)
     archive: Archive
     worker: Worker                 # owns its own client (it schedules its retries itself)
-    local_gateway: Any | None      # lib.local_gateway.LocalGateway when embedded
+    local_gateway: LocalGateway | None  # when embedded
     limiter: RateLimiter | SharedRateLimiter
     heartbeat: Heartbeat | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -119,7 +122,8 @@ def start_services(settings: Settings, *, start_worker: bool | None = None, work
 
         local = LocalGateway(settings.data_dir / "local_gateway", port=0, speed=settings.local_speed,
                              progress=settings.local_progress).start()
-        local.engine.contract = settings.contract  # the embedded gateway speaks the contract the app sends
+        if local.engine is not None:  # the embedded gateway speaks the contract the app sends
+            local.engine.contract = settings.contract
         base_url, key = local.url, LOCAL_API_KEY
         log.info("embedded local gateway at %s (speed %s)", base_url, settings.local_speed)
     ledger: Ledger | None = None

@@ -8,6 +8,7 @@ filter and the share view all read these words; the ledger, URLs and the CSV exp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from lib.ledger import (
     COMPLETED,
@@ -22,13 +23,16 @@ from lib.ledger import (
     UNREADABLE,
 )
 
+# the colours st.badge accepts
+BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "grey", "primary"]
+
 
 @dataclass(frozen=True)
 class StateWords:
     """What a person reads for one state, and how its badge looks."""
 
     words: str
-    color: str
+    color: BadgeColor
     icon: str
 
 

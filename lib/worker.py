@@ -38,6 +38,7 @@ from lib.gateway import (
     ProtocolError,
     RateLimited,
     ServerError,
+    Task,
     user_message,
 )
 from lib.lease_renewal import renew_leases
@@ -415,7 +416,7 @@ class Worker:
             return self._completed(run.run_id, task)
         return None if task.terminal else nxt
 
-    def _record_submitted(self, run: L.Run, task: Any, nxt: float) -> None:
+    def _record_submitted(self, run: L.Run, task: Task, nxt: float) -> None:
         """The gateway took the run (and may bill it): its task id must reach the ledger, come what may.
 
         A ledger hiccup here (SQLite busy, PostgreSQL restarting) is retried; if it never clears, the
@@ -572,11 +573,12 @@ class Worker:
         return now + wait
 
     # ------------------------------------------------------------------ archive
-    def _completed(self, run_id: str, task: Any) -> float | None:
+    def _completed(self, run_id: str, task: Task) -> float | None:
         """Archive a finished task now or, when the gateway's video link was refused, say so in words."""
-        if task.video_url_problem is None:
+        reason = task.no_video_reason  # words whenever a completed task's link was refused
+        if task.video_url_problem is None or reason is None:
             return _ARCHIVE_NOW  # a missing link is for _archive to explain (an older answer may have one)
-        self.ledger.mark_archive_error(run_id, "bad_url", task.no_video_reason)
+        self.ledger.mark_archive_error(run_id, "bad_url", reason)
         return None
 
     def _archive(self, run: L.Run) -> float | None:

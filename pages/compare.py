@@ -8,6 +8,7 @@ or on a later visit, and unfinished cells keep filling in.
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import compare, query
 from lib.ui import compare_form, compare_grid, frame, pair_view, preset_controls, press
@@ -34,7 +35,8 @@ if params.has("group") and not group_runs:
     st.warning("That grid was not found (the link may be mistyped). Build a new one below.",
                icon=":material/link_off:")
 pair_of = None if group_runs else params.ident("run", quiet=True)  # a single run: beside its pair
-if group_runs:
+form_box: DeltaGenerator
+if group_runs and group_id:
     compare_grid.draw_group(services, group_id, group_runs)
     form_box = st.expander("New grid from these settings", expanded=False)
 elif pair_of and pair_view.render(services, pair_of):

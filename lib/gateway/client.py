@@ -18,7 +18,7 @@ import logging
 import mimetypes
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
@@ -38,8 +38,13 @@ from lib.gateway.errors import (
 )
 from lib.gateway.task import Balance, Task, _first_str
 from lib.image_type import gateway_type
-from lib.ratelimit import RateLimiter
+from lib.ratelimit import Limiter
 from lib.safe_fetch import url_problem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from lib.contract import VideoRequest
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ class GatewayClient:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -195,7 +200,7 @@ class GatewayClient:
 
     # -- API ----------------------------------------------------------------------------------------
 
-    def submit(self, request: Any) -> Task:
+    def submit(self, request: VideoRequest | Mapping[str, Any]) -> Task:
         """POST a generation; never retried (a timeout here raises GatewayTimeout: outcome unknown)."""
         payload = request.to_payload() if hasattr(request, "to_payload") else dict(request)
         resp = self._request("POST", SUBMIT_PATH, bucket="submit", operation="submit", json=payload)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from lib.contract import VideoRequest
 
 DRAFT = "draft"
@@ -154,7 +156,7 @@ class NewRun:
     """One draft run for Ledger.create_runs (the arguments of create_run, as a value)."""
 
     run_id: str
-    request: Any  # VideoRequest | Mapping
+    request: VideoRequest | Mapping[str, Any]
     est_cost: float
     group_id: str | None = None
     parent_id: str | None = None

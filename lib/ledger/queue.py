@@ -7,7 +7,7 @@ makes "send this run" happen at most once. A submit whose lease ran out is never
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from lib.ledger.model import (
     UNKNOWN,
     Run,
 )
-from lib.ledger.rows import _to_run
+from lib.ledger.rows import RowValues, _to_run
 from lib.ledger.schema import runs_table
 from lib.ledger.store import Store
 
@@ -108,7 +108,7 @@ class Queue(Store):
             if skip_locked:
                 due_q = due_q.with_for_update(skip_locked=True)
             ids = list(conn.execute(due_q).scalars())
-            rows: Sequence[Mapping[str, Any]] = []
+            rows: Sequence[RowValues] = []
             if ids:
                 conn.execute(
                     sa.update(runs_table)

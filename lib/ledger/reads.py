@@ -107,7 +107,8 @@ class Reads(Store):
         while True:
             conds = self._where(flt)
             if last is not None:
-                conds.append(sa.tuple_(c.created_at, c.run_id) < sa.tuple_(*last))
+                conds.append(sa.tuple_(c.created_at, c.run_id) < sa.tuple_(
+                    sa.literal(last[0], c.created_at.type), sa.literal(last[1], c.run_id.type)))
             stmt = (
                 sa.select(runs_table).where(*conds)
                 .order_by(c.created_at.desc(), c.run_id.desc()).limit(batch)

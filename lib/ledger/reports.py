@@ -105,7 +105,8 @@ class Reports(Reads):
         """Success rate over finished runs and the median seconds to finish per (mode, duration)."""
         c = runs_table.c
         with self._read() as conn:
-            counts = dict(conn.execute(sa.select(c.state, sa.func.count()).group_by(c.state)).all())
+            counts: dict[str, int] = dict(
+                conn.execute(sa.select(c.state, sa.func.count()).group_by(c.state)).tuples().all())
             rows = conn.execute(
                 sa.select(c.mode, c.duration, c.completed_at - c.submitted_at).where(
                     c.state == COMPLETED, c.completed_at.isnot(None), c.submitted_at.isnot(None)

@@ -10,12 +10,20 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from lib.ledger.model import _WORKABLE, DRAFT, STATES, UNREADABLE, Run
 from lib.ledger.schema import runs_table
 
+if TYPE_CHECKING:
+    from lib.contract import VideoRequest
+
 log = logging.getLogger(__name__)
+
+# a row as SQLAlchemy returns it (its keys may also be Columns) or as a test writes it by hand
+RowValues = sa.RowMapping | Mapping[str, Any]
 
 _RUN_FIELDS = tuple(f.name for f in fields(Run))
 
@@ -46,7 +54,7 @@ def _effective(request: Any, params: Mapping[str, Any]) -> tuple[str | None, int
 
 def run_row(
     run_id: str,
-    request: Any,
+    request: VideoRequest | Mapping[str, Any] | None,
     est_cost: float,
     *,
     now: float,
@@ -147,8 +155,8 @@ def _params(raw: Any) -> dict[str, Any]:
     return params
 
 
-def _read_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    values = {name: row.get(name) for name in _RUN_FIELDS}
+def _read_row(row: RowValues) -> dict[str, Any]:
+    values: dict[str, Any] = {name: row.get(name) for name in _RUN_FIELDS}
     for name in _REQUIRED_TEXT:
         if not isinstance(values[name], str) or not values[name]:
             raise _Unreadable(f"its {name.replace('_', ' ')} is empty or not text")
@@ -171,7 +179,7 @@ def _read_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _to_run(row: Mapping[str, Any]) -> Run:
+def _to_run(row: RowValues) -> Run:
     """A Run, or for a row this code cannot read an UNREADABLE run that says why (never an exception:
     one bad row must not break a list, a page or the worker)."""
     try:
@@ -180,7 +188,7 @@ def _to_run(row: Mapping[str, Any]) -> Run:
         return _unreadable_run(row, str(exc))
 
 
-def _unreadable_run(row: Mapping[str, Any], reason: str) -> Run:
+def _unreadable_run(row: RowValues, reason: str) -> Run:
     run_id = row.get("run_id")
     run_id = run_id if isinstance(run_id, str) and run_id else "unreadable"
     if run_id not in _WARNED:  # pages read it every second: say it once per process, not once per read

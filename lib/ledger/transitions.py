@@ -6,7 +6,6 @@ Its own module because these are the only writes that move a run between states,
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,6 +26,7 @@ from lib.ledger.model import (
     LedgerError,
 )
 from lib.ledger.reads import Reads
+from lib.ledger.rows import RowValues
 from lib.ledger.schema import runs_table
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class Transitions(Reads):
             raise LedgerError(f"Task {task_id} already belongs to another run.") from exc
 
     # ----------------------------------------------------------------- polling path
-    def _task_values(self, row: Mapping[str, Any], task: Any, next_poll_at: float | None,
+    def _task_values(self, row: RowValues, task: Task, next_poll_at: float | None,
                      now: float) -> dict[str, Any]:
         """Column updates for one gateway Task; never moves a finished run back, never loses a URL."""
         old = row["state"]

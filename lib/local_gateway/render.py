@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -263,7 +263,8 @@ def _evens(a: np.ndarray) -> list[int]:
 def _plane_views(frame: av.VideoFrame) -> Planes:
     """Writable numpy views of a frame's three planes (rows may be padded: cut to the visible width)."""
     views = [
-        np.frombuffer(pl, dtype=np.uint8).reshape(pl.height, pl.line_size)[:, : pl.width]
+        # PyAV's stubs do not declare VideoPlane's buffer protocol, which numpy reads here
+        np.frombuffer(pl, dtype=np.uint8).reshape(pl.height, pl.line_size)[:, : pl.width]  # type: ignore[call-overload]
         for pl in frame.planes
     ]
     return views[0], views[1], views[2]
@@ -316,7 +317,7 @@ class _Panel:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.text.shape  # type: ignore[return-value]
+        return self.text.shape
 
     def box(self) -> Box:
         return self.x, self.y, self.x + self.shape[1], self.y + self.shape[0]
@@ -507,7 +508,8 @@ def _text_panel(
     text_alpha: float = 1.0,
 ) -> _Panel:
     """White text centred on a translucent rectangle (square, so a frozen panel is one rectangle)."""
-    asc, desc = font.getmetrics() if hasattr(font, "getmetrics") else (font.size, 0)
+    # the bitmap fallback font (Pillow without FreeType) has neither getmetrics() nor size
+    asc, desc = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (font.getbbox("Ay")[3], 0)
     line_h = int((asc + desc) * 1.18)
     text_w = max(math.ceil(font.getlength(line)) for line in lines)
     w = _even(text_w + 2 * pad + 1)
@@ -593,6 +595,10 @@ class _Still:
 
 class Scene:
     """Everything computed once per clip; `compose(i, planes)` then draws frame i with slices and adds."""
+
+    bg: tuple[np.ndarray, np.ndarray, np.ndarray]  # set by _canvas()
+    pan_x: list[int]                               # set by _timeline(), shifted by _canvas()
+    pan_y: list[int]
 
     def __init__(
         self,
@@ -917,7 +923,7 @@ class Scene:
             frame.pts = i
             yield frame
 
-    def prefetched(self, depth: int = _PREFETCH) -> Iterator[av.VideoFrame]:
+    def prefetched(self, depth: int = _PREFETCH) -> Generator[av.VideoFrame, None, None]:
         """Like frames(), but a worker thread draws up to `depth` frames ahead into a small pool.
 
         The encoder releases the GIL, so drawing frame n+1 overlaps encoding frame n. A frame goes back to
@@ -927,8 +933,8 @@ class Scene:
         pool = [self._buffer() for _ in range(depth + 1)]
         free: queue.SimpleQueue[tuple[av.VideoFrame, Planes]] = queue.SimpleQueue()
         ready: queue.SimpleQueue[tuple[av.VideoFrame, Planes] | BaseException] = queue.SimpleQueue()
-        for item in pool:
-            free.put(item)
+        for buffers in pool:
+            free.put(buffers)
         stop = threading.Event()
 
         def draw() -> None:

@@ -120,9 +120,9 @@ def build_app(engine: Engine) -> ASGIApp:
             raise
         task = engine.accept(req, body)
         if task is None:
-            err = errors.insufficient_quota()
-            err.headers.update(headers)
-            raise err
+            no_quota = errors.insufficient_quota()
+            no_quota.headers.update(headers)
+            raise no_quota
         note(request, task.id)
         reading = engine.read(task)
         return _json(

@@ -102,7 +102,9 @@ def differences(conn: Connection, metadata: sa.MetaData | None = None) -> list[A
     from alembic.autogenerate import compare_metadata
 
     if metadata is None:
-        from lib.ledger import metadata  # lazy: lib.ledger imports this module
+        from lib.ledger import metadata as models  # lazy: lib.ledger imports this module
+
+        metadata = models
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     return list(compare_metadata(ctx, metadata))
 

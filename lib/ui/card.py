@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from html import escape as escape_html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -23,21 +23,25 @@ from lib.ledger import (
     TIMED_OUT,
     UNKNOWN,
     UNREADABLE,
+    Run,
 )
 from lib.ui import player, press, share_links, state, who
 from lib.ui.text import escape_md, shorten
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
 VIEW_ACTIONS = ("download", "share", "compare", "snippet")  # what another user's run offers (sign-in)
 COMPARE_PAGE = "pages/compare.py"
 
 
-def state_badge(run: Any) -> None:
+def state_badge(run: Run) -> None:
     look = state_words.badge(run.state)
     st.badge(escape_md(look.words), color=look.color, icon=look.icon)
 
 
-def describe(run: Any) -> str:
+def describe(run: Run) -> str:
     """'pro · 10 s · 16:9 · 2 images' (the effective settings, defaults applied)."""
     req = run.request
     parts = [req.effective_mode, f"{req.effective_duration} s", req.effective_aspect]
@@ -50,7 +54,7 @@ def describe(run: Any) -> str:
     return " · ".join(parts)
 
 
-def timing(run: Any, now: float | None = None) -> str:
+def timing(run: Run, now: float | None = None) -> str:
     """Elapsed time, and while running an ETA from the progress slope."""
     now = time.time() if now is None else now
     elapsed = playground.elapsed_seconds(run, now)
@@ -64,20 +68,20 @@ def timing(run: Any, now: float | None = None) -> str:
     return text
 
 
-def compare_target(run: Any) -> tuple[str, dict[str, str]]:
+def compare_target(run: Run) -> tuple[str, dict[str, str]]:
     """Where "Open in compare" goes: ?group=<id>, or ?run=<id> for a run outside a group."""
     if run.group_id:
         return COMPARE_PAGE, {"group": run.group_id}
     return COMPARE_PAGE, {"run": run.run_id}
 
 
-def _k(prefix: str, what: str, run: Any) -> str:
+def _k(prefix: str, what: str, run: Run) -> str:
     return f"{prefix}_{what}_{run.run_id}"
 
 
 def run_card(
-    services: Any,
-    run: Any,
+    services: Services,
+    run: Run,
     *,
     key: str | None = None,
     actions: Sequence[str] = ACTIONS,
@@ -130,7 +134,7 @@ def _bar_color() -> str:
     return color if re.fullmatch(r"#[0-9A-Fa-f]{3,8}", color) else "#6C4DF6"
 
 
-def progress_block(services: Any, run: Any) -> None:
+def progress_block(services: Services, run: Run) -> None:
     """The bar of a run in flight: its percentage once the gateway reports one; before that (waiting to
     send, queued, 0 %) a moving bar and how long runs of its kind usually take here."""
     progress = max(0, min(100, int(run.progress or 0)))
@@ -142,7 +146,7 @@ def progress_block(services: Any, run: Any) -> None:
     st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
 
 
-def _status(services: Any, run: Any, prefix: str, *, recover: bool = True) -> None:
+def _status(services: Services, run: Run, prefix: str, *, recover: bool = True) -> None:
     if run.state in ACTIVE:
         progress_block(services, run)
         if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
@@ -160,7 +164,7 @@ def _status(services: Any, run: Any, prefix: str, *, recover: bool = True) -> No
         st.warning(escape_md(playground.explain(run)), icon=":material/timer_off:")
 
 
-def _recover_form(services: Any, run: Any, prefix: str) -> None:
+def _recover_form(services: Services, run: Run, prefix: str) -> None:
     """Recover by task id: attach a task found elsewhere to this run, so the worker follows it."""
     with st.container(horizontal=True, vertical_alignment="bottom"):
         task_id = st.text_input("Recover by task id", key=_k(prefix, "recover_id", run),
@@ -204,7 +208,8 @@ def take_action(run_id: str) -> str:
     return f"take:{run_id}"
 
 
-def toast_outcome(outcome: Any, decision: presses.Decision, done: str, what: str) -> None:
+def toast_outcome(outcome: playground.SubmitOutcome | None, decision: presses.Decision, done: str,
+                  what: str) -> None:
     """One toast for a card press: sent, a repeat (nothing new), a new take, or why nothing was sent."""
     if outcome is None:  # held: another button was pressed a moment ago
         st.toast(escape_md(presses.too_soon(decision)), icon=":material/pan_tool:")
@@ -226,7 +231,8 @@ EXTENDED = "Extended: a longer run of the same prompt and frames is on its way (
 TAKEN = "New take: a new run with the same settings is on its way (its card is marked New take)."
 
 
-def _press_child(action: str, inputs: dict, make: Callable[[str], Any], done: str, what: str) -> None:
+def _press_child(action: str, inputs: dict, make: Callable[[str], playground.SubmitOutcome], done: str,
+                 what: str) -> None:
     """One new run per press of a card's spending button, through this tab's press memory: a repeat in
     the window writes nothing, a press that wrote nothing is forgotten so the next one is judged afresh."""
     decision = press.decide(action, inputs)
@@ -276,7 +282,7 @@ def press_take(run_id: str, done: str = TAKEN) -> None:
                  done, "take")
 
 
-def take_label(services: Any, run: Any) -> str | None:
+def take_label(services: Services, run: Run) -> str | None:
     """'Another take · ≈ $0.18', or None when the run's settings cannot be sent again (unknown, invalid)."""
     if not run.request.prompt:
         return None
@@ -287,14 +293,14 @@ def take_label(services: Any, run: Any) -> str | None:
     return spend_labels.take(cost)
 
 
-def promote_label(services: Any, run: Any) -> str | None:
+def promote_label(services: Services, run: Run) -> str | None:
     """'Promote · Pro 1080p · 5 s · ≈ $0.31' for a finished std run with its settings; None otherwise."""
     if not run.request.prompt or run.request.effective_mode == "pro":
         return None
     return spend_labels.priced("Promote", playground.promote_request(run.request), services.settings.prices)
 
 
-def extend_label(services: Any, run: Any) -> str | None:
+def extend_label(services: Services, run: Run) -> str | None:
     """'Extend to 10 s · ≈ $0.37', or None when no longer duration is allowed (15 s, or 10 s with frames)."""
     target = playground.extend_request(run.request) if run.request.prompt else None
     return None if target is None else spend_labels.extend(target, services.settings.prices)
@@ -307,7 +313,7 @@ def _on_compare(run_id: str) -> None:
         state.navigate(page, params)
 
 
-def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> None:
+def _actions(services: Services, run: Run, prefix: str, actions: Sequence[str]) -> None:
     with st.container(horizontal=True, gap="small", key=_k(prefix, "actions", run)):
         if "download" in actions and run.video_path and services.archive.exists(run.video_path):
             # from the archive route (streamed, any storage backend), not bytes held in the session
@@ -350,14 +356,14 @@ def _actions(services: Any, run: Any, prefix: str, actions: Sequence[str]) -> No
                 st.code(links.python_snippet(run.request, base), language="python")
 
 
-def is_live(run: Any) -> bool:
+def is_live(run: Run) -> bool:
     """Still changing: in flight, or done but its video not archived yet."""
     return run.state in ACTIVE or (run.state == COMPLETED and not run.video_path and not run.archive_failed)
 
 
 def live_runs(
-    services: Any,
-    load: Callable[[], Sequence[Any]],
+    services: Services,
+    load: Callable[[], Sequence[Run]],
     *,
     key: str,
     empty: str | None = None,

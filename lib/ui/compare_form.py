@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import streamlit as st
 
@@ -29,6 +29,10 @@ from lib.safe_fetch import url_problem
 from lib.ui import latest_fields, press, reference_images, state
 from lib.ui.text import escape_md, shorten
 
+if TYPE_CHECKING:
+    from lib.ledger import Run
+    from lib.services import Services
+
 K = "cmp_"
 N_VARIANTS, MODES_KEY, DURATIONS_KEY, ASPECTS_KEY = f"{K}n", f"{K}modes", f"{K}durations", f"{K}aspects"
 NEGATIVE, WATERMARK, SOUND = f"{K}negative", f"{K}watermark", f"{K}sound"
@@ -40,7 +44,7 @@ FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
 QUERY_SEED_KEYS = ("prompt", "prompt2", "prompt3", "prompt4", "modes", "durations", "aspect_ratio", "aspects",
                    "negative_prompt", "first_frame", "last_frame", "watermark")
 IMAGE_TYPES = list(contract.IMAGE_EXTENSIONS)  # one list of formats everywhere
-PERSIST = "session"  # the form survives a visit to another page
+PERSIST: Final = "session"  # the form survives a visit to another page
 
 
 def prompt_key(i: int) -> str:
@@ -92,7 +96,7 @@ def init_form() -> None:
     seed_form(compare.GridSpec(prompts=(start,)))
 
 
-def seed_from_sources(services: Any, group_runs: Sequence[Any], qp: query.QueryReader) -> str | None:
+def seed_from_sources(services: Services, group_runs: Sequence[Run], qp: query.QueryReader) -> str | None:
     """Fill the form from the open group, share-view query params, or `?run=<id>`; a note for the user."""
     ss = st.session_state
     group_id = qp.ident("group", quiet=True)
@@ -285,7 +289,7 @@ def draw_preview(plan: compare.GridPlan) -> None:
                     st.caption(escape_md(shorten(cell.request.prompt, 70)) or "(empty prompt)")
 
 
-def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
+def draw_total_and_submit(services: Services, plan: compare.GridPlan) -> None:
     ss = st.session_state
     sent = len(plan.sendable)
     verdict = compare.check_budget(plan.total, services.ledger.spend(include_drafts=True),
@@ -298,7 +302,7 @@ def draw_total_and_submit(services: Any, plan: compare.GridPlan) -> None:
                     f"run{'s' if sent != 1 else ''}{extra}")
         if not verdict.ok:
             st.error(escape_md(verdict.message), icon=":material/block:")
-        elif verdict.budget is not None:
+        elif verdict.budget is not None and verdict.remaining is not None:
             after = money.usd(verdict.remaining - plan.total)
             st.caption(escape_md(f"Budget: {money.usd(verdict.remaining)} of {money.usd(verdict.budget)} "
                                  f"left (estimates); after this grid {after}."))

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from lib import compare, history, money, owners, playground, spend_labels, state_words
 from lib.contract import format_estimate
 from lib.durations import format_seconds
-from lib.ledger import ACTIVE, COMPLETED, FAILED
+from lib.ledger import ACTIVE, COMPLETED, FAILED, Run
 from lib.ui import card, press, share_links, state, sync_player, who
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
 from lib.ui.text import escape_md, shorten
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 
 # ------------------------------------------------------------------ callbacks (run before the script)
@@ -50,7 +53,7 @@ def _on_promote(run_id: str) -> None:
 
 
 # ------------------------------------------------------------------ drawing
-def _finished_text(run: Any) -> str:
+def _finished_text(run: Run) -> str:
     took = run.seconds_to_finish
     if took is None:
         took = playground.elapsed_seconds(run, time.time())
@@ -62,8 +65,8 @@ def player_key(group_id: str) -> str:
     return f"grid-{group_id[:10]}"
 
 
-def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = False, key: str = "grid",
-              promoted: Sequence[Any] = ()) -> None:
+def draw_cell(services: Services, view: compare.CellView, *, show_prompt: bool = False, key: str = "grid",
+              promoted: Sequence[Run] = ()) -> None:
     """One cell: label and state, its video (in the cell, driven by the grid's bar), cost and actions."""
     cell, run = view.cell, view.run
     with st.container(border=True, key=f"{K}cell_{cell.index}"):
@@ -118,11 +121,11 @@ def draw_cell(services: Any, view: compare.CellView, *, show_prompt: bool = Fals
                 share_links.run_link(services, run)
 
 
-def draw_cells(services: Any, plan: compare.GridPlan, tree: Sequence[Any], group_id: str, *,
+def draw_cells(services: Services, plan: compare.GridPlan, tree: Sequence[Run], group_id: str, *,
                key: str = "grid") -> None:
     """The cells from one read of the group and its children (`ledger.group_tree`)."""
     runs = [r for r in tree if r.group_id == group_id]
-    promoted: dict[str, list[Any]] = {}
+    promoted: dict[str, list[Run]] = {}
     for r in tree:
         if r.source == "promote" and r.parent_id:
             promoted.setdefault(r.parent_id, []).append(r)
@@ -136,11 +139,11 @@ def draw_cells(services: Any, plan: compare.GridPlan, tree: Sequence[Any], group
                           promoted=promoted.get(view.run.run_id, []) if view.run is not None else [])
 
 
-def _archived_ids(runs: Sequence[Any]) -> list[str]:
+def _archived_ids(runs: Sequence[Run]) -> list[str]:
     return sorted(r.run_id for r in runs if r.video_path)
 
 
-def draw_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
+def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
     spec = compare.spec_from_runs(runs)
     if spec is None:
         return

@@ -14,7 +14,7 @@ press appear next to their fields in the same rerun and nothing is written when 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit_extras.image_crop import image_crop
@@ -47,6 +47,9 @@ from lib.contract import (
 )
 from lib.ui import latest_fields, page_script, press, reference_images, state, who
 from lib.ui.text import escape_md, shorten
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 K = "compose_"
 PROMPT, NEGATIVE, MODE, DURATION, ASPECT, WATERMARK = (
@@ -156,7 +159,7 @@ def apply_restore(request: VideoRequest) -> list[str]:
     return notes
 
 
-def restore_from_request_sources(services: Any, query_params: Any) -> list[str]:
+def restore_from_request_sources(services: Services, query_params: Any) -> list[str]:
     """A pending re-run from another page, `?rerun=<run_id>`, or a Compose link with the settings.
 
     The link is read through lib.query: what it cannot use is left out with a note, never raised.
@@ -412,7 +415,7 @@ def _on_compare() -> None:
 
 
 # ------------------------------------------------------------------ drawing
-def render(services: Any) -> None:
+def render(services: Services) -> None:
     """The whole form; call after frame.render() and any restore."""
     init_state()
     ss = st.session_state
@@ -581,15 +584,18 @@ def _fix_dialog(frame: str, aspect: str) -> None:
     st.rerun()
 
 
-def _estimate_and_buttons(services: Any, request: VideoRequest, problems: dict[str, list[Problem]]) -> None:
+def _estimate_and_buttons(services: Services, request: VideoRequest,
+                          problems: dict[str, list[Problem]]) -> None:
     ss = st.session_state
+    cost: float | None
+    pair_cost: float | None
     try:
         cost = playground.estimate(services, request)
         pair_cost = sum(playground.estimate(services, r) for r in playground.pair_requests(request))
     except ValueError:
         cost = pair_cost = None
     with st.container(key="compose_estimate"):
-        if cost is not None:
+        if cost is not None and pair_cost is not None:
             prices = services.settings.prices
             sound = spend_labels.sound_part([request], prices)
             st.markdown(f"**Cost {contract.format_estimate(cost)}**{escape_md(sound)} · std vs pro pair "

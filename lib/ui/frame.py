@@ -19,15 +19,19 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 import streamlit as st
 
 from lib import live_reads, money
-from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN
+from lib.ledger import ACTIVE, COMPLETED, FAILED, UNKNOWN, Run
 from lib.ui import last_resort, page_script, passcode_gate, setup_page, state, who, widget_gc
 from lib.ui.card import is_live
 from lib.ui.text import escape_md, shorten
+
+if TYPE_CHECKING:
+    from lib.ledger import Ledger
+    from lib.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,8 @@ _TOASTS_KEY = "_live_toasts"
 _full_run: contextvars.ContextVar[bool] = contextvars.ContextVar("frame_full_run", default=False)
 
 
-def render(title: str, *, icon: str = ":material/movie:", layout: str = "wide", public: bool = False) -> Any:
+def render(title: str, *, icon: str = ":material/movie:", layout: Literal["centered", "wide"] = "wide",
+           public: bool = False) -> Services:
     """Set up the page and return the process-wide Services. Call it first on every page.
 
     `public=True` is for the share view: anyone holding a link may see it, so it skips the passcode and
@@ -94,7 +99,7 @@ def _balance(cache_token: str) -> float | None:
     return None if balance is None else balance.remain_usd
 
 
-def _sidebar(services: Any, *, public: bool) -> None:
+def _sidebar(services: Services, *, public: bool) -> None:
     settings = services.settings
     st.markdown(f"### {APP_NAME}")
     with st.container(key="frame_nav"):
@@ -127,7 +132,7 @@ def _sidebar(services: Any, *, public: bool) -> None:
         _full_run.reset(token)
 
 
-def follow(runs: Iterable[Any], *, new_runs: bool = False) -> None:
+def follow(runs: Iterable[Run], *, new_runs: bool = False) -> None:
     """Rerun this page when one of `runs` (drawn outside any fragment) changes, or with `new_runs`
     when a run starts. Call it during the page's full run; each full run starts with nothing followed."""
     followed = st.session_state.setdefault(_FOLLOW_KEY, {})
@@ -136,12 +141,12 @@ def follow(runs: Iterable[Any], *, new_runs: bool = False) -> None:
         st.session_state[_FOLLOW_NEW_KEY] = True
 
 
-def signature(run: Any) -> tuple[str, bool, bool]:
+def signature(run: Run) -> tuple[str, bool, bool]:
     """What a drawn run looks like: its state, whether its video is in, whether archiving gave up."""
     return run.state, bool(run.video_path), bool(run.archive_failed)
 
 
-def _spend(services: Any, version: tuple) -> None:
+def _spend(services: Services, version: tuple) -> None:
     settings = services.settings
     with st.container(key="frame_spend"):
         spent = live_reads.spend(services.ledger, version)  # summed once per ledger change
@@ -160,17 +165,17 @@ _OUTCOMES = {COMPLETED: ("Video ready", "videos ready", ":material/check_circle:
              UNKNOWN: ("Run outcome unknown", "runs with an unknown outcome", ":material/help:")}
 
 
-def finished_toasts(runs: list[Any]) -> list[tuple[str, str]]:
+def finished_toasts(runs: list[Run]) -> list[tuple[str, str]]:
     """(text, icon) toasts for runs that finished since the last tick.
 
     One toast per run while few finish; beyond TOASTS_PER_TICK, one per outcome ("5 videos ready:
     …"), so a grid or a busy batch does not bury the page under a stack of toasts."""
-    def outcome(run: Any) -> str:
+    def outcome(run: Run) -> str:
         return run.state if run.state in _OUTCOMES else UNKNOWN
 
-    groups: list[list[Any]] = [[run] for run in runs]
+    groups: list[list[Run]] = [[run] for run in runs]
     if len(runs) > TOASTS_PER_TICK:
-        by_outcome: dict[str, list[Any]] = {}
+        by_outcome: dict[str, list[Run]] = {}
         for run in runs:
             by_outcome.setdefault(outcome(run), []).append(run)
         groups = list(by_outcome.values())
@@ -188,14 +193,14 @@ def finished_toasts(runs: list[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _name(run: Any) -> str:
+def _name(run: Run) -> str:
     """The run as a toast names it: its prompt, else its task id (a recovered task has no prompt)."""
     prompt = shorten(run.request.prompt or "", 40)
     task_id = getattr(run, "task_id", None)
     return prompt or (f"task {shorten(task_id, 40)}" if task_id else "a run")
 
 
-def _reason(run: Any) -> str:
+def _reason(run: Run) -> str:
     """Why a run did not end with a video, in the words its card shows (lib.playground.explain)."""
     from lib import playground
 
@@ -255,7 +260,7 @@ def _live(public: bool = False) -> None:
         st.toast(text, icon=toast_icon)
 
 
-def _page_needs_rerun(ledger: Any, in_flight: int, *, started: bool) -> bool:
+def _page_needs_rerun(ledger: Ledger, in_flight: int, *, started: bool) -> bool:
     """Whether what the page drew in its last full run is out of date (see the module docstring)."""
     ss = st.session_state
     followed: dict[str, tuple] = ss.get(_FOLLOW_KEY) or {}

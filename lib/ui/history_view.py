@@ -7,18 +7,22 @@ queries run only while their tab is open, and at most once per ledger change.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 from streamlit_extras.chart_container import chart_container
 
 from lib import contract, history, owners, playground
-from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, RunFilter
+from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, Run, RunFilter
 from lib.ui import card, frame, page_script, player, share_view, state, who
 from lib.ui.text import escape_md
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 TABLE_KEY = "hist_table"
 COMPACT_KEY = "hist_table_compact"  # the phone's one-column table (the same page of runs)
@@ -85,8 +89,8 @@ def _filters() -> RunFilter:
                                 share_view.viewer_tz())
 
 
-def _poster(services: Any) -> Any:
-    def url(run: Any) -> str | None:
+def _poster(services: Services) -> Callable[[Run], str | None]:
+    def url(run: Run) -> str | None:
         if not run.poster_path:
             return None
         try:
@@ -120,7 +124,7 @@ def _column_config() -> dict[str, Any]:
     }
 
 
-def _table(services: Any, flt: RunFilter) -> Any:
+def _table(services: Services, flt: RunFilter) -> Any:
     """One page of runs; returns the selected run (or None)."""
     ledger = services.ledger
     total = _count(id(ledger), ledger.changes(), flt)
@@ -191,7 +195,7 @@ def _table(services: Any, flt: RunFilter) -> Any:
     return None
 
 
-def _detail(services: Any, run: Any) -> None:
+def _detail(services: Services, run: Run) -> None:
     with st.container(key="hist_detail"):
         st.subheader("Selected run")
         media, info = share_view.media_columns(run)
@@ -220,7 +224,7 @@ def _stats(ledger_key: str, version: tuple, utc_offset: float) -> tuple[dict, li
     return ledger.stats(), ledger.spend_by_day(history.SPEND_DAYS, utc_offset=utc_offset)
 
 
-def _spend_and_stats(services: Any) -> None:
+def _spend_and_stats(services: Services) -> None:
     ledger = services.ledger
     offset = history.utc_offset_seconds(share_view.viewer_tz(), time.time())
     stats, by_day = _stats(repr(ledger), ledger.changes(), offset)
@@ -258,7 +262,7 @@ def _on_recover() -> None:
     st.session_state[RECOVER_KEY] = ""
 
 
-def _recover(services: Any) -> None:
+def _recover(services: Services) -> None:
     st.caption("Paste the id of a task made elsewhere (for example with curl). It joins this history and "
                "is followed like any other run; nothing is submitted again.")
     with st.form("hist_recover_form", border=False, enter_to_submit=True):
@@ -283,7 +287,7 @@ def _recover(services: Any) -> None:
                       actions=("download", "share") if history.has_settings(run) else ("download",))
 
 
-def render(services: Any) -> None:
+def render(services: Services) -> None:
     st.title("History")
     runs_tab, stats_tab, recover_tab = st.tabs([TAB_RUNS, TAB_STATS, TAB_RECOVER], key=TABS_KEY,
                                                on_change="rerun")

@@ -7,13 +7,17 @@ half, through the same press memory as every other spending button (a double cli
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from lib import pairs, playground, presses
 from lib.contract import MODE_LABELS, format_estimate
 from lib.ui import card, press, state, who
+
+if TYPE_CHECKING:
+    from lib.ledger import Run
+    from lib.services import Services
 
 K = "pair_"
 CARD_ACTIONS = ("download", "share", "snippet")
@@ -44,7 +48,7 @@ def press_make_pair(run_id: str) -> None:
     card.toast_outcome(outcome, decision, done, what)
 
 
-def _missing(services: Any, run: Any) -> None:
+def _missing(services: Services, run: Run) -> None:
     """The empty half: what it would be, what it costs, one button."""
     target = pairs.pair_request(run.request)
     label = MODE_LABELS[target.effective_mode]
@@ -66,7 +70,7 @@ def _missing(services: Any, run: Any) -> None:
                        "mode; this run is not sent again.")
 
 
-def render(services: Any, run_id: str) -> bool:
+def render(services: Services, run_id: str) -> bool:
     """Draw the run and its pair; False (nothing drawn) when there is no such run."""
     run = services.ledger.get(run_id)
     if run is None or run.unreadable:

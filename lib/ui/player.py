@@ -10,7 +10,7 @@ the gateway's own link may be offered, is lib/playback.py's rule.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import streamlit as st
@@ -18,6 +18,10 @@ import streamlit as st
 from lib import playback
 from lib.durations import format_seconds
 from lib.ui.text import escape_md
+
+if TYPE_CHECKING:
+    from lib.ledger import Run
+    from lib.services import Services
 
 
 def origin() -> str:
@@ -34,7 +38,7 @@ def origin() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def archive_url(services: Any, path: str) -> str:
+def archive_url(services: Services, path: str) -> str:
     """Absolute same-origin URL of an archived file (honours server.baseUrlPath)."""
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     rel = services.archive.public_url(path)
@@ -42,12 +46,12 @@ def archive_url(services: Any, path: str) -> str:
     return f"{origin()}{prefix}{rel}"
 
 
-def download_url(services: Any, path: str) -> str:
+def download_url(services: Services, path: str) -> str:
     """The archive route's URL that downloads the file (Content-Disposition: attachment)."""
     return archive_url(services, path) + "?download=1"
 
 
-def video(services: Any, run: Any, *, autoplay: bool = False, muted: bool = True, loop: bool = False,
+def video(services: Services, run: Run, *, autoplay: bool = False, muted: bool = True, loop: bool = False,
           key: str = "player") -> bool:
     """The video area of a finished run: our archived copy, "Saving…", or words (with the gateway's link
     only when archiving failed). True when a player was drawn. `key` prefixes the one widget (a link)."""

@@ -8,6 +8,7 @@ show before any press, and a refused file blocks the spending buttons instead of
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import streamlit as st
@@ -77,7 +78,7 @@ def _on_files(prefix: str) -> None:
             continue
         url, found = playground.upload_frame(services, data, uploaded.name, "reference_image")
         if url:
-            images.preview(sha, lambda data=data: data)  # made once, while the bytes are at hand
+            images.preview(sha, functools.partial(bytes, data))  # made once, while the bytes are at hand
         kept.append({"name": uploaded.name, "url": url, "sha": sha,
                      "problems": [{"field": "references", "message": p.message, "level": p.level}
                                   for p in found]})

@@ -8,7 +8,7 @@ view tries again: a database that comes back, or a secrets.toml that is correcte
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -17,10 +17,13 @@ from lib.config import Settings, load_settings
 from lib.ui import state
 from lib.ui.text import escape_md
 
+if TYPE_CHECKING:
+    from lib.services import Services
+
 TITLE = "The playground cannot start"
 
 
-def services_or_stop(*, public: bool = False) -> Any:
+def services_or_stop(*, public: bool = False) -> Services:
     """The process-wide Services, or this page (and st.stop()) when they cannot be started."""
     try:
         return state.services()

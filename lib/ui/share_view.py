@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import compare, history, links, money, owners, query
 from lib.durations import format_seconds
-from lib.ledger import ACTIVE, COMPLETED
+from lib.ledger import ACTIVE, COMPLETED, Run
 from lib.ui import card, frame, player, share_links, state, sync_player
 from lib.ui.text import escape_md
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 COMPARE_PAGE = card.COMPARE_PAGE
 COMPOSE_PAGE = "app.py"
@@ -46,7 +50,7 @@ def _facts(items: Sequence[tuple[str, str]], key: str, what: str) -> None:
                                     "Value": st.column_config.TextColumn(width="large")})
 
 
-def run_facts(run: Any, *, key: str, now: float | None = None, stacked: bool = False) -> None:
+def run_facts(run: Run, *, key: str, now: float | None = None, stacked: bool = False) -> None:
     """Every parameter, the timings, the cost and the ids of one run (no actions, no other runs).
 
     stacked=True puts the two tables one under the other (for a narrow column beside the player).
@@ -79,7 +83,7 @@ def _app_contract() -> str:
         return "v1"
 
 
-def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:
+def prompt_block(run: Run, *, key: str, label: str = "Prompt") -> None:
     """The prompt exactly as typed (st.code: no Markdown/HTML, and a copy button)."""
     with st.container(key=key):
         st.markdown(f"**{label}**")
@@ -91,7 +95,7 @@ def prompt_block(run: Any, *, key: str, label: str = "Prompt") -> None:
             st.text("Unknown: this run was recovered by its task id, so its settings were not recorded here.")
 
 
-def owner_line(runs: Sequence[Any]) -> None:
+def owner_line(runs: Sequence[Run]) -> None:
     """Who made a shared run or grid (sign-in only: runs made without it have no owner and show none).
     Only the display name: never the e-mail or the provider's id."""
     names = list(dict.fromkeys(owners.owner_label(r) for r in runs if getattr(r, "owner", None)))
@@ -121,7 +125,7 @@ def _on_rerun_grid(group_id: str) -> None:
         state.navigate(COMPARE_PAGE, query)
 
 
-def _status_line(run: Any) -> None:
+def _status_line(run: Run) -> None:
     card.state_badge(run)
     if run.state in ACTIVE:
         progress = max(0, min(100, int(run.progress or 0)))
@@ -130,17 +134,18 @@ def _status_line(run: Any) -> None:
         st.caption(escape_md(card.timing(run)))
 
 
-def media_columns(run: Any) -> tuple[Any, Any]:
+def media_columns(run: Run) -> tuple[DeltaGenerator, DeltaGenerator]:
     """(player column, facts column) sized by the video's shape, so a 9:16 clip is not 2,000 px tall.
 
     On a phone Streamlit stacks the columns, so the player simply comes first.
     """
     aspect = (run.aspect_ratio or run.request.effective_aspect) if history.has_settings(run) else "16:9"
     spec = {"9:16": [2, 3], "1:1": [1, 1]}.get(aspect, [3, 2])
-    return tuple(st.columns(spec, gap="medium"))
+    player_col, facts_col = st.columns(spec, gap="medium")
+    return player_col, facts_col
 
 
-def show_run(services: Any, run: Any) -> None:
+def show_run(services: Services, run: Run) -> None:
     """One shared run: the video from our archive, the prompt as text, every setting, and Re-run."""
     st.title("Shared run")
     owner_line([run])
@@ -169,7 +174,7 @@ def show_run(services: Any, run: Any) -> None:
             _snippets(services, run)
 
 
-def _snippets(services: Any, run: Any) -> None:
+def _snippets(services: Services, run: Run) -> None:
     with st.expander("Run it yourself (curl / Python)", icon=":material/code:"):
         base = links.snippet_base(services.settings, public=True)
         st.caption("The same request for the gateway. Set TOAPIS_API_KEY first; the key is never shown here.")
@@ -177,7 +182,7 @@ def _snippets(services: Any, run: Any) -> None:
         st.code(links.python_snippet(run.request, base), language="python")
 
 
-def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str, player_key: str) -> None:
+def grid_cell(services: Services, run: Run, *, show_prompt: bool, key: str, player_key: str) -> None:
     """One cell of a shared comparison: label, state, its video (driven by the grid's bar), cost."""
     with st.container(border=True, key=f"{key}_{run.run_id}"):
         label = history.grid_cell_label(run)
@@ -195,7 +200,7 @@ def grid_cell(services: Any, run: Any, *, show_prompt: bool, key: str, player_ke
             st.text(error)
 
 
-def group_grid(services: Any, runs: Sequence[Any], *, key: str = "share_cell") -> None:
+def group_grid(services: Services, runs: Sequence[Run], *, key: str = "share_cell") -> None:
     """The cells of a comparison group laid out as Compare draws them (std | pro columns, a row per
     prompt variant × duration × aspect), each playing in its place under one synced bar, plus the wipe."""
     modes, rows = compare.mode_rows(runs)
@@ -219,7 +224,7 @@ def group_grid(services: Any, runs: Sequence[Any], *, key: str = "share_cell") -
                      labels={r.run_id: history.grid_cell_label(r) for r in archived})
 
 
-def show_group(services: Any, group_id: str, runs: Sequence[Any]) -> None:
+def show_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
     """A shared comparison: every cell with its player and settings, plus Re-run this grid."""
     st.title("Shared comparison")
     owner_line(runs)
@@ -249,10 +254,10 @@ def not_found(message: str = history.NOT_FOUND_MESSAGE) -> None:
     st.page_link(COMPOSE_PAGE, label="Make your own video", icon=":material/edit_note:")
 
 
-def render(services: Any) -> None:
+def render(services: Services) -> None:
     """Route /run?id=… and /run?group=…; an unknown or malformed id gets the same plain message."""
     target = history.parse_share_query(query.QueryReader(st.query_params))
-    if target.kind == "run":
+    if target.kind == "run" and target.ident is not None:
         run = services.ledger.get(target.ident)
         if run is not None and run.unreadable:
             not_found("This run's record cannot be read, so it cannot be shown.")
@@ -261,7 +266,7 @@ def render(services: Any) -> None:
             frame.follow([run])
             show_run(services, run)
             return
-    elif target.kind == "group":
+    elif target.kind == "group" and target.ident is not None:
         runs = services.ledger.group(target.ident)
         if runs:
             frame.follow(runs)

@@ -7,12 +7,15 @@ callback, fill the Compose form from another page) need one agreed set of sessio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from lib.contract import VideoRequest
 from lib.ui import upload_quota
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 NAV_KEY = "_nav_pending"
 RESTORE_KEY = "_compose_restore"
@@ -31,10 +34,10 @@ def secrets() -> dict[str, Any]:
     return _secrets()
 
 
-_STARTED: list[Any] = []  # every Services this process started, so tests can stop them
+_STARTED: list[Services] = []  # every Services this process started, so tests can stop them
 
 
-def _release(services: Any) -> None:
+def _release(services: Services) -> None:
     """Stop the worker and embedded gateway when the cache drops them (tests clear it between apps)."""
     stop = getattr(services, "stop", None)
     if callable(stop):
@@ -42,7 +45,7 @@ def _release(services: Any) -> None:
 
 
 @st.cache_resource(show_spinner="Starting the playground…", on_release=_release)
-def _start() -> Any:
+def _start() -> Services:
     from lib.config import load_settings
     from lib.services import start_services
 
@@ -57,7 +60,7 @@ def stop_all() -> None:
         _release(_STARTED.pop())
 
 
-def services() -> Any:
+def services() -> Services:
     """The process-wide Services (settings, ledger, client, archive, worker, local gateway)."""
     upload_quota.install_in_runtime()  # once per process; before _start, which may refuse bad settings
     return _start()

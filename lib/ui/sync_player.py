@@ -24,9 +24,13 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
+
+if TYPE_CHECKING:
+    from lib.archive import Archive
+    from lib.ledger import Run
 
 DRIFT_S = 0.05      # aim: cells within 0.05 s of the leader (the promise is 0.1 s between any two)
 SEEK_OVER_S = 0.4   # beyond this drift (a stall), seek instead of nudging the playback rate
@@ -381,13 +385,13 @@ def wipe_html(items: Sequence[SyncItem], key: str) -> str:
         f"{_script(cfg)}</div>")
 
 
-def _src(archive: Any, path: str) -> str:
+def _src(archive: Archive, path: str) -> str:
     """Same-origin path of an archived file, honouring server.baseUrlPath."""
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return f"/{base}{archive.public_url(path)}" if base else archive.public_url(path)
 
 
-def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None = None) -> list[SyncItem]:
+def items_for(runs: Sequence[Run], archive: Archive, labels: dict[str, str] | None = None) -> list[SyncItem]:
     """The archived runs among `runs` as videos (same-origin files that answer Range requests, so seeking
     works); the others are left out."""
     out = []
@@ -399,15 +403,17 @@ def items_for(runs: Sequence[Any], archive: Any, labels: dict[str, str] | None =
     return out
 
 
-def item_for(run: Any, archive: Any, label: str) -> SyncItem:
+def item_for(run: Run, archive: Archive, label: str) -> SyncItem:
     """A ledger Run as one video item: its archived copy on our own route, or words while it has none."""
-    if not getattr(run, "video_path", None):
+    video_path = getattr(run, "video_path", None)
+    if not video_path:
         return SyncItem(run.run_id, f"{label}: not finished yet", "")
-    poster = _src(archive, run.poster_path) if getattr(run, "poster_path", None) else None
-    return SyncItem(run.run_id, label, _src(archive, run.video_path), poster)
+    poster_path = getattr(run, "poster_path", None)
+    poster = _src(archive, poster_path) if poster_path else None
+    return SyncItem(run.run_id, label, _src(archive, video_path), poster)
 
 
-def cell_video(run: Any, archive: Any, *, key: str, label: str) -> bool:
+def cell_video(run: Run, archive: Archive, *, key: str, label: str) -> bool:
     """Draw one cell's video inside the current (cell) container; True when a video was drawn."""
     item = item_for(run, archive, label)
     if not item.src:
@@ -424,7 +430,7 @@ def bar(key: str, count: int, *, sticky_key: str, columns_key: str | None = None
                 unsafe_allow_javascript=True)
 
 
-def wipe(runs: Sequence[Any], archive: Any, *, key: str, labels: dict[str, str]) -> bool:
+def wipe(runs: Sequence[Run], archive: Archive, *, key: str, labels: dict[str, str]) -> bool:
     """Draw the wipe view for the archived runs (at least two); True when drawn."""
     body = wipe_html(items_for(runs, archive, labels), key)
     if body:

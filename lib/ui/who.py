@@ -7,20 +7,23 @@ here draws anything and every helper answers as before sign-in existed.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from lib import money, owners, sign_in
-from lib.ledger import runs_table
+from lib.ledger import Run, runs_table
 from lib.owners import NOBODY, Actor
 from lib.ui.text import escape_md
+
+if TYPE_CHECKING:
+    from lib.services import Services
 
 SIGN_IN_KEY = "who_sign_in"
 SIGN_OUT_KEY = "who_sign_out"
 
 
-def current(services: Any) -> Actor:
+def current(services: Services) -> Actor:
     """The person using this session: NOBODY without sign-in configured or while signed out."""
     if not services.settings.sign_in:
         return NOBODY
@@ -33,7 +36,7 @@ def current(services: Any) -> Actor:
     return owners.actor_from_claims(user)
 
 
-def require(services: Any, app_name: str) -> None:
+def require(services: Services, app_name: str) -> None:
     """Return when sign-in is off or this session is signed in; otherwise draw the sign-in screen and stop."""
     if not services.settings.sign_in or current(services).signed_in:
         return
@@ -70,7 +73,7 @@ def _provider_up(metadata_url: str) -> bool:
     return bool(metadata_url) and sign_in.provider_answers(metadata_url)
 
 
-def sidebar(services: Any) -> None:
+def sidebar(services: Services) -> None:
     """"Signed in as …", the user's own spend against their cap, and Sign out."""
     actor = current(services)
     if not actor.signed_in:
@@ -85,7 +88,7 @@ def sidebar(services: Any) -> None:
         st.button("Sign out", key=SIGN_OUT_KEY, icon=":material/logout:", on_click=st.logout)
 
 
-def team_switch(services: Any, key: str, on_change: Any = None) -> bool:
+def team_switch(services: Services, key: str, on_change: Any = None) -> bool:
     """The "Whole team" toggle (only with sign-in); True when the whole team's runs are to be listed."""
     if not services.settings.sign_in:
         return True
@@ -94,16 +97,16 @@ def team_switch(services: Any, key: str, on_change: Any = None) -> bool:
                                "you can look at theirs and share them, and only act on your own."))
 
 
-def owner_filter(services: Any, whole_team: bool) -> str | None:
+def owner_filter(services: Services, whole_team: bool) -> str | None:
     """RunFilter.owner for a list drawn now (None: everyone's)."""
     return owners.owner_filter(services.settings.sign_in, current(services), whole_team)
 
 
-def may_act(services: Any, run: Any) -> bool:
+def may_act(services: Services, run: Run) -> bool:
     return owners.may_act(services.settings.sign_in, run, current(services))
 
 
-def owner_badge(services: Any, run: Any) -> None:
+def owner_badge(services: Services, run: Run) -> None:
     """Whose run this is, on a run that is not the viewer's own (sign-in only)."""
     if services.settings.sign_in and not owners.is_mine(run, current(services)):
         st.badge(escape_md(owners.owner_label(run)), color="violet", icon=":material/person:")
