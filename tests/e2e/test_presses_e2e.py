@@ -137,8 +137,8 @@ def aimed_click(page: Any, selector: str, tries: int = 3) -> list[float]:
     again, at most `tries` times. Returns the clicks that landed on it."""
     page.evaluate(LISTEN_JS, selector)
     for _ in range(tries):
-        page.locator(selector).first.click()
-        page.wait_for_timeout(150)
+        page.locator(selector).filter(visible=True).first.click()  # the one a person sees (a redraw
+        page.wait_for_timeout(150)                                  # can leave a hidden copy first)
         hits = page.evaluate("(sel) => window.__hits[sel].slice()", selector)
         if hits:
             return hits
