@@ -56,8 +56,13 @@ def test_ci_runs_the_second_command_and_that_tests_from_the_venv() -> None:
     assert pip == ["python -m pip install -q -r requirements-dev.txt"], pip
     assert pip[0] in after, "pip must install into the activated .venv"
     tests = [line for line in after if re.search(r"-m pytest\b", line)]
-    assert len(tests) == 1 and tests[0].startswith("python -m pytest "), tests
-    assert '"$@"' in tests[0], "arguments to .ci/run reach pytest"
+    assert tests and all(t.startswith("python -m pytest ") for t in tests), tests
+    assert any('"$@"' in t for t in tests), "arguments to .ci/run reach pytest"
+    whole = [t for t in tests if '"$@"' not in t]  # with no arguments: every layer of tests/ is run
+    assert {layer for t in whole for layer in ("tests/unit", "tests/app", "tests/e2e") if layer in t} == {
+        "tests/unit", "tests/app", "tests/e2e"}, whole
+    assert {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name.startswith(("unit", "app",
+            "e2e"))} == {"unit", "app", "e2e"}, "a new test layer must be added to .ci/run"
     assert "python -m ruff check ." in after
     assert not any("python3 -m pytest" in line or "python3 -m pip" in line for line in lines), lines
 
