@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib.compare import DEFAULT_MODES, GridSpec
-from lib.contract import VideoRequest, validate
+from lib.contract import LATEST, V1, VideoRequest, validate
 
 MAX_NAME = 80
 MAX_TAG = 30
@@ -30,7 +30,8 @@ MAX_FILE_PRESETS = 500
 MAX_DEPTH = 6  # {"presets": [{"settings": {"image_urls": [...]}}]} is 5 deep
 FORMAT = "kling-v3-playground/presets"
 VERSION = 1
-SETTING_KEYS = ("prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "watermark", "image_urls")
+SETTING_KEYS = ("prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "watermark", "image_urls",
+                "contract", "audio", "references")  # the last three: saved under TOAPIS_CONTRACT=latest
 PRESET_KEYS = ("name", "tags", "settings")
 
 
@@ -133,12 +134,14 @@ class Preset:
         return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
     def grid_spec(self) -> GridSpec:
-        """A Compare grid from this preset: its prompt, duration, aspect, frames, negative prompt and
-        watermark, across std and pro (what Compare is for); the user widens it on the page."""
+        """A Compare grid from this preset: its prompt, duration, aspect, frames, negative prompt,
+        watermark, Sound and reference images, across std and pro (what Compare is for); the user widens
+        it on the page."""
         req = self.request
         return GridSpec(prompts=(req.prompt,), modes=DEFAULT_MODES, durations=(req.effective_duration,),
                         aspects=(req.effective_aspect,), image_urls=req.image_urls,
-                        negative_prompt=req.negative_prompt, watermark=req.watermark)
+                        negative_prompt=req.negative_prompt, watermark=req.watermark,
+                        audio=req.audio, references=req.references, contract=req.contract)
 
 
 def tags_of(found: Sequence[Preset]) -> list[str]:
@@ -241,12 +244,22 @@ def _one(index: int, raw: Any) -> tuple[Preset | None, list[str]]:
     duration = settings.get("duration")
     if duration is not None and not (isinstance(duration, int) and not isinstance(duration, bool)):
         return None, [f"{label}: the duration must be a whole number of seconds (5, 10 or 15); skipped."]
+    refs = settings.get("references", [])
+    if refs is not None and not (isinstance(refs, list) and all(isinstance(u, str) for u in refs)):
+        return None, [f"{label}: the reference images must be a list of URLs; skipped."]
+    audio = settings.get("audio")
+    if audio is not None and not isinstance(audio, bool):
+        return None, [f"{label}: Sound must be true or false; skipped."]
+    kind = settings.get("contract", V1)
+    if kind not in (V1, LATEST):
+        return None, [f"{label}: the contract must be \"{V1}\" or \"{LATEST}\"; skipped."]
     prompt = settings.get("prompt")
     request = VideoRequest(
         prompt=prompt if isinstance(prompt, str) else ("" if prompt is None else prompt),
         mode=settings.get("mode"), duration=duration, aspect_ratio=settings.get("aspect_ratio"),
         image_urls=tuple(urls or ()), negative_prompt=settings.get("negative_prompt"),
-        watermark=settings.get("watermark"))
+        watermark=settings.get("watermark"), audio=audio, references=tuple(refs or ()),
+        contract=LATEST if (kind == LATEST or audio is not None or refs) else V1)
     found = problems(raw.get("name"), raw.get("tags"), request)
     if found:  # a contract message may quote the value: a hostile file's megabyte "mode" is cut short
         return None, [f"{label}: {_short(' '.join(found), 600)} Skipped."]

@@ -29,6 +29,10 @@ def describe(preset: Preset) -> str:
     parts += ["first frame", "last frame"][: len(req.image_urls)]
     if req.watermark:
         parts.append("watermark")
+    if req.audio:
+        parts.append("Sound")
+    if req.references:
+        parts.append(f"{len(req.references)} reference image{'s' if len(req.references) > 1 else ''}")
     if req.negative_prompt:
         parts.append("negative prompt")
     return " · ".join(str(p) for p in parts)
@@ -159,7 +163,7 @@ def compose_bar(services: Any) -> None:
             st.text_input("Preset name", key=NAME, placeholder="1–80 characters, e.g. Fox at dawn")
             st.text_input("Tags", key=TAGS, placeholder="comma-separated, e.g. nature, snow")
             st.caption("Saves the prompt, negative prompt, mode, duration, aspect ratio, watermark and "
-                       "frames. "
+                       "frames (and, under the latest contract, Sound and reference images). "
                        "Costs nothing; nothing is sent.")
             st.button("Save preset", key=f"{K}save", icon=":material/bookmark_add:", type="primary",
                       on_click=_on_save)

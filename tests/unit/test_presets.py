@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from lib import presets
-from lib.contract import VideoRequest
+from lib.contract import LATEST, VideoRequest
 from lib.presets import Preset, PresetError
 
 FULL = VideoRequest("A fox in snow", mode="pro", duration=10, aspect_ratio="9:16",
@@ -166,3 +166,23 @@ def test_a_preset_starts_a_grid_across_std_and_pro() -> None:
     assert (spec.prompts, spec.modes, spec.durations, spec.aspects) == (("A fox in snow",), ("std", "pro"),
                                                                         (10,), ("9:16",))
     assert (spec.image_urls, spec.negative_prompt, spec.watermark) == (FULL.image_urls, "blur", True)
+
+
+def test_a_latest_preset_keeps_sound_references_and_its_duration_through_a_file_and_a_grid() -> None:
+    """Saved under TOAPIS_CONTRACT=latest: Sound, reference images and a 7 s duration survive export, import
+    and "Start grid from preset"; a file that lies about them is refused in words."""
+    req = VideoRequest("A fox in snow", mode="pro", duration=7, aspect_ratio="16:9", audio=True,
+                       references=("https://e.com/ref.png",), contract=LATEST)
+    saved = presets.make("Loud fox", "sound", req)
+    plan = presets.parse_import(presets.export_json([saved], now=0).encode())
+    assert plan.problems == [] and [p.request for p in plan.presets] == [req]
+    spec = plan.presets[0].grid_spec()
+    assert (spec.audio, spec.references, spec.contract) == (True, req.references, LATEST)
+    assert spec.durations == (7,)
+    bad = doc({"name": "A", "settings": {"prompt": "a", "audio": "yes"}},
+              {"name": "B", "settings": {"prompt": "a", "references": "https://e.com/r.png"}},
+              {"name": "C", "settings": {"prompt": "a", "contract": "v9"}})
+    assert presets.parse_import(bad).problems == [
+        "Preset 1 (“A”): Sound must be true or false; skipped.",
+        "Preset 2 (“B”): the reference images must be a list of URLs; skipped.",
+        'Preset 3 (“C”): the contract must be "v1" or "latest"; skipped.']
