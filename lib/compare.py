@@ -17,14 +17,17 @@ from lib import money
 from lib.contract import (
     ASPECTS,
     DEFAULT_PRICES,
-    DURATIONS,
+    LATEST,
     LATEST_DURATIONS,
+    LATEST_ONLY_WORDS,
     MAX_PROMPT,
+    MAX_REFERENCES,
     MODES,
     V1,
     Prices,
     Problem,
     VideoRequest,
+    durations_for,
     estimate_cost,
     forbidden_reason,
     validate,
@@ -375,16 +378,21 @@ def spec_from_params(d: Mapping[str, Any]) -> GridSpec:
 
 
 _QUERY_PROMPTS = ("prompt", "prompt2", "prompt3", "prompt4")
+_QUERY_REFERENCES = tuple(f"reference{i}" for i in range(1, MAX_REFERENCES + 1))
+QUERY_KEYS = (*_QUERY_PROMPTS, "modes", "durations", "aspect_ratio", "aspects", "negative_prompt",
+              "first_frame", "last_frame", "watermark", "sound", *_QUERY_REFERENCES)
 MAX_QUERY_URL = 4096
 
 
-def spec_from_query(q: Mapping[str, Any] | QueryReader) -> GridSpec | None:
+def spec_from_query(q: Mapping[str, Any] | QueryReader, contract: str = V1) -> GridSpec | None:
     """A grid from share-view style query params (history.grid_query): prompt, prompt2…prompt4, modes
     ("std,pro"), durations ("5,10"), aspect_ratio or aspects ("16:9,1:1"), negative_prompt, first_frame,
-    last_frame, watermark. None when there is no prompt. Read through lib.query: values that are not
-    choices of the grid are left out (pass a QueryReader to collect the notes saying so).
+    last_frame, watermark, and under the latest contract sound and reference1…reference4. None when there
+    is no prompt. Read through lib.query: values that are not choices of the grid under `contract` (the
+    app's) are left out (pass a QueryReader to collect the notes saying so).
     """
     r = reader(q)
+    latest = contract == LATEST
     prompts = tuple(p for i, key in enumerate(_QUERY_PROMPTS)
                     if (p := r.text(key, max_chars=MAX_PROMPT, label=f"prompt {i + 1}" if i else "prompt",
                                     multiline=True)))
@@ -396,14 +404,23 @@ def spec_from_query(q: Mapping[str, Any] | QueryReader) -> GridSpec | None:
     images = tuple(u for key in ("first_frame", "last_frame")
                    if (u := r.text(key, max_chars=MAX_QUERY_URL, label=key.replace("_", " ") + " URL")))
     negative = r.text("negative_prompt", max_chars=MAX_PROMPT, label="negative prompt", multiline=True)
+    newest = r.has("sound") or any(r.has(k) for k in _QUERY_REFERENCES)
+    if newest and not latest:
+        r.note(f"That grid was {LATEST_ONLY_WORDS}: its Sound and reference images are not filled in. Set "
+               "TOAPIS_CONTRACT=latest to re-run it as it was.")
+    references = tuple(u for key in _QUERY_REFERENCES if latest and r.has(key)
+                       and (u := r.text(key, max_chars=MAX_QUERY_URL, label="reference image URL")))
     return GridSpec(
         prompts=prompts,
         modes=r.choices("modes", MODES, label="modes") or DEFAULT_MODES,
-        durations=r.integers("durations", DURATIONS, label="durations") or DEFAULT_DURATIONS,
+        durations=r.integers("durations", durations_for(contract), label="durations") or DEFAULT_DURATIONS,
         aspects=aspects or DEFAULT_ASPECTS,
         image_urls=images,
         negative_prompt=negative or None,
         watermark=r.flag("watermark", label="watermark setting"),
+        audio=(r.flag("sound", label="Sound setting") or None) if latest else None,
+        references=references,
+        contract=LATEST if latest else V1,
     )
 
 
@@ -421,6 +438,9 @@ def spec_to_query(spec: GridSpec) -> dict[str, str]:
     q.update({k: u for k, u in zip(("first_frame", "last_frame"), spec.image_urls, strict=False)})
     if spec.watermark is not None:
         q["watermark"] = "true" if spec.watermark else "false"
+    if spec.audio:
+        q["sound"] = "true"
+    q.update(dict(zip(_QUERY_REFERENCES, spec.references, strict=False)))
     return q
 
 

@@ -72,7 +72,7 @@ def parse_filter(
     text_filter = query.clean_text(text or "", multiline=False).strip()[:MAX_FILTER_TEXT] or None
     known_states = tuple(s for s in states if s in STATE_LABELS)
     known_modes = tuple(m for m in modes if m in contract.MODES)
-    known_durations = [v for d in durations if (v := query.ascii_int(d)) in contract.DURATIONS]
+    known_durations = [v for d in durations if (v := query.ascii_int(d)) in contract.LATEST_DURATIONS]
     since, until = date_bounds(dates, tz)
     return RunFilter(
         text=text_filter,

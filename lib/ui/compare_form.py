@@ -41,8 +41,7 @@ GRID = "grid"  # press-memory action of "Submit grid"
 GRID_REFUSED = f"{K}grid_refused"
 FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
-QUERY_SEED_KEYS = ("prompt", "prompt2", "prompt3", "prompt4", "modes", "durations", "aspect_ratio", "aspects",
-                   "negative_prompt", "first_frame", "last_frame", "watermark")
+QUERY_SEED_KEYS = compare.QUERY_KEYS
 IMAGE_TYPES = list(contract.IMAGE_EXTENSIONS)  # one list of formats everywhere
 PERSIST: Final = "session"  # the form survives a visit to another page
 
@@ -107,7 +106,7 @@ def seed_from_sources(services: Services, group_runs: Sequence[Run], qp: query.Q
         ss[SEEDED] = f"group:{group_id}"
         return None
     if any(qp.has(k) for k in ("prompt", "prompt2", "prompt3", "prompt4")):
-        spec = compare.spec_from_query(qp)
+        spec = compare.spec_from_query(qp, services.settings.contract)
         for key in QUERY_SEED_KEYS:
             with contextlib.suppress(KeyError):
                 del st.query_params[key]

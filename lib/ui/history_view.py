@@ -81,7 +81,8 @@ def _filters() -> RunFilter:
                                 format_func=lambda s: history.STATE_LABELS.get(s, s), placeholder="Any")
         modes = st.pills("Mode", contract.MODES, selection_mode="multi", key=MODES_KEY,
                          on_change=_reset_view)
-        durations = st.pills("Duration", contract.DURATIONS, selection_mode="multi", key=DURATIONS_KEY,
+        offered = contract.durations_for(state.services().settings.contract)  # 3–15 s under latest
+        durations = st.pills("Duration", offered, selection_mode="multi", key=DURATIONS_KEY,
                              format_func=lambda d: f"{d} s", on_change=_reset_view)
         dates = st.date_input("Created between", value=[], key=DATES_KEY, on_change=_reset_view,
                               format="YYYY-MM-DD", width=250)

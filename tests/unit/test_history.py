@@ -38,8 +38,10 @@ def seed(ledger: Ledger, prompt: str = "a red fox", *, state: str = "completed",
 # ---------------------------------------------------------------- filters and paging
 
 def test_parse_filter_keeps_known_values_only() -> None:
-    flt = history.parse_filter("  fox  ", ["completed", "bogus"], ["pro", "ultra"], ["10", 5, "x", 7])
-    assert flt == RunFilter(text="fox", states=("completed",), modes=("pro",), durations=(10, 5))
+    # 7 s exists under TOAPIS_CONTRACT=latest (3–15 s), so History can find such runs; 2 and 16 never do
+    flt = history.parse_filter("  fox  ", ["completed", "bogus"], ["pro", "ultra"],
+                               ["10", 5, "x", 7, 2, "16"])
+    assert flt == RunFilter(text="fox", states=("completed",), modes=("pro",), durations=(10, 5, 7))
     assert history.parse_filter("   ") == RunFilter()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lib import compare, history, links
-from lib.contract import MAX_PROMPT, VideoRequest
+from lib.contract import LATEST, MAX_PROMPT, VideoRequest
 from lib.ledger import RunFilter
 from lib.query import QueryReader
 
@@ -83,3 +83,23 @@ def test_share_link_with_a_repeated_id_opens_the_first() -> None:
 def test_history_filter_values_are_read_the_same_strict_way() -> None:
     flt = history.parse_filter("fox\x00 ", ["completed"], ["pro"], ["²", "٥", "10", 15, "9" * 5000])
     assert flt == RunFilter(text="fox", states=("completed",), modes=("pro",), durations=(10, 15))
+
+
+def test_a_latest_grid_link_keeps_sound_references_and_every_duration_only_under_latest() -> None:
+    """A grid made under TOAPIS_CONTRACT=latest (7 s, Sound, two references) survives its share link's
+    "Re-run this grid"; the same link opened by a v1 app fills in what v1 can send and says what it left."""
+    spec = compare.GridSpec(prompts=("x",), durations=(3, 7), audio=True, contract=LATEST,
+                            references=("https://e.com/r1.png", "https://e.com/r2.png"))
+    q = compare.spec_to_query(spec)
+    assert (q["durations"], q["sound"], q["reference2"]) == ("3,7", "true", "https://e.com/r2.png")
+    assert compare.spec_from_query(q, LATEST) == spec
+    r = QueryReader(q)
+    v1 = compare.spec_from_query(r)
+    assert v1 == compare.GridSpec(prompts=("x",), durations=(5,))
+    assert r.notes[0].startswith("That grid was made with the latest contract; this app sends v1: its Sound "
+                                 "and reference images are not filled in.")
+    assert "2 values of the durations in the link are not one of 5, 10 or 15" in r.notes[1]
+    hostile = QueryReader({"prompt": "x", "durations": "16,2,3", "sound": "<script>",
+                           "reference1": "a\x00b", "reference9": "https://e.com/x.png"})
+    got = compare.spec_from_query(hostile, LATEST)
+    assert got is not None and (got.durations, got.audio, got.references) == ((3,), None, ("ab",))
