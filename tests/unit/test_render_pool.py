@@ -46,7 +46,7 @@ def test_two_workers_render_two_tasks_at_once_and_the_third_waits():
         assert len(queue) == 3
         assert not queue.wait("a", 0.05), "a render in progress is not finished"
         release.set()
-        assert queue.wait("c", 10)
+        assert all(queue.wait(task, 10) for task in ("a", "b", "c"))
         assert started == ["a", "b", "c"] and len(queue) == 0
     finally:
         release.set()
