@@ -27,7 +27,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -187,43 +186,6 @@ def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-class _Watch:
-    """Polls the leg's ledger from the first press: when were all runs in it, all submitted, all archived."""
-
-    def __init__(self, db_url: str, expected: int) -> None:
-        self.db_url, self.expected = db_url, expected
-        self.t0 = time.time()
-        self.at: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fig6-watch", daemon=True)
-
-    def start(self, t0: float) -> _Watch:
-        self.t0 = t0
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        led = Ledger(self.db_url)
-        try:
-            while not self._stop.wait(0.5):
-                rs = led.list_runs(limit=self.expected + 50)
-                now = time.time()
-                counts = {"in_ledger": len(rs), "submitted": sum(1 for r in rs if r.task_id),
-                          "archived": sum(1 for r in rs if r.video_path),
-                          "settled": sum(1 for r in rs if r.video_path or r.error_code)}
-                self.counts = counts
-                for name, n in counts.items():
-                    if n >= self.expected and name not in self.at:
-                        self.at[name] = round(now - self.t0, 1)
-        finally:
-            led.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 def _gateway_tasks_per_prompt(gateway: GatewayProcess, tag: str) -> dict[str, int]:
     """Tasks the gateway accepted per prompt of this leg, read from its own store (each prompt is one run)."""
     db = sqlite3.connect(f"file:{gateway.data_dir / 'local_gateway.db'}?mode=ro", uri=True, timeout=30)
@@ -248,7 +210,6 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
     workers: list[subprocess.Popen] = []
     load = {"before": _load()}
     t0 = time.time()
-    watch = _Watch(db_url, runs)
     try:
         for w in webs:
             w.start()
@@ -258,27 +219,24 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
                 workers.append(subprocess.Popen([sys.executable, "-m", "lib.worker"], cwd=ROOT, env=env,
                                                 stdout=out, stderr=subprocess.STDOUT))
         t0 = time.time()
-        watch.start(t0)
         pressing = asyncio.run(_press_all([w.url for w in webs], sessions, runs, tag, pacing))
         load["after_pressing"] = _load()
         pressed = pressing["presses"]
 
-        def settled() -> bool:
-            c = watch.counts
-            quiet = time.time() - pressing["last_press"] > 30  # a lost press never arrives
-            return bool(c) and c["settled"] >= c["in_ledger"] and (c["in_ledger"] >= pressed or quiet)
-
-        finished = wait_until(settled, deadline, step=1.0)
-        elapsed = time.time() - t0
-        watch.stop()
-        load["end"] = _load()
         led = Ledger(db_url)
         try:
+            def settled() -> bool:
+                rs = led.list_runs(limit=runs + 50)
+                quiet = time.time() - pressing["last_press"] > 30  # a lost press never arrives
+                return all(r.video_path or r.error_code for r in rs) and (len(rs) >= pressed or quiet)
+
+            finished = wait_until(settled, deadline, step=2.0)
+            elapsed = time.time() - t0
+            load["end"] = _load()
             rs = led.list_runs(limit=runs + 50)
         finally:
             led.close()
     finally:
-        watch.stop()
         for p in workers:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -309,8 +267,11 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
     return {
         "limiter": kind, "db": db_url.split(":", 1)[0], "runs_pressed": pressed, **pressing,
         "load": load,
-        "seconds_to": {name: watch.at.get(name) for name in ("in_ledger", "submitted", "archived")},
-        "counts_at_end": watch.counts,
+        # from the first press, by the ledger's own stamps: the last run written, sent, archived
+        "seconds_to_last": {name: _last(rs, name, pressing["first_press"])
+                            for name in ("created_at", "submitted_at", "archived_at")},
+        "counts": {"in_ledger": len(rs), "submitted": sum(1 for r in rs if r.task_id),
+                   "archived": sum(1 for r in rs if r.video_path)},
         "runs_in_ledger": len(rs), "presses_lost": len(lost), "lost_prompts": lost[:10],
         "presses_with_two_runs": sum(1 for n in runs_per_prompt.values() if n > 1),
         "archived": len(video_paths), "archived_twice": len(video_paths) - len(set(video_paths)),
@@ -328,6 +289,11 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
         "busiest_second": {"submit": peak_per_window([r["t"] for r in submits if r["status"] != 429]),
                            "query": peak_per_window([r["t"] for r in queries if r["status"] != 429])},
     }
+
+
+def _last(rs: list, field: str, since: float) -> float | None:
+    stamps = [getattr(r, field) for r in rs]
+    return None if not stamps or None in stamps else round(max(stamps) - since, 1)
 
 
 def _load() -> str:
