@@ -1,19 +1,25 @@
 """Figure 6: one rate limit for every process on one API key (3 web processes + 2 standalone workers).
 
 Set-up, all real processes on this machine: a local gateway process enforcing ToAPIs' limits per key
-(5 submits/s, 50 queries/s, 429 with Retry-After beyond them); one shared ledger; three `streamlit run
-app.py` web processes with PLAYGROUND_WORKER=off and two `python -m lib.worker` workers. Twenty sessions
-(Streamlit websocket sessions, tests/fixtures/press.py: each press sets the prompt and triggers the real
-Generate button), spread over the three web processes, press `runs` times in all, as fast as the pages
-answer, all at once. Then every run is followed until it is archived (or a deadline).
+(5 submits/s, 50 queries/s, 429 with Retry-After beyond them) and rendering real MP4s in its pool (two at
+once); one shared ledger (SQLite file or PostgreSQL); three `streamlit run app.py` web processes with
+PLAYGROUND_WORKER=off and two `python -m lib.worker` workers. Twenty Streamlit websocket sessions (each
+press sets the prompt and triggers the real Generate button, as a click sends), spread over the three web
+processes, issue `runs` presses with distinct prompts within 10 s: 15 each, 0.67 s apart, the sessions
+staggered. `--pacing pipelined` sends each press at its moment even while the page is still rerunning
+(what a browser does); `--pacing acked` waits for the session's previous rerun to finish first. Then
+every run is followed until it is archived (or a deadline).
 
 Value: the gateway's 429 answers with PLAYGROUND_RATE_LIMIT=shared (lib/shared_limit.py). Baseline, in
 the same run, the same load with PLAYGROUND_RATE_LIMIT=process (one in-memory limiter per process).
 Each leg uses its own API key (the gateway limits per key) and its own fresh ledger. Also counted per
-leg: accepted submits per run (a double submit would show as more accepted submits than runs), archived
-files per run, video downloads per run, the busiest second the gateway saw, and how long pressing took.
+leg: presses that made no run (by prompt), tasks the gateway accepted per run (read from its own store:
+a double submit shows as two), archived files and video downloads per run, the seconds from the first
+press to the last run written, sent and archived (the ledger's own stamps), the busiest second the
+gateway saw, and the load average.
 
     python -m bench.fig6_team [--runs 300 --sessions 20 --speed 8 --db sqlite|postgres]
+                              [--pacing pipelined|acked] [--limiters shared,process]
 """
 from __future__ import annotations
 
@@ -356,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed", type=float, default=8.0)
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--deadline", type=float, help="seconds per leg to wait for every run to be archived "
-                    "(default runs x 1.5 + 300; the gateway renders one video at a time)")
+                    "(default runs x 1.5 + 300)")
     ap.add_argument("--pacing", choices=("pipelined", "acked"), default="pipelined",
                     help="pipelined: each press at its moment, as a browser sends clicks during a rerun; "
                          "acked: a session waits for its previous rerun to finish first")
