@@ -1,5 +1,5 @@
 """`python -m lib.local_gateway --port 8765 [--speed S] [--progress fast|realistic] [--seed N] [--data DIR]
-[--host 127.0.0.1]`."""
+[--host 127.0.0.1] [--renders N]`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                          "a random queue, uneven progress with jumps and stalls (see README)")
     ap.add_argument("--seed", type=int, default=None,
                     help="realistic: the same seed gives the same sequence of task shapes")
+    ap.add_argument("--renders", type=int, default=None,
+                    help="videos rendered at once (default 2, or 1 on a one-core machine)")
     ap.add_argument(
         "--data",
         type=Path,
@@ -34,12 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         help="where tasks, uploads and videos are kept (default data/local_gateway)",
     )
     args = ap.parse_args(argv)
+    if args.renders is not None and args.renders < 1:
+        ap.error("--renders must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     gateway = LocalGateway(args.data, host=args.host, port=args.port, speed=args.speed,
-                           progress=args.progress, seed=args.seed).start()
+                           progress=args.progress, seed=args.seed, render_workers=args.renders).start()
     log.info("serving %s (control: %s/__control/info); Ctrl+C stops", gateway.url, gateway.url)
     try:
         while not stop.wait(1.0):

@@ -1,8 +1,8 @@
 """The gateway's behaviour behind the HTTP routes: accept tasks, report them, render their videos.
 
 Routes stay thin (server.py); this is where the clock, the store, the render queue, the balance and the
-task-level faults meet. Renders run one at a time in a background thread (x264 already fills the cores),
-started when a task is accepted so the file is normally ready before the clock says completed.
+task-level faults meet. Renders run in a small pool of background threads (`render_workers`, default two), started when a
+task is accepted so the file is normally ready before the clock says completed.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import re
 import secrets
 import threading
@@ -51,22 +52,40 @@ def new_task_id(now: float) -> str:
     return "video_" + "".join(reversed(chars))
 
 
-class RenderQueue:
-    """A single background render thread fed in acceptance order; waiters can block on one task."""
+def default_render_workers() -> int:
+    """Renders at once when nobody says: two (one on a one-core machine).
 
-    def __init__(self, job: Callable[[str, threading.Event], None]) -> None:
+    One render keeps the cores busy only part of the time (frames are composed in Python before x264
+    sees them, and a short clip is mostly set-up), so a second render fills the gaps; more than that
+    only queue for the same cores and each file takes longer to appear (measured in bench/RESULTS.md,
+    figure 6)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class RenderQueue:
+    """A small pool of render threads fed in acceptance order; waiters can block on one task.
+
+    A task is rendered by at most one thread at a time (a task queued again while it renders is not
+    queued twice), so a video is written once however often it is asked for."""
+
+    def __init__(self, job: Callable[[str, threading.Event], None], workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("a render queue needs at least one worker")
         self._job = job
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()
         self._pending: set[str] = set()
-        self._current: str | None = None
+        self._current: set[str] = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-gateway-render", daemon=True)
-        self._thread.start()
+        self.workers = workers
+        self._threads = [threading.Thread(target=self._run, name=f"local-gateway-render-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     def enqueue(self, task_id: str, *, urgent: bool = False) -> None:
         with self._cond:
-            if task_id in self._pending or task_id == self._current:
+            if task_id in self._pending or task_id in self._current:
                 if urgent and task_id in self._queue:
                     self._queue.remove(task_id)
                     self._queue.appendleft(task_id)
@@ -79,7 +98,7 @@ class RenderQueue:
         """Block until `task_id` is neither queued nor rendering; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while task_id in self._pending or task_id == self._current:
+            while task_id in self._pending or task_id in self._current:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stop.is_set():
                     return False
@@ -88,13 +107,15 @@ class RenderQueue:
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._queue) + (1 if self._current else 0)
+            return len(self._queue) + len(self._current)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -105,14 +126,14 @@ class RenderQueue:
                     return
                 task_id = self._queue.popleft()
                 self._pending.discard(task_id)
-                self._current = task_id
+                self._current.add(task_id)
             try:
                 self._job(task_id, self._stop)
             except Exception:
                 log.exception("render of %s failed", task_id)
             finally:
                 with self._cond:
-                    self._current = None
+                    self._current.discard(task_id)
                     self._cond.notify_all()
 
 
@@ -130,7 +151,7 @@ def default_image_fetcher() -> SafeFetcher:
 class Engine:
     def __init__(
         self, data_dir: Path, speed: float = 1.0, *, image_fetcher: SafeFetcher | None = None,
-        progress: str = clock.FAST, seed: int | None = None,
+        progress: str = clock.FAST, seed: int | None = None, render_workers: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         # Tests that must fetch from loopback pass their own fetcher; the default refuses it.
@@ -149,7 +170,7 @@ class Engine:
         self.contract = "v1"
         self.faults = Faults()
         self.limiter = SlidingWindow()
-        self.renders = RenderQueue(self._render)
+        self.renders = RenderQueue(self._render, render_workers or default_render_workers())
         for task in self.store.unrendered_tasks():  # accepted before a restart, never finished
             self.renders.enqueue(task.id)
 

@@ -48,12 +48,14 @@ class LocalGateway:
     def __init__(
         self, data_dir: Path | str, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
         *, image_fetcher: SafeFetcher | None = None, progress: str = "fast", seed: int | None = None,
+        render_workers: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.progress, self.seed = progress, seed  # the clock's progress model (README "Clock")
         self.host = host
         self.port = port
         self.speed = speed
+        self.render_workers = render_workers  # None: engine.default_render_workers()
         self.image_fetcher = image_fetcher  # None: pasted image URLs may not reach private addresses
         self.engine: Engine | None = None
         self._server: uvicorn.Server | None = None
@@ -72,7 +74,7 @@ class LocalGateway:
         if self._server is not None:
             return self
         self.engine = Engine(self.data_dir, speed=self.speed, image_fetcher=self.image_fetcher,
-                             progress=self.progress, seed=self.seed)
+                             progress=self.progress, seed=self.seed, render_workers=self.render_workers)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -257,6 +257,7 @@ def build_app(engine: Engine) -> ASGIApp:
             "balance": engine.balance_body(),
             "tasks": engine.store.count_tasks(),
             "render_queue": len(engine.renders),
+            "render_workers": engine.renders.workers,
             **engine.faults.pending(),
         }
 
