@@ -1,0 +1,186 @@
+"""Triage through AppTest: the marks row on History's detail card (stars, favourite, tags and note, kept
+in the ledger and back after a reload; bad input refused in words with the typed text kept), History's
+triage filters, columns and sort, and Compare's Which is better? (blind, one verdict per pair, a change
+of mind replacing it, counted in History's stats)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib.contract import VideoRequest
+from lib.ledger import Ledger, bulk_insert, run_row
+from lib.ui import history_view as hv
+from lib.ui import triage_controls as tc
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def ledger(isolated: Path) -> Any:
+    led = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    yield led
+    led.close()
+
+
+def seed(ledger: Ledger, prompt: str, *, mode: str = "std", created: float, group: str | None = None,
+         cost: float = 0.184) -> str:
+    run_id = Ledger.new_id()
+    row = run_row(run_id, VideoRequest(prompt=prompt, mode=mode, duration=5, aspect_ratio="16:9"), cost,
+                  now=created, state="completed", task_id=f"task_{run_id[:12]}", group_id=group,
+                  label=mode if group else None)
+    token = run_id.replace("-", "x").replace("_", "y")[:16].ljust(16, "z")
+    row.update(submitted_at=created + 1, completed_at=created + 31, next_poll_at=None,
+               video_path=f"videos/{token}.mp4", archived_at=created + 32)
+    bulk_insert(ledger, [row])
+    return run_id
+
+
+def history(select: int | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/history.py").run()
+    if select is not None:
+        at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [select], "columns": [], "cells": []}}
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table_ids(at: AppTest) -> list[str]:
+    return list(next(d for d in at.dataframe if d.key == hv.TABLE_KEY).value["run_id"])
+
+
+def test_rate_favourite_tag_and_note_a_run_then_reload(ledger: Ledger) -> None:
+    now = time.time()
+    run_id = seed(ledger, "a red fox", created=now - 100)
+    at = history(select=0)
+    k = f"hist_tri_{run_id}"
+    stars = at.feedback(key=k + "_rating")
+    assert stars.value is None and not stars.proto.disabled
+    stars.set_value(3).run()  # the fourth star
+    at.toggle(key=k + "_fav").set_value(True).run()
+    at.text_input(key=k + "_tags").set_value(" Keeper, #Night SKY, <script>x</script>, keeper")
+    at.text_area(key=k + "_note").set_value("Best light\n<img src=x onerror=alert(1)> **bold**")
+    at.button(key=f"FormSubmitter:{k}_form-Save").click().run()
+    assert not at.exception, at.exception
+    marks = ledger.get_triage(run_id)
+    assert (marks.rating, marks.favourite) == (4, True)
+    assert marks.tags == ("keeper", "night sky", "<script>x</script>")
+    assert marks.note == "Best light\n<img src=x onerror=alert(1)> **bold**"
+    assert [t.value for t in at.toast] == ["Tags and note saved."]
+    assert at.text_input(key=k + "_tags").value == "keeper, night sky, <script>x</script>"  # as stored
+
+    later = history(select=0)  # a reload: a new session, everything from the ledger
+    assert later.feedback(key=k + "_rating").value == 3
+    assert later.toggle(key=k + "_fav").value is True
+    assert later.text_area(key=k + "_note").value == marks.note
+    row = later.get_by_key(k)
+    assert row is not None
+    badges = [m.value.replace("\\", "") for m in row.markdown]  # st.badge is Markdown, escaped
+    assert any("#keeper" in b for b in badges) and any("#night sky" in b for b in badges), badges
+    assert any("#<script>x</script>" in b for b in badges), badges
+    note = [c.value for c in later.caption if c.value.startswith("Note")]
+    assert note and "<img" not in note[0].replace("\\<img", "")  # escaped: shown as characters
+    df = next(d for d in later.dataframe if d.key == hv.TABLE_KEY).value
+    assert list(df["rating"]) == ["★★★★☆"] and list(df["favourite"]) == ["♥"]
+    assert list(df["tags"]) == ["#keeper #night sky #<script>x</script>"]
+
+
+@pytest.mark.parametrize(("tags", "note", "words"), [
+    ("ok", "n" * 1001, "The note is 1,001 characters; at most 1,000 — shorten it by 1."),
+    ("a|b", "fine", "contains “|”"),
+    (",".join(f"t{i}" for i in range(9)), "fine", "9 tags; a run takes at most 8 — remove 1."),
+    ("x" * 500, "", "The tags are 500 characters; at most 400 in all"),
+    ("ok", "nul\x00", "control characters (for example a NUL)"),
+])
+def test_bad_tags_or_notes_are_refused_in_words_and_the_text_stays(ledger: Ledger, tags: str, note: str,
+                                                                   words: str) -> None:
+    run_id = seed(ledger, "a red fox", created=time.time() - 100)
+    ledger.set_triage(run_id, tags="kept", note="kept note")
+    at = history(select=0)
+    k = f"hist_tri_{run_id}"
+    at.text_input(key=k + "_tags").set_value(tags)
+    at.text_area(key=k + "_note").set_value(note)
+    at.button(key=f"FormSubmitter:{k}_form-Save").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(words in e.replace("\\", "") and "Nothing was changed." in e for e in errors), errors
+    marks = ledger.get_triage(run_id)
+    assert (marks.tags, marks.note) == (("kept",), "kept note")
+    assert at.text_input(key=k + "_tags").value == tags and at.text_area(key=k + "_note").value == note
+
+
+def test_history_filters_by_rating_favourite_and_tag_and_sorts_by_rating(ledger: Ledger) -> None:
+    now = time.time()
+    ids = [seed(ledger, f"prompt {i}", created=now - 1000 + i) for i in range(4)]  # ids[3] newest
+    ledger.set_triage(ids[0], rating=5, tags="sea")
+    ledger.set_triage(ids[1], rating=2, favourite=True, tags="sea, night")
+    ledger.set_triage(ids[2], rating=4, favourite=True)
+    at = history()
+    assert table_ids(at) == ids[::-1]
+    at.selectbox(key=tc.HIST_RATING_KEY).set_value(4).run()
+    assert table_ids(at) == [ids[2], ids[0]]
+    at.selectbox(key=tc.HIST_RATING_KEY).set_value(None).run()
+    at.toggle(key=tc.HIST_FAV_KEY).set_value(True).run()
+    assert table_ids(at) == [ids[2], ids[1]]
+    at.selectbox(key=tc.HIST_TAG_KEY).set_value("night").run()
+    assert table_ids(at) == [ids[1]]
+    at.toggle(key=tc.HIST_FAV_KEY).set_value(False).run()
+    at.selectbox(key=tc.HIST_TAG_KEY).set_value(None).run()
+    at.segmented_control(key=tc.HIST_SORT_KEY).set_value("rating").run()
+    assert table_ids(at) == [ids[0], ids[2], ids[1], ids[3]]
+    assert not at.exception
+    assert at.selectbox(key=tc.HIST_TAG_KEY).options == ["Any", "#sea", "#night"]  # most used first
+
+
+def _grid(ledger: Ledger, prompt: str = "a lighthouse at dusk") -> tuple[str, str, str]:
+    gid = Ledger.new_id()
+    now = time.time()
+    std = seed(ledger, prompt, mode="std", created=now - 200, group=gid, cost=0.184)
+    pro = seed(ledger, prompt, mode="pro", created=now - 199, group=gid, cost=0.3125)
+    return gid, std, pro
+
+
+def test_a_blind_verdict_is_recorded_once_revealed_and_counted_in_history(ledger: Ledger) -> None:
+    gid, std, pro = _grid(ledger)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/compare.py")
+    at.query_params["group"] = gid
+    at.run()
+    assert not at.exception, at.exception
+    box = at.get_by_key("tri_grid_verdicts")
+    assert box is not None and at.toggle(key=tc.BLIND_KEY).value is True
+    at.button(key="tri_grid_judge_0").click().run()
+    a = at.get_by_key("tri_side_A")
+    b = at.get_by_key("tri_side_B")
+    titles = [a.markdown[0].value, b.markdown[0].value]
+    assert titles == ["**A**", "**B**"]  # blind: no std/pro, no price
+    for side in (a, b):
+        assert not any("std" in m.value or "pro" in m.value or "$" in m.value for m in side.markdown)
+    order = tc.triage.blind_order(std, pro)
+    at.button(key="tri_choose_A").click().run()
+    assert not at.exception, at.exception
+    verdict = ledger.verdict_for(std, pro)
+    assert verdict is not None and verdict.winner == order[0] and verdict.blind is True
+    reveal = " ".join(s.value for s in at.get_by_key("tri_reveal").success).replace("\\", "")
+    winner_mode = "pro (1080p)" if order[0] == pro else "std (720p)"
+    assert f"You chose A: {winner_mode}" in reveal and "hidden until you chose" in reveal
+    at.button(key="tri_choose_A").click().run()  # a repeat: still one verdict
+    assert ledger.count_verdicts() == 1
+    assert "Already recorded" in " ".join(s.value for s in at.get_by_key("tri_reveal").success)
+    at.button(key="tri_choose_B").click().run()  # a change of mind replaces it
+    again = ledger.verdict_for(std, pro)
+    assert ledger.count_verdicts() == 1 and again is not None and again.winner == order[1]
+
+    hist = history()
+    hist.session_state[hv.TABS_KEY] = hv.TAB_STATS
+    hist.run()
+    words = " ".join(m.value for m in hist.get_by_key("hist_verdicts").markdown).replace("\\", "")
+    pro_won = order[1] == pro
+    assert ("Pro beat std once in 1 verdict (100%); blind, 1 of 1" if pro_won else
+            "Pro beat std 0 times in 1 verdict (0%); blind, 0 of 1") in words
+    assert "≈ $0.13 more than their std pairs" in words
