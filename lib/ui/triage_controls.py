@@ -308,7 +308,9 @@ def _dialog(services: Services, std: Run, pro: Run, blind: bool) -> None:
         st.caption("Changed your mind? Press the other one: it replaces this choice.")
     elif note:
         st.error(escape_md(note), icon=":material/error:")
-    st.button("Done", key="tri_done", on_click=_on_close)
+    if st.button("Done", key="tri_done"):  # the dialog is a fragment: only a full rerun closes it
+        _on_close()
+        st.rerun()
 
 
 def _verdict_rows(services: Services, items: Sequence[tuple[str, Run, Run]], key: str) -> None:
