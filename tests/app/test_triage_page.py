@@ -184,3 +184,52 @@ def test_a_blind_verdict_is_recorded_once_revealed_and_counted_in_history(ledger
     assert ("Pro beat std once in 1 verdict (100%); blind, 1 of 1" if pro_won else
             "Pro beat std 0 times in 1 verdict (0%); blind, 0 of 1") in words
     assert "≈ $0.13 more than their std pairs" in words
+
+
+# ---------------------------------------------------------------- who may mark, who sees what
+
+AUTH = {
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    "client_id": "playground",
+    "client_secret": "playground-secret",
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "x" * 40,
+}
+
+
+def test_another_persons_run_shows_its_marks_read_only(ledger: Ledger) -> None:
+    run_id = seed(ledger, "alice's fox", created=time.time() - 100)
+    with ledger.engine.begin() as conn:  # Alice's run
+        conn.exec_driver_sql("UPDATE runs SET owner = 'alice', owner_name = 'Alice' WHERE run_id = ?",
+                             (run_id,))
+    ledger.set_triage(run_id, rating=4, favourite=True, tags="keeper", note="alice's note")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.secrets["auth"] = dict(AUTH)
+    at.user = {"is_logged_in": True, "sub": "bob", "name": "Bob", "email": "bob@example.com"}
+    at.run()
+    at.switch_page("pages/history.py").run()
+    at.toggle(key=hv.TEAM_KEY).set_value(True).run()
+    at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    k = f"hist_tri_{run_id}"
+    stars = at.feedback(key=k + "_rating")
+    assert stars.value == 3 and stars.proto.disabled  # shown, not editable
+    assert not [t for t in at.toggle if t.key == k + "_fav"]
+    assert not [t for t in at.text_input if t.key == k + "_tags"]
+    assert "alice's note" in " ".join(c.value for c in at.caption).replace("\\", "")  # the team reads it
+    # a call with Bob as the actor is refused in lib whatever the page drew
+    # (tests/unit/test_ledger_triage.py::test_only_the_owner_edits_with_sign_in)
+
+
+def test_a_share_link_shows_no_marks_controls_and_no_note(ledger: Ledger) -> None:
+    run_id = seed(ledger, "a shared fox", created=time.time() - 100)
+    ledger.set_triage(run_id, rating=5, favourite=True, tags="secret-tag", note="private note for the team")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.query_params["id"] = run_id
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    assert not at.feedback and not [t for t in at.toggle if "tri" in (t.key or "")]
+    shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "text", "code")
+                     for e in getattr(at.main, kind))
+    assert "private note" not in shown and "secret-tag" not in shown
