@@ -172,6 +172,7 @@ def _table(services: Services, flt: RunFilter) -> Any:
     compact = pd.DataFrame(history.compact_rows(table.to_dict("records")), columns=["run", "run_id"])
     if by_owner and len(compact):
         compact["run"] = [f"{o} · {r}" for o, r in zip(table["owner"], compact["run"], strict=True)]
+    triage_controls.mark_compact(compact, table)  # "★★★★☆ ♥ · …" on the phone's one column
     with st.container(key="hist_compact"):
         small = st.dataframe(
             compact, key=COMPACT_KEY, on_select=partial(_keep_only, COMPACT_KEY),

@@ -170,6 +170,15 @@ def add_columns(table: pd.DataFrame, runs: Sequence[Run], ledger: Ledger) -> Non
     table["tags"] = [" ".join(f"#{t}" for t in marks.get(r.run_id, none).tags) for r in runs]
 
 
+def mark_compact(compact: pd.DataFrame, table: pd.DataFrame) -> None:
+    """The phone's one-column rows start with the run's stars and ♥ when it has them."""
+    if not len(compact):
+        return
+    marks = zip(table["rating"], table["favourite"], strict=True)
+    heads = [" ".join(p for p in (rating, fav) if p) for rating, fav in marks]
+    compact["run"] = [f"{h} · {run}" if h else run for h, run in zip(heads, compact["run"], strict=True)]
+
+
 def column_config() -> dict[str, Any]:
     cc = st.column_config
     return {"rating": cc.TextColumn("Rating", width="small"),

@@ -88,6 +88,8 @@ def test_rate_favourite_tag_and_note_a_run_then_reload(ledger: Ledger) -> None:
     df = next(d for d in later.dataframe if d.key == hv.TABLE_KEY).value
     assert list(df["rating"]) == ["★★★★☆"] and list(df["favourite"]) == ["♥"]
     assert list(df["tags"]) == ["#keeper #night sky #<script>x</script>"]
+    phone = next(d for d in later.dataframe if d.key == hv.COMPACT_KEY).value
+    assert list(phone["run"]) == ["★★★★☆ ♥ · Done · std · 5 s · a red fox"]
 
 
 @pytest.mark.parametrize(("tags", "note", "words"), [
@@ -233,3 +235,27 @@ def test_a_share_link_shows_no_marks_controls_and_no_note(ledger: Ledger) -> Non
     shown = " ".join(str(getattr(e, "value", "")) for kind in ("markdown", "caption", "text", "code")
                      for e in getattr(at.main, kind))
     assert "private note" not in shown and "secret-tag" not in shown
+
+
+def test_a_run_beside_its_pair_offers_which_is_better_with_labels_when_not_blind(ledger: Ledger) -> None:
+    now = time.time()
+    std = seed(ledger, "a fox in snow", mode="std", created=now - 300)
+    pro = seed(ledger, "a fox in snow", mode="pro", created=now - 200, cost=0.3125)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/compare.py")
+    at.query_params["run"] = std
+    at.run()
+    assert not at.exception, at.exception
+    assert at.get_by_key("tri_pair_verdicts") is not None
+    at.toggle(key=tc.BLIND_KEY).set_value(False).run()
+    at.button(key="tri_pair_judge_0").click().run()
+    titles = [at.get_by_key(f"tri_side_{n}").markdown[0].value.replace("\\", "") for n in "AB"]
+    assert titles == ["**A · std (720p) · ≈ $0.18**", "**B · pro (1080p) · ≈ $0.31**"]  # std left
+    at.button(key="tri_choose_B").click().run()
+    verdict = ledger.verdict_for(std, pro)
+    assert verdict is not None and verdict.winner == pro and verdict.blind is False
+    at.button(key="tri_done").click().run()
+    with pytest.raises(KeyError):  # closed
+        at.get_by_key("tri_side_A")
+    words = " ".join(c.value for c in at.get_by_key("tri_pair_verdicts").caption).replace("\\", "")
+    assert "Your choice: pro (1080p) (with labels)." in words
