@@ -39,9 +39,10 @@ BLIND_KEY = "tri_blind"
 # ---------------------------------------------------------------- the marks row of one run
 
 def _sync(key: str, value: Any) -> None:
-    """Set a widget from the ledger, but only when the ledger's value is new to this tab."""
+    """Set a widget from the ledger when the ledger's value is new to this tab, or when the widget has no
+    value (Streamlit drops a widget's value once a run does not draw it: another History row was open)."""
     seen = f"{key}__seen"
-    if st.session_state.get(seen, _MISSING) != value:
+    if key not in st.session_state or st.session_state.get(seen, _MISSING) != value:
         st.session_state[key] = value
         st.session_state[seen] = value
 

@@ -259,3 +259,21 @@ def test_a_run_beside_its_pair_offers_which_is_better_with_labels_when_not_blind
         at.get_by_key("tri_side_A")
     words = " ".join(c.value for c in at.get_by_key("tri_pair_verdicts").caption).replace("\\", "")
     assert "Your choice: pro (1080p) (with labels)." in words
+
+
+def test_marks_come_back_when_another_row_was_open_in_between(ledger: Ledger) -> None:
+    """Streamlit forgets a widget's value once a run does not draw it; the ledger brings it back."""
+    now = time.time()
+    first = seed(ledger, "first fox", created=now - 100)
+    second = seed(ledger, "second fox", created=now - 200)
+    ledger.set_triage(first, rating=3, favourite=True)
+    at = history(select=0)
+    assert at.feedback(key=f"hist_tri_{first}_rating").value == 2
+    at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert at.feedback(key=f"hist_tri_{second}_rating").value is None
+    at.run()  # a second run without the first row's widgets: Streamlit drops their values
+    at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.feedback(key=f"hist_tri_{first}_rating").value == 2
+    assert at.toggle(key=f"hist_tri_{first}_fav").value is True
