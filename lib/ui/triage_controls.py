@@ -146,11 +146,11 @@ def history_filters(services: Services, flt: RunFilter, on_change: Callable[[], 
     ledger = services.ledger
     tags = _tags_in_use(repr(ledger), ledger.changes())
     with st.container(horizontal=True, gap="small", vertical_alignment="bottom", key="hist_triage_filters"):
-        rating = st.selectbox("Rating", [None, 5, 4, 3, 2, 1], key=HIST_RATING_KEY, on_change=on_change,
-                              format_func=lambda v: "Any" if v is None else f"{triage.stars(v)} or more",
-                              width=170)
-        tag = st.selectbox("Tag", [None, *tags], key=HIST_TAG_KEY, on_change=on_change, width=180,
-                           format_func=lambda t: "Any" if t is None else f"#{t}")
+        # 0 and "" mean "any" (a None option would draw a clear button beside "Any")
+        rating = st.selectbox("Rating", [0, 5, 4, 3, 2, 1], key=HIST_RATING_KEY, on_change=on_change,
+                              format_func=lambda v: f"{triage.stars(v)} or more" if v else "Any", width=160)
+        tag = st.selectbox("Tag", ["", *tags], key=HIST_TAG_KEY, on_change=on_change, width=170,
+                           format_func=lambda t: f"#{t}" if t else "Any")
         sort = st.segmented_control("Order", triage.SORTS, default="newest", key=HIST_SORT_KEY,
                                     format_func=lambda s: triage.SORT_LABELS.get(s, s), on_change=on_change,
                                     required=True)

@@ -126,13 +126,13 @@ def test_history_filters_by_rating_favourite_and_tag_and_sorts_by_rating(ledger:
     assert table_ids(at) == ids[::-1]
     at.selectbox(key=tc.HIST_RATING_KEY).set_value(4).run()
     assert table_ids(at) == [ids[2], ids[0]]
-    at.selectbox(key=tc.HIST_RATING_KEY).set_value(None).run()
+    at.selectbox(key=tc.HIST_RATING_KEY).set_value(0).run()
     at.toggle(key=tc.HIST_FAV_KEY).set_value(True).run()
     assert table_ids(at) == [ids[2], ids[1]]
     at.selectbox(key=tc.HIST_TAG_KEY).set_value("night").run()
     assert table_ids(at) == [ids[1]]
     at.toggle(key=tc.HIST_FAV_KEY).set_value(False).run()
-    at.selectbox(key=tc.HIST_TAG_KEY).set_value(None).run()
+    at.selectbox(key=tc.HIST_TAG_KEY).set_value("").run()
     at.segmented_control(key=tc.HIST_SORT_KEY).set_value("rating").run()
     assert table_ids(at) == [ids[0], ids[2], ids[1], ids[3]]
     assert not at.exception
