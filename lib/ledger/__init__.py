@@ -14,8 +14,8 @@ do" (failed, archived, unknown). That keeps ``claim_due`` an index range scan ho
 One concept per module (docs/internals.md has the map): model (states, Run, filters), schema (tables),
 store (engine, upgrade on open, transactions), rows (row <-> Run), reads, create, queue (claims, leases),
 transitions (what answers do to a run), reports (spend, stats, CSV), uploads, presets (the prompt
-library). Import from here: ``from lib.ledger import Ledger, Run, …``; the modules are an implementation
-detail.
+library), triage (ratings, favourites, tags, notes, verdicts). Import from here:
+``from lib.ledger import Ledger, Run, …``; the modules are an implementation detail.
 """
 from __future__ import annotations
 
@@ -52,13 +52,22 @@ from lib.ledger.queue import Queue
 from lib.ledger.reports import CSV_COLUMNS, Reports
 from lib.ledger.rows import _to_run as _to_run  # tests build Runs from hand-made rows through it
 from lib.ledger.rows import run_row
-from lib.ledger.schema import meta_table, metadata, presets_table, runs_table, uploads_table
+from lib.ledger.schema import (
+    meta_table,
+    metadata,
+    presets_table,
+    run_triage_table,
+    run_verdicts_table,
+    runs_table,
+    uploads_table,
+)
 from lib.ledger.transitions import Transitions
+from lib.ledger.triage import Triage
 from lib.ledger.uploads import Uploads
 
 
-class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets):
-    """All reads and writes of runs, uploads and presets; one Engine, short transactions, any thread."""
+class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets, Triage):
+    """Every read and write of runs, uploads, presets and marks; one Engine, short transactions."""
 
 
 __all__ = [
@@ -96,6 +105,8 @@ __all__ = [
     "metadata",
     "presets_table",
     "run_row",
+    "run_triage_table",
+    "run_verdicts_table",
     "runs_table",
     "uploads_table",
 ]

@@ -197,3 +197,8 @@ class RunFilter:
     until: float | None = None  # created_at < until
     group_id: str | None = None
     owner: str | None = None  # only this owner's runs (sign-in's "my runs"); None: everyone's
+    # triage (lib/ledger/triage.py): at least this many stars, favourites only, one tag; History's order
+    min_rating: int | None = None
+    favourite: bool = False
+    tag: str | None = None
+    sort: str = "newest"  # or "rating": best rated first (unrated last), then newest

@@ -13,6 +13,7 @@ from lib.ledger.model import ACTIVE, Run, RunFilter
 from lib.ledger.rows import _to_run
 from lib.ledger.schema import meta_table, runs_table
 from lib.ledger.store import Store
+from lib.ledger.triage import triage_order, triage_where
 
 
 class Reads(Store):
@@ -63,6 +64,7 @@ class Reads(Store):
             conds.append(c.group_id == flt.group_id)
         if flt.owner:
             conds.append(c.owner == flt.owner)
+        conds.extend(triage_where(flt))  # rating, favourites, tag (lib/ledger/triage.py)
         return conds
 
     def list_runs(self, flt: RunFilter | None = None, limit: int = 50, offset: int = 0) -> list[Run]:
@@ -72,7 +74,7 @@ class Reads(Store):
         stmt = (
             sa.select(runs_table)
             .where(*self._where(flt))
-            .order_by(c.created_at.desc(), c.run_id.desc())
+            .order_by(*triage_order(flt), c.created_at.desc(), c.run_id.desc())
             .limit(max(0, int(limit)))
             .offset(max(0, int(offset)))
         )

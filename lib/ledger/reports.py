@@ -14,15 +14,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lib.ledger.model import COMPLETED, DRAFT, FAILED, STATES, RunFilter
+from lib.ledger.model import COMPLETED, DRAFT, FAILED, STATES, Run, RunFilter
 from lib.ledger.reads import Reads
 from lib.ledger.schema import runs_table
+from lib.ledger.triage import read_triage
 
 CSV_COLUMNS = (
     "run_id", "created", "state", "mode", "duration", "aspect_ratio", "prompt", "negative_prompt",
     "image_urls", "est_cost_usd", "billed", "task_id", "progress", "seconds_to_finish", "completed",
     "archived", "expires", "error_code", "error_message", "group_id", "parent_id", "label", "source",
+    "rating", "favourite", "tags", "note",  # triage (lib/ledger/triage.py)
 )
+CSV_BATCH = 500  # runs per triage look-up while exporting
 
 
 def _csv_safe(value: Any) -> Any:
@@ -133,8 +136,23 @@ class Reports(Reads):
     def csv_rows(self, flt: RunFilter | None = None) -> Iterator[list[Any]]:
         """Header then one row of plain values per run (no key, no secrets: the ledger holds none)."""
         yield list(CSV_COLUMNS)
+        batch: list[Run] = []
         for run in self.iter_runs(flt):
+            batch.append(run)
+            if len(batch) >= CSV_BATCH:
+                yield from self._csv_batch(batch)
+                batch = []
+        yield from self._csv_batch(batch)
+
+    def _csv_batch(self, runs: list[Run]) -> Iterator[list[Any]]:
+        """Rows for some runs, with their triage read in one query (not one per run)."""
+        if not runs:
+            return
+        with self._read() as conn:
+            marks = read_triage(conn, [r.run_id for r in runs])
+        for run in runs:
             p = run.params
+            mark = marks.get(run.run_id)
             finish = run.seconds_to_finish
             yield [
                 _csv_safe(v) for v in (
@@ -145,6 +163,9 @@ class Reports(Reads):
                     _iso(run.completed_at), _iso(run.archived_at), _iso(run.expires_at),
                     run.error_code or "", run.error_message or "", run.group_id or "", run.parent_id or "",
                     run.label or "", run.source,
+                    "" if mark is None or mark.rating is None else mark.rating,
+                    bool(mark and mark.favourite), ", ".join(mark.tags) if mark else "",
+                    mark.note if mark else "",
                 )
             ]
 

@@ -99,3 +99,39 @@ presets_table = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 sa.Index("ux_presets_name_key", presets_table.c.name_key, unique=True)
+
+# Triage (migration 0006): a run's rating (1–5 stars), favourite, tags and note, one row per marked run;
+# its own table so the runs table and every query on it stay as they were. `tag_keys` is "|a|b|" (tags are
+# normalised and never hold "|"), what History's tag filter matches in SQL.
+run_triage_table = sa.Table(
+    "run_triage",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("rating", sa.Integer),
+    sa.Column("favourite", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("tag_keys", sa.Text, nullable=False, server_default=""),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("updated_by", sa.String(255)),
+    sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ck_run_triage_rating"),
+)
+sa.Index("ix_run_triage_rating", run_triage_table.c.rating)
+
+# "Which is better?" (migration 0006): one verdict per pair of runs and judge (the signed-in person's id,
+# "" for the team without sign-in); a new choice replaces it. run_a < run_b, so a pair has one spelling.
+run_verdicts_table = sa.Table(
+    "run_verdicts",
+    metadata,
+    sa.Column("verdict_id", sa.String(64), primary_key=True),
+    sa.Column("run_a", sa.String(64), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("run_b", sa.String(64), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("winner", sa.String(64), nullable=False),
+    sa.Column("judge", sa.String(255), nullable=False, server_default=""),
+    sa.Column("judge_name", sa.String(200)),
+    sa.Column("blind", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+sa.Index("ux_run_verdicts_pair_judge", run_verdicts_table.c.run_a, run_verdicts_table.c.run_b,
+         run_verdicts_table.c.judge, unique=True)

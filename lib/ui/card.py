@@ -25,13 +25,13 @@ from lib.ledger import (
     UNREADABLE,
     Run,
 )
-from lib.ui import player, press, share_links, state, who
+from lib.ui import player, press, share_links, state, triage_controls, who
 from lib.ui.text import escape_md, shorten
 
 if TYPE_CHECKING:
     from lib.services import Services
 
-ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet")
+ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet", "triage")
 VIEW_ACTIONS = ("download", "share", "compare", "snippet")  # what another user's run offers (sign-in)
 COMPARE_PAGE = "pages/compare.py"
 
@@ -111,6 +111,8 @@ def run_card(
         if show_video and run.state == COMPLETED:
             # our archived copy, "Saving…", or why not (lib/playback.py); never a source swapped in place
             player.video(services, run, key=prefix)
+        if "triage" in actions:  # stars, favourite, tags, note (its own fragment; read-only if not mine)
+            triage_controls.run_marks(services, run, prefix)
         if not mine:
             actions = [a for a in actions if a in VIEW_ACTIONS]
         if actions:

@@ -16,7 +16,7 @@ from lib import compare, history, money, owners, playground, spend_labels, state
 from lib.contract import format_estimate
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED, FAILED, Run
-from lib.ui import card, press, share_links, state, sync_player, who
+from lib.ui import card, press, share_links, state, sync_player, triage_controls, who
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
 from lib.ui.text import escape_md, shorten
 
@@ -207,3 +207,4 @@ def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
             st.caption("One cell has finished; the others join as they finish.")
         if services.settings.uses_local_gateway and archived:
             st.caption("Synthetic videos from the local gateway (not made by Kling).")
+    triage_controls.grid_verdicts(services, views)  # Which is better? per std/pro pair

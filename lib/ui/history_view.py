@@ -18,7 +18,7 @@ from streamlit_extras.chart_container import chart_container
 
 from lib import contract, history, owners, playground
 from lib.ledger import ACTIVE, FAILED, STATES, UNKNOWN, LedgerError, Run, RunFilter
-from lib.ui import card, frame, page_script, player, share_view, state, who
+from lib.ui import card, frame, page_script, player, share_view, state, triage_controls, who
 from lib.ui.text import escape_md
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ SPEND_TABS = (":material/bar_chart: Chart", ":material/table: Numbers", ":materi
 TAB_RECOVER = "Recover by task id"
 ROW_HEIGHT = 46
 # what people scan first (the poster and prompt), then state and settings, then numbers; run_id stays hidden
-COLUMN_ORDER = ("poster", "prompt", "state", "mode", "duration", "aspect", "est_cost", "time_to_finish",
-                "created", "video")
+COLUMN_ORDER = ("poster", "prompt", *triage_controls.COLUMNS, "state", "mode", "duration", "aspect",
+                "est_cost", "time_to_finish", "created", "video")
 
 
 def _clear_selection() -> None:
@@ -122,6 +122,7 @@ def _column_config() -> dict[str, Any]:
                                              "link still works (24 h)."),
         "owner": cc.TextColumn("Owner", width="small", help="Who made the run (Team: before sign-in)."),
         "run_id": None,
+        **triage_controls.column_config(),
     }
 
 
@@ -136,6 +137,7 @@ def _table(services: Services, flt: RunFilter) -> Any:
     runs = ledger.list_runs(flt, limit=history.PAGE_SIZE, offset=history.page_offset(page))
     table = pd.DataFrame(history.table_rows(runs, time.time(), _poster(services)),
                          columns=list(history.TABLE_COLUMNS))
+    triage_controls.add_columns(table, runs, ledger)  # rating, favourite, tags
     by_owner = services.settings.sign_in and flt.owner is None  # "Whole team": whose run each row is
     if by_owner:
         table["owner"] = [owners.owner_label(r) for r in runs]
@@ -171,6 +173,7 @@ def _table(services: Services, flt: RunFilter) -> Any:
     compact = pd.DataFrame(history.compact_rows(table.to_dict("records")), columns=["run", "run_id"])
     if by_owner and len(compact):
         compact["run"] = [f"{o} · {r}" for o, r in zip(table["owner"], compact["run"], strict=True)]
+    triage_controls.mark_compact(compact, table)  # "★★★★☆ ♥ · …" on the phone's one column
     with st.container(key="hist_compact"):
         small = st.dataframe(
             compact, key=COMPACT_KEY, on_select=partial(_keep_only, COMPACT_KEY),
@@ -182,7 +185,7 @@ def _table(services: Services, flt: RunFilter) -> Any:
     rows = (list(getattr(getattr(small, "selection", None), "rows", None) or [])
             or list(getattr(getattr(event, "selection", None), "rows", None) or []))
     if total == 0:
-        st.info("No runs match these filters." if replace(flt, owner=None) != RunFilter() else
+        st.info("No runs match these filters." if replace(flt, owner=None, sort="newest") != RunFilter() else
                 "No runs yet. Make one on Compose, or recover a task made elsewhere by its task id.")
     if rows and 0 <= rows[0] < len(runs):
         index = rows[0]
@@ -247,6 +250,7 @@ def _spend_and_stats(services: Services) -> None:
             st.dataframe(pd.DataFrame(medians), hide_index=True)
     else:
         st.caption("No completed runs yet.")
+    triage_controls.verdict_stats(services)  # how often pro beat std, and what it cost
 
 
 def _on_recover() -> None:
@@ -295,6 +299,7 @@ def render(services: Services) -> None:
     with runs_tab:  # always drawn: its filters keep their values while another tab is open
         whole_team = who.team_switch(services, TEAM_KEY, on_change=_reset_view)  # sign-in only
         flt = replace(_filters(), owner=who.owner_filter(services, whole_team))
+        flt = triage_controls.history_filters(services, flt, on_change=_reset_view)
         selected = _table(services, flt)
         if selected is not None:
             frame.follow([selected])

@@ -13,7 +13,7 @@ import streamlit as st
 
 from lib import pairs, playground, presses
 from lib.contract import MODE_LABELS, format_estimate
-from lib.ui import card, press, state, who
+from lib.ui import card, press, state, triage_controls, who
 
 if TYPE_CHECKING:
     from lib.ledger import Run
@@ -99,4 +99,5 @@ def render(services: Services, run_id: str) -> bool:
     ticking = live or services.ledger.in_flight() > 0
     with st.container(key=f"{K}view"):
         st.fragment(body, run_every=1.0 if ticking else None, key=f"{K}live")()
+    triage_controls.pair_verdict(services, run)  # Which is better?, once both halves are archived
     return True

@@ -76,7 +76,7 @@ def test_table_shows_every_column_newest_first(ledger: Ledger) -> None:
                progress=40)
     at = history_page()
     df = table(at)
-    assert list(df.columns) == list(hv.history.TABLE_COLUMNS)
+    assert list(df.columns) == [*hv.history.TABLE_COLUMNS, *hv.triage_controls.COLUMNS]
     assert list(df["run_id"]) == [new, old]
     assert list(df["prompt"]) == ["a new whale", "an old fox"]
     assert list(df["state"]) == ["Generating 40%", "Done"]
