@@ -19,6 +19,7 @@ detail.
 """
 from __future__ import annotations
 
+from lib.ledger.chains import ChainLink, Chains, SequenceRow
 from lib.ledger.create import BUDGET_LOCK, Create, bulk_insert
 from lib.ledger.model import (
     ACTIVE,
@@ -57,7 +58,7 @@ from lib.ledger.transitions import Transitions
 from lib.ledger.uploads import Uploads
 
 
-class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets):
+class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets, Chains):
     """All reads and writes of runs, uploads and presets; one Engine, short transactions, any thread."""
 
 
@@ -83,6 +84,8 @@ __all__ = [
     "UNKNOWN",
     "UNREADABLE",
     "UNREADABLE_LABEL",
+    "ChainLink",
+    "Chains",
     "Creation",
     "ImportResult",
     "Ledger",
@@ -91,6 +94,7 @@ __all__ = [
     "NewRun",
     "Run",
     "RunFilter",
+    "SequenceRow",
     "bulk_insert",
     "meta_table",
     "metadata",
