@@ -24,7 +24,7 @@ from lib.ui.text import unescape_md
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = {"app.py": "Compose", "pages/compare.py": "Compare", "pages/history.py": "History",
-         "pages/presets.py": "Presets", "pages/run.py": "Shared run"}
+         "pages/presets.py": "Presets", "pages/run.py": "Shared run", "pages/sequence.py": "Sequence"}
 UNKNOWN_ID = "NoSuchRunNoSuchRun0001"
 PASSWORD = "Sup3r-Secret-DB-pass"
 TRACE_WORDS = ("Traceback", "ValueError", "TypeError", "KeyError", "OperationalError", 'File "/')

@@ -131,8 +131,8 @@ def _archived_run(svc: Any, clip: Path | None, *, mode: str = "std", duration: i
                   owner: str | None = None, prompt: str = "a kite over a beach") -> str:
     run_id = Ledger.new_id()
     now = time.time() - 60
-    row = run_row(run_id, VideoRequest(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect), 0.18,
-                  now=now, state="completed", task_id=f"task_{run_id[:12]}")
+    request = VideoRequest(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect)
+    row = run_row(run_id, request, 0.18, now=now, state="completed", task_id=f"task_{run_id[:12]}")
     row.update(submitted_at=now + 1, completed_at=now + 20, next_poll_at=None, owner=owner)
     if clip is not None:
         key = f"videos/{Ledger.new_id()}.mp4"
@@ -205,7 +205,8 @@ def test_prepare_uploads_the_full_size_frame_once_and_links_only_a_run_that_uses
         prepared = chains.prepare(svc, first, last_time, FIRST)
         again = chains.prepare(svc, first, last_time, FIRST)
         assert prepared.url == again.url and len(local_gateway.requests("upload")) == 1  # deduped by hash
-        assert prepared.request.image_urls == (prepared.url,) and prepared.frame_time == pytest.approx(last_time)
+        assert prepared.request.image_urls == (prepared.url,)
+        assert prepared.frame_time == pytest.approx(last_time)
         uploaded = next(svc.archive.root.glob("uploads/*.jpg"))
         assert Image.open(uploaded).size == (1280, 720)
         # a 9:16 next shot: the frame is cropped to fit (frame_fix), still meeting every image rule
