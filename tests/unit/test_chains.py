@@ -257,6 +257,10 @@ def test_export_copies_a_matching_chain_once_and_a_second_press_reuses_it(svc: A
     subject = unfurl.find(svc.ledger, seq.sequence_id)
     assert subject is not None and subject.kind == "sequence" and subject.video_key == made.video_path
     assert subject.share_path == f"/sequence?id={seq.sequence_id}" and "3 shots" in subject.description
+    page = unfurl.link_page(subject, "https://play.example.com")  # what a link-preview bot reads at /s/<id>
+    assert f'content="https://play.example.com/archive/{made.video_path}"' in page
+    assert f"/sequence?id={seq.sequence_id}" in page and "Sequence: a kite over a beach" in page
+    assert not any(r.run_id in page for r in runs)  # the shots' run ids (their own share links) stay out
 
 
 def test_export_re_encodes_std_then_pro_and_refuses_an_unready_sequence(svc: Any,
