@@ -103,6 +103,29 @@ def test_continue_uploads_the_frame_and_opens_compose_with_it_and_the_same_setti
         ledger.close()
 
 
+def test_use_as_last_frame_keeps_the_form_honest_about_the_missing_first_frame(isolated: Path,
+                                                                              clip: Path) -> None:
+    at = scrubber(seed(isolated, clip, duration=5))
+    at.button(key="t_use_last").click().run()
+    pending = at.session_state[chain_controls.PENDING]
+    assert pending["role"] == "last"
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.session_state[chain_controls.PENDING] = pending
+    app.session_state[state.RESTORE_KEY] = at.session_state[state.RESTORE_KEY]
+    app.run()
+    assert not app.exception, app.exception
+    words = " ".join(unescape_md(str(e.value)) for e in [*app.info, *app.caption, *app.error])
+    assert "the last frame is the frame at 4.96 s" not in words  # the 2 s file's last frame is 1.96 s
+    assert "the last frame is the frame at 1.96 s" in words
+    assert "A last frame needs a first frame" in words  # said before any spend; Generate sends nothing
+    app.button(key="compose_generate_button").click().run()
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    try:
+        assert ledger.count_runs() == 1
+    finally:
+        ledger.close()
+
+
 def test_a_run_without_an_archive_says_so_and_offers_no_button(isolated: Path) -> None:
     at = scrubber(seed(isolated, None))
     assert "no archived video yet" in " ".join(str(e.value) for e in at.error)

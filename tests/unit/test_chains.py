@@ -279,3 +279,19 @@ def test_export_re_encodes_std_then_pro_and_refuses_an_unready_sequence(svc: Any
         chains.export(svc, svc.ledger.sequence_for(unsaved).sequence_id)
     with pytest.raises(chains.ChainError, match="does not match any sequence"):
         chains.export(svc, "no-such-sequence-id")
+
+
+def test_an_upload_failure_is_said_in_words_and_nothing_is_lost(tmp_path: Path, clips: dict[str, Path],
+                                                                  local_gateway: Any) -> None:
+    svc = _services(tmp_path, local_gateway.url)
+    try:
+        run = svc.ledger.get(_archived_run(svc, clips["a"], duration=2))
+        local_gateway.control("faults", endpoint="upload", status=500, count=5)
+        with pytest.raises(chains.ChainError, match="The upload failed") as refused:
+            chains.prepare(svc, run, 1.0, FIRST)
+        assert "Nothing was changed" in str(refused.value) and "test-key" not in str(refused.value)
+        assert svc.ledger.count_runs() == 1 and not list(svc.archive.root.glob("uploads/*"))
+        local_gateway.control("reset")  # the gateway is back: the same press now works
+        assert chains.prepare(svc, run, 1.0, FIRST).url
+    finally:
+        svc.ledger.close()
