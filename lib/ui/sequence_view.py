@@ -8,6 +8,8 @@ app's own /archive/ route with seeking.
 """
 from __future__ import annotations
 
+import html
+import json
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -24,6 +26,33 @@ if TYPE_CHECKING:
     from lib.services import Services
 
 ERROR = "sequence_export_error"
+# One <video> that moves to the next shot when one ends. Only same-origin archive URLs built on the server
+# reach it, as one JSON literal ("</" escaped); nothing a person typed.
+_PLAYLIST = """<div><video controls playsinline preload="metadata" src="__FIRST__" data-shot="0"
+ style="width:100%;max-height:70vh;background:#000;border-radius:0.5rem"></video>
+<p class="kp-seq-label" style="margin:0.25rem 0 0;font-size:0.875rem;opacity:0.7">Shot 1 of __COUNT__</p>
+</div>
+<script>(() => {
+  const cfg = __CFG__;
+  const deadline = Date.now() + 5000;
+  const hook = () => {
+    const root = document.querySelector('.st-key-sequence_playlist');
+    const video = root && root.querySelector('video');
+    if (!video) { if (Date.now() < deadline) setTimeout(hook, 100); return; }
+    if (video.dataset.hooked) return;
+    video.dataset.hooked = '1';
+    const label = root.querySelector('.kp-seq-label');
+    video.addEventListener('ended', () => {
+      const next = Number(video.dataset.shot) + 1;
+      if (next >= cfg.urls.length) return;
+      video.dataset.shot = String(next);
+      video.src = cfg.urls[next];
+      if (label) label.textContent = 'Shot ' + (next + 1) + ' of ' + cfg.urls.length;
+      video.play().catch(() => {});
+    });
+  };
+  hook();
+})();</script>"""
 
 
 def render(services: Services) -> None:
@@ -60,9 +89,16 @@ def _player(services: Services, seq: SequenceRow, exported: str | None, runs: li
     words = chains.not_ready(runs)
     if words:
         st.info(escape_md(words), icon=":material/hourglass_top:")
-    else:
-        st.info("Press Export one MP4 to play the shots as one video here (made once, then kept).",
-                icon=":material/movie:")
+        return
+    # until the export exists, one player plays the shots' archived files one after another
+    urls = [player.archive_url(services, str(r.video_path)) for r in runs]
+    with st.container(key="sequence_playlist"):
+        st.html(_PLAYLIST.replace("__FIRST__", html.escape(urls[0], quote=True))
+                .replace("__COUNT__", str(len(urls)))
+                .replace("__CFG__", json.dumps({"urls": urls}).replace("</", "<\\/")),
+                unsafe_allow_javascript=True)
+    st.caption("The shots play one after another here; Export one MP4 makes them one file (kept, and "
+               "playable anywhere).")
 
 
 def _actions(services: Services, seq: SequenceRow, exported: str | None, runs: list[Run]) -> None:

@@ -127,6 +127,19 @@ def test_a_chain_of_three_shots_is_exported_and_plays_as_one(browser: Any, serve
         page.get_by_role("heading", name="Sequence").wait_for(timeout=20_000)
         wait_for_app(page)
         assert page.locator("[class*='st-key-sequence_shot_']").count() == 3
+        # before the export: one player plays the shots one after another (the end of shot 1 leads to 2)
+        playlist = page.locator(".st-key-sequence_playlist video")
+        first_src = playlist.get_attribute("src")
+        moved = playlist.evaluate("""async v => {
+            v.muted = true;
+            if (v.readyState < 1) await new Promise(ok => v.addEventListener('loadedmetadata', ok));
+            v.currentTime = v.duration - 0.2; await v.play();
+            const t0 = Date.now();
+            while (v.dataset.shot !== '1' && Date.now() - t0 < 8000) {
+                await new Promise(r => setTimeout(r, 100)); }
+            return [v.dataset.shot, v.src]; }""")
+        assert moved[0] == "1" and moved[1] != first_src, moved
+        assert "Shot 2 of 3" in page.locator(".st-key-sequence_playlist").inner_text()
         page.locator(".st-key-sequence_export button:visible").click()
         video = page.locator(".st-key-sequence_player video")
         video.wait_for(timeout=60_000)
