@@ -82,7 +82,8 @@ def render(services: Services) -> None:
 
 def _player(services: Services, seq: SequenceRow, exported: str | None, runs: list[Run]) -> None:
     if exported and services.archive.exists(exported):
-        st.video(player.archive_url(services, exported))
+        with st.container(key="sequence_file"):
+            st.video(player.archive_url(services, exported))
         how = "copied shot after shot" if seq.export_mode == "copy" else "re-encoded to one size"
         st.caption(escape_md(f"One file of {format_seconds(seq.duration or 0)} ({how})."))
         return

@@ -141,7 +141,7 @@ def test_a_chain_of_three_shots_is_exported_and_plays_as_one(browser: Any, serve
         assert moved[0] == "1" and moved[1] != first_src, moved
         assert "Shot 2 of 3" in page.locator(".st-key-sequence_playlist").inner_text()
         page.locator(".st-key-sequence_export button:visible").click()
-        video = page.locator(".st-key-sequence_player video")
+        video = page.locator(".st-key-sequence_file video")
         video.wait_for(timeout=60_000)
         wait_for_app(page)
         duration = video.evaluate("v => new Promise(ok => v.readyState >= 1 ? ok(v.duration) :"
@@ -161,7 +161,7 @@ def test_a_chain_of_three_shots_is_exported_and_plays_as_one(browser: Any, serve
         try:
             stranger = other.new_page()
             open_app(stranger, sequence_url)
-            stranger.locator(".st-key-sequence_player video").wait_for(timeout=20_000)
+            stranger.locator(".st-key-sequence_file video").wait_for(timeout=20_000)
             assert stranger.locator(".st-key-sequence_export").count() == 0
         finally:
             other.close()

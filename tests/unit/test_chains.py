@@ -295,3 +295,25 @@ def test_an_upload_failure_is_said_in_words_and_nothing_is_lost(tmp_path: Path, 
         assert chains.prepare(svc, run, 1.0, FIRST).url
     finally:
         svc.ledger.close()
+
+
+def test_the_chain_tables_on_sqlite_and_postgresql(ledger: Ledger) -> None:
+    """Links, the bounded walk, one sequence id per last shot and the export's compare-and-set."""
+    ids = [Ledger.new_id() for _ in range(4)]
+    for child, parent in zip(ids[1:], ids, strict=False):
+        ledger.link_shot(child, parent, 4.958, FIRST)
+    assert ledger.link_shot(ids[1], ids[0], 0.0, LAST).role == FIRST  # the first link of a run wins
+    assert [lk.position for lk in ledger.chain_path(ids[3])] == [4, 3, 2]
+    assert len(ledger.chain_path(ids[3], limit=2)) == 1 and ledger.continued(ids[0])
+    assert not ledger.continued(ids[3]) and ledger.chain_link(ids[0]) is None
+    with pytest.raises(ValueError):
+        ledger.link_shot(ids[0], ids[0], 0.0, FIRST)
+    seq = ledger.sequence_for(ids[3])
+    assert ledger.sequence_for(ids[3]) == seq and ledger.sequence(seq.sequence_id) == seq
+    assert ledger.sequence("no-such-sequence") is None
+    kept = {"signature": "s1", "video_path": "videos/a.mp4", "poster_path": None, "duration": 15.0,
+            "mode": "copy"}
+    assert ledger.set_sequence_export(seq.sequence_id, **kept)
+    assert not ledger.set_sequence_export(seq.sequence_id, **{**kept, "video_path": "videos/b.mp4"})
+    assert ledger.sequence(seq.sequence_id).video_path == "videos/a.mp4"  # a racing second export loses
+    assert ledger.set_sequence_export(seq.sequence_id, **{**kept, "signature": "s2"})  # new shots: replaced
