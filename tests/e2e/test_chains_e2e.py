@@ -152,8 +152,12 @@ def test_a_chain_of_three_shots_is_exported_and_plays_as_one(browser: Any, serve
         assert played > 0.3, played
         sequence_url = page.url
         screenshot(page, "chain_sequence_desktop")
+        page.locator(".st-key-sequence_shot_1").scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        screenshot(page, "chain_sequence_shots_desktop")
         page.set_viewport_size(PHONE)
         page.wait_for_timeout(600)
+        page.locator(".st-key-sequence_player").scroll_into_view_if_needed()
         screenshot(page, "chain_sequence_phone")
 
         # the link opens for a stranger (a new context: no session), and a second Export is not offered
