@@ -242,8 +242,14 @@ def _find_grid(ledger: Any, ident: str) -> Subject | None:
     return grid_subject(ident, ledger.group(ident))
 
 
+def _find_sequence(ledger: Any, ident: str) -> Subject | None:
+    from lib import chains  # lib.chains builds on this module's words
+
+    return chains.sequence_subject(ledger, ident)
+
+
 # One entry per kind of short link, tried in order (ids are random and never shared across kinds).
-KINDS: tuple[Kind, ...] = (Kind("run", _find_run), Kind("grid", _find_grid))
+KINDS: tuple[Kind, ...] = (Kind("run", _find_run), Kind("grid", _find_grid), Kind("sequence", _find_sequence))
 
 
 def find(ledger: Any, ident: str, kinds: Sequence[Kind] = KINDS) -> Subject | None:

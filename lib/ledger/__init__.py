@@ -19,6 +19,7 @@ library), triage (ratings, favourites, tags, notes, verdicts). Import from here:
 """
 from __future__ import annotations
 
+from lib.ledger.chains import ChainLink, Chains, SequenceRow
 from lib.ledger.create import BUDGET_LOCK, Create, bulk_insert
 from lib.ledger.model import (
     ACTIVE,
@@ -66,8 +67,9 @@ from lib.ledger.triage import Triage
 from lib.ledger.uploads import Uploads
 
 
-class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets, Triage):
-    """Every read and write of runs, uploads, presets and marks; one Engine, short transactions."""
+class Ledger(Create, Queue, Transitions, Reports, Uploads, Presets, Triage, Chains):
+    """Every read and write of runs, uploads, presets, marks and shot chains; one Engine, short
+    transactions."""
 
 
 __all__ = [
@@ -92,6 +94,8 @@ __all__ = [
     "UNKNOWN",
     "UNREADABLE",
     "UNREADABLE_LABEL",
+    "ChainLink",
+    "Chains",
     "Creation",
     "ImportResult",
     "Ledger",
@@ -100,6 +104,7 @@ __all__ = [
     "NewRun",
     "Run",
     "RunFilter",
+    "SequenceRow",
     "bulk_insert",
     "meta_table",
     "metadata",

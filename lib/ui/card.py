@@ -31,7 +31,7 @@ from lib.ui.text import escape_md, shorten
 if TYPE_CHECKING:
     from lib.services import Services
 
-ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet", "triage")
+ACTIONS = ("download", "share", "rerun", "take", "promote", "extend", "compare", "snippet", "triage", "chain")
 VIEW_ACTIONS = ("download", "share", "compare", "snippet")  # what another user's run offers (sign-in)
 COMPARE_PAGE = "pages/compare.py"
 
@@ -343,6 +343,10 @@ def _actions(services: Services, run: Run, prefix: str, actions: Sequence[str]) 
                       help="A new, longer video of the same prompt and frames in the same mode (not a "
                            "continuation of this one), linked to this run. Priced on the button.",
                       on_click=press_extend, args=(run.run_id,))
+        if "chain" in actions:  # Continue from a frame; Sequence (lib/ui/chain_controls.py)
+            from lib.ui import chain_controls
+
+            chain_controls.card_buttons(services, run, prefix)
         if "compare" in actions:
             st.button("Open in compare", key=_k(prefix, "compare", run), icon=":material/compare:",
                       on_click=_on_compare, args=(run.run_id,))

@@ -45,7 +45,7 @@ from lib.contract import (
     Problem,
     VideoRequest,
 )
-from lib.ui import latest_fields, page_script, press, reference_images, state, who
+from lib.ui import chain_controls, latest_fields, page_script, press, reference_images, state, who
 from lib.ui.text import escape_md, shorten
 
 if TYPE_CHECKING:
@@ -378,6 +378,7 @@ def _on_generate() -> None:
         st.toast("Submitted: watch it below.", icon=":material/send:")
     if outcome.created:
         ss[REVEAL] = decision.ids[0]  # its card is brought into view on this rerun
+        chain_controls.after_generate(services, decision.ids[0], request)  # the next shot of a chain
 
 
 def _on_compare() -> None:
@@ -421,6 +422,7 @@ def render(services: Services) -> None:
     ss = st.session_state
     request = current_request()
     problems = _problems(request)
+    chain_controls.compose_note(request)  # "Next shot of a chain: …" while the form holds that frame
 
     with st.container(key="compose_prompt_box"):
         # No max_chars: a widget limit silently drops a long paste; validate() says what to cut instead.

@@ -24,7 +24,8 @@ from lib.ui.text import unescape_md
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 PAGES = {"app.py": "Compose", "pages/compare.py": "Compare", "pages/history.py": "History",
-         "pages/presets.py": "Presets", "pages/run.py": "Shared run"}
+         "pages/presets.py": "Presets", "pages/run.py": "Shared run", "pages/sequence.py": "Sequence"}
+PUBLIC = ("pages/run.py", "pages/sequence.py")  # share views: open to anyone holding a link
 UNKNOWN_ID = "NoSuchRunNoSuchRun0001"
 PASSWORD = "Sup3r-Secret-DB-pass"
 TRACE_WORDS = ("Traceback", "ValueError", "TypeError", "KeyError", "OperationalError", 'File "/')
@@ -144,7 +145,7 @@ def test_a_bad_setting_shows_its_page_on_every_page(monkeypatch: pytest.MonkeyPa
     assert_no_traceback(at, page)
     assert [t.value for t in at.title] == [SETUP_TITLE]
     text = all_text(at)
-    if page == "pages/run.py":  # a share link: a stranger reads which setting, not its value
+    if page in PUBLIC:  # a share link: a stranger reads which setting, not its value
         assert "PLAYGROUND_BUDGET_USD" in text and "abc" not in text
         return
     assert ("PLAYGROUND_BUDGET_USD: PLAYGROUND_BUDGET_USD must be a number of 0 or more (a spend cap in US "
@@ -163,7 +164,7 @@ def test_an_unreachable_database_names_the_setting_and_never_the_password(
         assert [t.value for t in at.title] == [SETUP_TITLE]
         text = all_text(at)
         assert PASSWORD not in text and "PLAYGROUND_DB_URL" in text
-        if page != "pages/run.py":
+        if page not in PUBLIC:
             assert "The ledger cannot be opened: the database server cannot be reached." in text
             assert "The ledger URL in use is postgresql+psycopg://app:***@127.0.0.1:" in text
         else:

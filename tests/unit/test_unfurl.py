@@ -262,6 +262,10 @@ def test_unknown_and_hostile_ids_get_the_same_words_and_no_lookup(archive: Path,
             looked.append(group_id)
             return ledger.group(group_id)
 
+        def sequence(self, sequence_id: str) -> Any:
+            looked.append(sequence_id)
+            return ledger.sequence(sequence_id)
+
     with Server(Counting, archive) as srv:
         r = get(srv, prefix + ident)
         unknown = get(srv, prefix + Ledger.new_id())
@@ -270,7 +274,7 @@ def test_unknown_and_hostile_ids_get_the_same_words_and_no_lookup(archive: Path,
     if r.status_code == 404 and r.headers["content-type"].startswith("text/html"):
         assert unfurl.NOT_FOUND in r.text and r.headers["x-content-type-options"] == "nosniff"
     assert unknown.status_code == 404 and unfurl.NOT_FOUND in unknown.text
-    assert len(looked) <= 2  # only the well-formed unknown id was looked up (run, then grid)
+    assert len(looked) <= 3  # only the well-formed unknown id was looked up (run, grid, then sequence)
 
 
 def test_host_header_injection_never_reaches_a_tag(server: Server, ledger: Ledger, archive: Path) -> None:
