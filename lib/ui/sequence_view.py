@@ -86,6 +86,10 @@ def _player(services: Services, seq: SequenceRow, exported: str | None, runs: li
             st.video(player.archive_url(services, exported))
         how = "copied shot after shot" if seq.export_mode == "copy" else "re-encoded to one size"
         st.caption(escape_md(f"One file of {format_seconds(seq.duration or 0)} ({how})."))
+        sound = [r.request.audio is True for r in runs]
+        if any(sound) and (seq.export_mode != "copy" or not all(sound)):  # lib/frames_cut.join's rule
+            st.caption("Sound is left out of this file: only shots that all carry the same sound track are "
+                       "joined with it. Each shot above keeps its own sound.")
         return
     words = chains.not_ready(runs)
     if words:

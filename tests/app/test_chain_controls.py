@@ -158,3 +158,22 @@ def test_generate_in_compose_links_the_new_run_as_the_next_shot(isolated: Path, 
     finally:
         ledger.close()
     assert chain_controls.PENDING not in app.session_state  # linked once; the next Generate is ordinary
+
+
+def test_the_sequence_page_lists_the_shots_and_says_what_export_needs(isolated: Path, clip: Path) -> None:
+    first, second = seed(isolated, clip, duration=5), seed(isolated, None, duration=5)
+    ledger = Ledger(f"sqlite:///{isolated / 'ledger.db'}")
+    try:
+        ledger.link_shot(second, first, 1.958, "first")
+        seq = ledger.sequence_for(second)
+    finally:
+        ledger.close()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.query_params["id"] = seq.sequence_id
+    at.switch_page("pages/sequence.py").run()
+    assert not at.exception, at.exception
+    words = " ".join(unescape_md(str(e.value)) for e in [*at.info, *at.caption, *at.markdown])
+    assert "2 shots" in words and "Shot 1" in words and "Shot 2" in words
+    assert "Shot 2 is not saved yet" in words  # the export waits for every shot, in words
+    assert at.button(key="sequence_export").disabled
+    assert first not in words and second not in words  # a public page: no run ids
