@@ -1,8 +1,8 @@
 """The gateway's behaviour behind the HTTP routes: accept tasks, report them, render their videos.
 
 Routes stay thin (server.py); this is where the clock, the store, the render queue, the balance and the
-task-level faults meet. Renders run in a small pool of background threads (`render_workers`, default two), started when a
-task is accepted so the file is normally ready before the clock says completed.
+task-level faults meet. Renders run in a small pool of background threads (`render_workers`, default
+two), started when a task is accepted so the file is normally ready before the clock says completed.
 """
 
 from __future__ import annotations

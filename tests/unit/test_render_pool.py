@@ -91,7 +91,8 @@ def test_a_burst_on_a_pooled_gateway_gives_every_task_its_own_real_mp4(tmp_path)
     headers = {"Authorization": "Bearer pool-key"}
     try:
         assert requests.get(gw.url + "/__control/info", timeout=10).json()["render_workers"] == 2
-        requests.post(gw.url + "/__control/config", json={"contract": "latest"}, timeout=10).raise_for_status()
+        config = requests.post(gw.url + "/__control/config", json={"contract": "latest"}, timeout=10)
+        config.raise_for_status()
         ids = []
         for i in range(5):  # the gateway's limit is 5 submits per second per key
             body = {"model": "kling-v3", "prompt": f"pool burst {i}", "duration": 5,
