@@ -253,6 +253,10 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
                 p.kill()
         for w in webs:
             w.stop()
+    # an error a page caught (lib/ui/last_resort) says "details are in the server log": keep them
+    web_errors = [line[:400] for w in webs if w.log.exists()
+                  for line in w.log.read_text(errors="replace").splitlines()
+                  if "unexpected error on a page" in line or "Error:" in line or "Exception:" in line][:20]
     log_rows = [r for r in gateway.requests() if r["t"] >= t0]
     # the gateway's log does not name keys; each leg runs alone, so its window is its own
     submits = [r for r in log_rows if r["category"] == "submit"]
@@ -272,7 +276,7 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
     video_paths = [r.video_path for r in rs if r.video_path]
     return {
         "limiter": kind, "db": db_url.split(":", 1)[0], "runs_pressed": pressed, **pressing,
-        "load": load,
+        "load": load, "web_errors": web_errors,
         # from the first press, by the ledger's own stamps: the last run written, sent, archived
         "seconds_to_last": {name: _last(rs, name, pressing["first_press"])
                             for name in ("created_at", "submitted_at", "archived_at")},
