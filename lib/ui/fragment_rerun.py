@@ -11,13 +11,14 @@ and tests/app/test_compose.py notices the fallback through its run counts.
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
 import streamlit as st
 
 log = logging.getLogger(__name__)
 
 
-def rerun(key: str) -> None:
+def rerun(key: str) -> NoReturn:
     """Rerun the fragment registered with `key` (never returns), or the whole page if that cannot be."""
     try:
         from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
