@@ -11,8 +11,9 @@ the same ledger size: the same page script drawing the same elements, with every
 archive call answered from constants recorded on its first run (no SQL, no network, no worker). An
 empty page (`import streamlit as st`) is still timed, for reference only.
 
-Live tick: with nothing changed, each fragment a page registers (the frame's live fragment, the run
-cards' own) is rerun alone, as its `run_every` timer does on a server (a fragment-scoped rerun of the
+Live tick: with nothing changed, each fragment a page registers with a `run_every` timer (the frame's
+live fragment; the run cards' watcher and bars while something is in flight) is rerun alone, as its timer
+does on a server (a fragment-scoped rerun of the
 same AppTest session), and its median time is reported. Every time is the script thread's CPU time
 (see `script_clock`).
 
@@ -339,7 +340,7 @@ def run(tiny: bool = False) -> list[Row]:
 
                         page_ticks: dict[str, list[float]] = {}
                         t = time_reruns(make, plan.reps, switch,
-                                        ticks=page_ticks if n == plan.sizes[-1] else None)
+                                        ticks=page_ticks if n == plan.sizes[-1] else None, timed_only=True)
                         results[(page, n)] = median(t) or 0.0
                         raw[f"{page}@{n}"] = [round(x, 4) for x in t]
                         for name, xs in page_ticks.items():
