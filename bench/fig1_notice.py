@@ -41,7 +41,7 @@ from lib.archive import Archive
 from lib.config import LOCAL_API_KEY
 from lib.contract import VideoRequest
 from lib.gateway import GatewayClient, GatewayError, Task
-from lib.ledger import TERMINAL, Ledger
+from lib.ledger import COMPLETED, TERMINAL, Ledger, bulk_insert, run_row
 from lib.local_gateway.clock import REALISTIC, Timeline, nominal_realistic
 from lib.ratelimit import RateLimiter
 from lib.safe_fetch import FetchPolicy, SafeFetcher
@@ -69,6 +69,7 @@ class Plan:
     aspects: tuple[str, ...] = ASPECTS
     progress: str = REALISTIC   # the gateway's progress model ("fast": the old near-linear clock)
     seed: int | None = 1        # the same task shapes on every run of the bench
+    history: int = 0            # finished runs of each kind already in the worker's ledger (`remember`)
 
     @property
     def speed(self) -> float:
@@ -83,7 +84,7 @@ class Plan:
 
 # Real time: 40 tasks of 1.3-3 minutes arriving over 90 s (up to 40 in flight at once; a wider window keeps
 # the gateway's single render thread ahead of the clock on a busy 2-core machine).
-FULL = Plan(n=40, factor=1.0, window=90.0, browser_runs=8, browser_speed=1.0)
+FULL = Plan(n=40, factor=1.0, window=90.0, browser_runs=8, browser_speed=1.0, history=20)
 # Tiny: a smoke check only, time compressed 12×. Cheap renders (std 5 s 1:1) so the render queue does
 # not set the pace.
 TINY = Plan(n=3, factor=12.0, window=1.0, browser_runs=2, browser_speed=6.0, mix=(("std", 5),),
@@ -100,6 +101,29 @@ def _requests(plan: Plan) -> list[VideoRequest]:
         out.append(VideoRequest(prompt=f"{PROMPTS[i % len(PROMPTS)]} (take {i})", mode=mode,
                                 duration=duration, aspect_ratio=aspect))
     return out
+
+
+def remember(ledger: Ledger, plan: Plan) -> int:
+    """Yesterday's runs: `plan.history` finished runs of each kind in the worker's ledger, as a playground
+    in use has them (what the worker learns its prior from, lib/worker.py `_experience`). Their durations
+    come from the same REALISTIC clock with other seeds than the bench's tasks, as our worker recorded
+    them (submit → noticed done, noticed half a second after the finish)."""
+    rows = []
+    now = time.time() - 86400
+    for mode, duration in plan.mix:
+        for k in range(plan.history):
+            tl = Timeline.for_task(mode, duration, plan.speed, f"{REALISTIC}:history-{k}")
+            req = VideoRequest(prompt=f"{PROMPTS[k % len(PROMPTS)]} (yesterday {k})", mode=mode,
+                               duration=duration, aspect_ratio=plan.aspects[k % len(plan.aspects)])
+            row = run_row(Ledger.new_id(), req, 0.0, now=now, state=COMPLETED,
+                          task_id=f"old_{mode}{duration}_{k}")
+            done = now + 0.2 + tl.total + 0.5
+            row.update(submitted_at=now + 0.2, completed_at=done, updated_at=done, progress=100, polls=6,
+                       next_poll_at=None, video_path=f"videos/{row['run_id']}.mp4", archived_at=done + 1)
+            rows.append(row)
+            now += 60
+    bulk_insert(ledger, rows)
+    return len(rows)
 
 
 def gateway_finish_times(db: Path) -> dict[str, tuple[float, float]]:
@@ -186,6 +210,7 @@ def part_a(plan: Plan, tmp: Path) -> list[Row]:
     speed = plan.speed
     gw = GatewayProcess(tmp / "gateway", speed=speed, progress=plan.progress, seed=plan.seed).start()
     adaptive = Ledger(f"sqlite:///{tmp / 'adaptive.db'}")
+    remembered = remember(adaptive, plan) if plan.history else 0
     fixed = Ledger(f"sqlite:///{tmp / 'fixed.db'}")
     limiter = RateLimiter()  # one per process, shared by both clients, as in the app
     archive = Archive(tmp / "archive", fetcher=SafeFetcher(FetchPolicy.for_gateway(gw.url)))
@@ -262,7 +287,7 @@ def part_a(plan: Plan, tmp: Path) -> list[Row]:
     a_gpr = sum(a_gets) / max(1, len(a_gets))
     f_gpr = sum(f_gets) / max(1, len(f_gets))
     notes = {"runs": plan.n, "factor": plan.factor, "gateway_speed": speed, "window_s": plan.window,
-             "progress": plan.progress, "seed": plan.seed,
+             "progress": plan.progress, "seed": plan.seed, "history_runs": remembered,
              "adaptive_noticed": len(a_lag), "fixed_noticed": len(f_lag), "worker_stats": worker.stats,
              "fixed_errors": poller.errors, "adaptive_lags": [round(x, 3) for x in sorted(a_lag)],
              "fixed_lags": [round(x, 3) for x in sorted(f_lag)],

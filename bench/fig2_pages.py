@@ -11,10 +11,16 @@ the same ledger size: the same page script drawing the same elements, with every
 archive call answered from constants recorded on its first run (no SQL, no network, no worker). An
 empty page (`import streamlit as st`) is still timed, for reference only.
 
-Live tick: with nothing changed, each fragment a page registers (the frame's live fragment, the run
-cards' own) is rerun alone, as its `run_every` timer does on a server (a fragment-scoped rerun of the
+Live tick: with nothing changed, each fragment a page registers with a `run_every` timer (the frame's
+live fragment; the run cards' watcher and bars while something is in flight) is rerun alone, as its timer
+does on a server (a fragment-scoped rerun of the
 same AppTest session), and its median time is reported. Every time is the script thread's CPU time
 (see `script_clock`).
+
+Live tick with runs in flight (`ticks_in_flight`): Compose over a ledger whose newest IN_FLIGHT runs
+are in progress (their next poll an hour away, so the worker leaves them alone and nothing changes);
+each fragment that has a timer is ticked alone as above. This is the tick a session pays every second
+while runs are in flight; the cards' list fragment has no timer and redraws only on a change.
 
 Ledgers are fresh SQLite files filled with `lib.ledger.run_row` rows in one executemany (`bulk_insert`):
 finished runs (90 % completed and archived, 10 % failed), so the worker has nothing to do while timing.
@@ -27,7 +33,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,7 @@ from typing import Any
 from bench.common import ROOT, Row, median
 from bench.floor import FloorServices
 from lib.contract import ASPECTS, DURATIONS, MODES, VideoRequest, estimate_cost
-from lib.ledger import COMPLETED, FAILED, Ledger, bulk_insert, run_row
+from lib.ledger import COMPLETED, FAILED, IN_PROGRESS, Ledger, bulk_insert, run_row
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,12 @@ FULL = Plan(sizes=(100, 10_000, 100_000), reps=21)
 TINY = Plan(sizes=(100, 2_000), reps=3)
 
 
-def fill(url: str, n: int, batch: int = 20_000) -> None:
-    """n finished runs, newest last, one executemany per batch (a fresh file: no indexes to fight)."""
+IN_FLIGHT = 3
+
+
+def fill(url: str, n: int, batch: int = 20_000, in_flight: int = 0) -> None:
+    """n finished runs, newest last, one executemany per batch (a fresh file: no indexes to fight); the
+    newest `in_flight` of them in progress instead, not due for a poll for an hour."""
     ledger = Ledger(url)
     now = time.time()
     try:
@@ -79,6 +89,12 @@ def fill(url: str, n: int, batch: int = 20_000) -> None:
                                thumbnail_url=f"http://127.0.0.1:9/files/posters/video_bench_{i:07d}.jpg",
                                expires_at=done + 86400, video_path=f"videos/{row['run_id']}.mp4",
                                poster_path=f"posters/{row['run_id']}.jpg", archived_at=done + 1)
+                if i >= n - in_flight:
+                    row.update(state=IN_PROGRESS, progress=40, completed_at=None, gateway_completed_at=None,
+                               video_url=None, thumbnail_url=None, expires_at=None, video_path=None,
+                               poster_path=None, archived_at=None, error_code=None, error_message=None,
+                               created_at=now - 60, submitted_at=now - 59, updated_at=now - 5,
+                               next_poll_at=now + 3600)
                 rows.append(row)
             bulk_insert(ledger, rows)
     finally:
@@ -150,6 +166,27 @@ def script_clock() -> Iterator[list[float]]:
 WALL: list[float] = []  # wall seconds of the same runs, for the notes
 
 
+@contextmanager
+def timers() -> Iterator[set[str]]:
+    """Ids of the fragments registered with a `run_every` timer (what the server asks the browser to
+    tick), read from the auto-rerun messages the script runs send."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+    timed: set[str] = set()
+    original = ScriptRunContext.enqueue
+
+    def enqueue(self: Any, msg: Any) -> None:
+        if msg.WhichOneof("type") == "auto_rerun" and msg.auto_rerun.fragment_id:
+            timed.add(msg.auto_rerun.fragment_id)
+        original(self, msg)
+
+    ScriptRunContext.enqueue = enqueue  # type: ignore[method-assign]
+    try:
+        yield timed
+    finally:
+        ScriptRunContext.enqueue = original  # type: ignore[method-assign]
+
+
 def _timed_run(at: Any, clock: list[float]) -> float:
     before = len(clock)
     at.run()
@@ -170,16 +207,19 @@ def _warm(make: Callable[[], Any], switch: str | None) -> Any:
 
 
 def time_reruns(make: Callable[[], object], reps: int, switch: str | None = None,
-                ticks: dict[str, list[float]] | None = None) -> list[float]:
+                ticks: dict[str, list[float]] | None = None, timed_only: bool = False) -> list[float]:
     """Two warm-up runs, then `reps` timed reruns of the same AppTest session (script-thread seconds).
 
-    `ticks`: also time each registered fragment rerun alone `reps` times (name -> seconds)."""
-    with script_clock() as clock:
+    `ticks`: also time each registered fragment rerun alone `reps` times (name -> seconds); with
+    `timed_only`, only the fragments registered with a `run_every` timer (the ones a browser ticks)."""
+    with script_clock() as clock, (timers() if timed_only else nullcontext(set())) as timed:
         at = _warm(make, switch)
         gc.collect()
         out = [_timed_run(at, clock) for _ in range(reps)]
         if ticks is not None:
             for name, fid in fragments(at).items():
+                if timed_only and fid not in timed:
+                    continue
                 ticks[name] = [fragment_run(at, fid, clock) for _ in range(reps)]
     return out
 
@@ -244,6 +284,30 @@ def fragment_run(at: Any, fragment_id: str, clock: list[float]) -> float:
         local_script_runner.RerunData = RerunData  # type: ignore[misc]
 
 
+def ticks_in_flight(reps: int, in_flight: int = IN_FLIGHT, finished: int = 100) -> dict[str, list[float]]:
+    """Compose with `in_flight` runs in progress among its cards: each fragment with a timer (the frame's
+    `_live`, and whatever the cards tick) rerun alone `reps` times, nothing changing meanwhile."""
+    from streamlit.testing.v1 import AppTest
+
+    from lib.local_gateway import LocalGateway
+
+    ticks: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_fig2_tick_") as d:
+        tmp = Path(d)
+        gw = LocalGateway(tmp / "gateway", port=0, speed=1.0).start()
+        try:
+            url = f"sqlite:///{tmp / 'ledger_tick.db'}"
+            fill(url, finished + in_flight, in_flight=in_flight)
+            with app_env(tmp, url, gw.url):
+                every: dict[str, list[float]] = {}
+                time_reruns(lambda: AppTest.from_file(str(ROOT / "app.py"), default_timeout=120), reps,
+                            ticks=every, timed_only=True)
+                ticks.update(every)
+        finally:
+            gw.stop()
+    return ticks
+
+
 # Streamlit's own cost of a fragment tick (and AppTest's mock runtime): the floor under any live tick.
 _BARE_FRAGMENT = "import streamlit as st\nst.fragment(lambda: None, run_every=1.0)()\n"
 
@@ -276,7 +340,7 @@ def run(tiny: bool = False) -> list[Row]:
 
                         page_ticks: dict[str, list[float]] = {}
                         t = time_reruns(make, plan.reps, switch,
-                                        ticks=page_ticks if n == plan.sizes[-1] else None)
+                                        ticks=page_ticks if n == plan.sizes[-1] else None, timed_only=True)
                         results[(page, n)] = median(t) or 0.0
                         raw[f"{page}@{n}"] = [round(x, 4) for x in t]
                         for name, xs in page_ticks.items():
@@ -289,6 +353,8 @@ def run(tiny: bool = False) -> list[Row]:
                             raw[f"{page} (with floor)@{n}"] = [round(x, 4) for x in t]
                             raw[f"{page} floor@{n}"] = [round(x, 4) for x in f]
                             misses[page] = dict(floor.misses)
+            for name, xs in ticks_in_flight(plan.reps).items():
+                ticks[f"compose, {IN_FLIGHT} in flight:{name}"] = xs
             bare: dict[str, list[float]] = {}
             time_reruns(lambda: AppTest.from_string(_BARE_FRAGMENT), plan.reps, ticks=bare)
             ticks["bare:fragment"] = next(iter(bare.values()))

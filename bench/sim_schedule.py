@@ -62,9 +62,22 @@ def fixed(created: float, finish: float) -> tuple[float, int]:
     return t - finish, n
 
 
-def simulate(tasks: int = 40, window: float = 30.0, seed: int = 1, speed: float = 1.0) -> SimResult:
-    """`tasks` runs of mixed kinds arriving evenly over `window` s, watched by one worker's planner."""
+def warm(cal: schedule.Calibration, per_kind: int, seed: int, speed: float = 1.0) -> None:
+    """What a worker learns from the ledger's finished runs before it starts (`per_kind` of each kind, of
+    other seeds than the simulated ones): their totals, as the ledger recorded them."""
+    for mode, duration in MIX:
+        for k in range(per_kind):
+            tl = clock.Timeline.for_task(mode, duration, speed, f"{clock.REALISTIC}:warm{seed}-{k}")
+            cal.add(schedule.Observation(mode, duration, tl.total + 0.5, None, True))
+
+
+def simulate(tasks: int = 40, window: float = 30.0, seed: int = 1, speed: float = 1.0,
+             history: int = 0) -> SimResult:
+    """`tasks` runs of mixed kinds arriving evenly over `window` s, watched by one worker's planner
+    (which knows `history` finished runs of each kind from the ledger, see `warm`)."""
     cal = schedule.Calibration()
+    if history:
+        warm(cal, history, seed, speed)
     timelines = []
     heap: list[tuple[float, int, int]] = []
     samples: list[list[tuple[float, int]]] = []
@@ -104,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", type=int, default=40)
     ap.add_argument("--window", type=float, default=30.0)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--history", type=int, default=0, help="finished runs of each kind known beforehand")
     args = ap.parse_args(argv)
-    for seed in range(1, args.seeds + 1):
-        r = simulate(args.tasks, args.window, seed)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        r = simulate(args.tasks, args.window, seed, history=args.history)
         print(f"seed {seed}: lag median {r.median:.2f} s p95 {r.p95:.2f} s; GETs/task "
               f"{sum(r.gets) / len(r.gets):.2f} vs fixed {sum(r.fixed_gets) / len(r.fixed_gets):.2f} "
               f"({r.gets_ratio:.2f}×); fixed lag median {statistics.median(r.fixed_lags):.2f} s")

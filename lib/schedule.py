@@ -11,6 +11,7 @@ Times are Unix seconds like the ledger's.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from collections import deque
@@ -36,6 +37,14 @@ _HOLD_AT = 99         # a task at 99 % waits for its file: hold, not stall
 _HOLD_GROWTH = 0.3    # while held, the next gap is this fraction of the hold so far…
 _HOLD_CAP = 3.0       # …but at most this: a finished video should show within seconds
 _TIGHT_CAP_FACTOR = 2.0  # with sharp experience of this kind of task, gaps may be this many caps long
+# The ledger's experience of a kind of task (Calibration, seeded from its finished runs): a task of that
+# kind is not looked at (after the first look) before exp(mean − Z·sd) of the log totals seen, less a
+# lead: about the 1st percentile. Tuned in bench/sim_schedule.py on seeds 1-10, checked on 101-110.
+EARLIEST_MIN_SEEN = 8    # totals of this kind needed before the floor applies (fewer: no floor)
+EARLIEST_Z = 2.33
+EARLIEST_MIN_SD = 0.1    # a few similar totals must not make the floor bolder than this spread allows
+EARLIEST_LEAD = 3.0      # the skip lands this long before that earliest finish
+_AIM_WITHIN_SURE = 7.0   # with that experience the final aim starts a little farther out
 
 # Every run ends: past DEADLINE after submit a run is "timed out" (the docs advise giving up after 10
 # minutes; the default leaves room for a slow queue). A timed-out run is still looked at every LATE_EVERY
@@ -52,6 +61,7 @@ class Prior:
     queue: float
     run: float
     spread: float = 0.6
+    earliest: float | None = None  # seconds after submit before which this kind has never been seen to finish
 
     @property
     def total(self) -> float:
@@ -165,17 +175,7 @@ def next_look(
 
     finish = estimate_finish(samples, prior)
     if finish is None:
-        # Still queued (progress 0). Without experience, widen the gaps geometrically (a 15 s task and a
-        # 5 min task both cost few looks); with it, go straight to the earliest plausible finish.
-        waited = last_t - submitted
-        plausible = submitted + prior.total * (1 - prior.spread)
-        if prior.spread >= _TRUSTED_SPREAD or plausible <= last_t:
-            target = last_t + max(floor, _QUEUE_GROWTH * waited)
-            if plausible > last_t:
-                target = min(target, plausible)
-        else:
-            target = plausible
-        return min(max(target, earliest), latest)
+        return _not_before_plausible(_queued_target(samples, prior, floor, earliest, latest), samples, prior)
 
     if samples[-1][1] >= _HOLD_AT:
         # Rendering is done on the gateway's side but the file is not ready: nothing predicts the end of
@@ -197,7 +197,7 @@ def next_look(
         # Near the end the last stretch's own speed is what counts (a slow last stretch, a hold near 100).
         finish = local
     remaining = finish - last_t
-    if remaining <= _AIM_WITHIN:
+    if remaining <= (_AIM_WITHIN_SURE if prior.earliest is not None else _AIM_WITHIN):
         target = finish + MARGIN
     else:
         # Far from the end the estimate may still move: go most of the way, keeping a lead that shrinks
@@ -212,6 +212,32 @@ def next_look(
             target = min(target, plausible - _AIM_LEAD)
     # Gaps may exceed `cap` only while the finish is far: half the distance to it at most.
     latest = max(latest, last_t + min(remaining / 2, cap * _TIGHT_CAP_FACTOR))
+    return _not_before_plausible(min(max(target, earliest), latest), samples, prior)
+
+
+def _not_before_plausible(target: float, samples: Sequence[tuple[float, int]], prior: Prior) -> float:
+    """With the ledger's experience of this kind of task (`prior.earliest`), a look before the earliest
+    finish plausible for it can only say "not yet": skip to a little before that moment. The progress
+    model's jumps and fast stretches are what make the middle looks necessary without it; with it, the
+    middle of a task costs one look."""
+    if prior.earliest is None:
+        return target
+    return max(target, samples[0][0] + prior.earliest - EARLIEST_LEAD)
+
+
+def _queued_target(samples: Sequence[tuple[float, int]], prior: Prior, floor: float, earliest: float,
+                   latest: float) -> float:
+    """Still queued (progress 0). Without experience, widen the gaps geometrically (a 15 s task and a
+    5 min task both cost few looks); with it, go straight to the earliest plausible finish."""
+    submitted, last_t = samples[0][0], samples[-1][0]
+    waited = last_t - submitted
+    plausible = submitted + prior.total * (1 - prior.spread)
+    if prior.spread >= _TRUSTED_SPREAD or plausible <= last_t:
+        target = last_t + max(floor, _QUEUE_GROWTH * waited)
+        if plausible > last_t:
+            target = min(target, plausible)
+    else:
+        target = plausible
     return min(max(target, earliest), latest)
 
 
@@ -314,6 +340,13 @@ class Calibration:
         self._by_key: dict[tuple[str, int], deque[Observation]] = {}
         self._ratios: deque[float] = deque(maxlen=4 * keep)
 
+    def learn(self, mode: str, duration: int, totals: Sequence[float]) -> None:
+        """Past tasks of one kind, oldest first (the ledger's finished runs: submit → noticed done), so a
+        worker that starts knows what its predecessors saw. Our notice came a little after the gateway's
+        finish, which only moves the `earliest` floor later by that much; EARLIEST_LEAD covers it."""
+        for total in totals:
+            self.add(Observation(mode, int(duration), float(total), None))
+
     def add(self, obs: Observation) -> None:
         if obs.total <= 0:
             return
@@ -336,7 +369,12 @@ class Calibration:
                 spread = 0.08 if seen[0].exact else 0.2
             else:
                 spread = max(0.03, min(0.6, (max(totals) - min(totals)) / total))
-            return Prior(queue=total - run, run=run, spread=spread)
+            earliest = None
+            if len(totals) >= EARLIEST_MIN_SEEN:
+                logs = [math.log(x) for x in totals]
+                sd = max(EARLIEST_MIN_SD, statistics.stdev(logs))
+                earliest = math.exp(statistics.fmean(logs) - EARLIEST_Z * sd)
+            return Prior(queue=total - run, run=run, spread=spread, earliest=earliest)
         if ratios:
             k = statistics.median(ratios)
             return Prior(queue=base.queue * k, run=base.run * k, spread=0.35)

@@ -28,7 +28,7 @@ from typing import Any
 
 from lib import ledger as L
 from lib.archive import EXPIRED_MESSAGE, Archive, ArchiveError
-from lib.contract import LATEST, LATEST_ONLY_WORDS
+from lib.contract import DURATIONS, LATEST, LATEST_ONLY_WORDS, MODES
 from lib.gateway import (
     GatewayClient,
     GatewayError,
@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 LEASE = 60.0          # a claim outlives the slowest single step (35 s submit/poll timeouts) with margin
 IDLE = 1.0            # longest sleep: runs made by other processes are noticed within this
+EXPERIENCE = 20       # finished runs of each mode and duration a starting worker learns from (the ledger)
 ERROR_BACKOFF_MAX = 120.0    # api-contract §7.2: back off up to 120 s after errors
 ARCHIVE_BACKOFF_MAX = 600.0  # disk full: try again every few minutes, not in a tight loop
 HANDLER_ERROR_RETRY = 30.0   # an unexpected bug in one run's handling: look again later, keep the run
@@ -158,7 +159,7 @@ class Worker:
         self.lease = lease
         self.idle = idle
         self.archive_retry = archive_retry
-        self.calibration = calibration or Calibration()
+        self.calibration = calibration or self._experience(ledger)
         self.deadline = deadline          # seconds from submit until a run unfinished is timed out
         self.late_every = late_every      # a timed-out run's slow checks, this far apart…
         self.late_window = late_window    # …until this long after submit
@@ -468,6 +469,21 @@ class Worker:
         code = err.code if isinstance(err.code, str) else (err.type or f"http_{err.status}")
         self.ledger.mark_submit_failed(run.run_id, code, user_message(err))
         return None
+
+    @staticmethod
+    def _experience(ledger: L.Ledger) -> Calibration:
+        """A Calibration that starts from the ledger's finished runs of each mode and duration (bounded
+        reads, once): the poll plan skips the looks that experience says cannot see a finish yet."""
+        calibration = Calibration()
+        for mode in MODES:
+            for duration in DURATIONS:
+                try:
+                    times = ledger.finish_times(mode, int(duration), limit=EXPERIENCE)
+                except Exception as exc:  # noqa: BLE001 - no experience is a slower plan, not a failure
+                    log.info("worker: no finish times to learn from (%s)", exc.__class__.__name__)
+                    return calibration
+                calibration.learn(mode, int(duration), [done for _, done in reversed(times) if done > 0])
+        return calibration
 
     # ------------------------------------------------------------------ poll
     def _seed(self, run: L.Run) -> list[tuple[float, int]]:

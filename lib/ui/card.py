@@ -6,6 +6,7 @@ every setting). Cards only read the ledger; actions write through lib.playground
 """
 from __future__ import annotations
 
+import contextvars
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
+from lib import links, live_reads, money, playground, presses, queue_estimate, spend_labels, state_words
 from lib.durations import format_seconds
 from lib.ledger import (
     ACTIVE,
@@ -25,7 +26,7 @@ from lib.ledger import (
     UNREADABLE,
     Run,
 )
-from lib.ui import player, press, share_links, state, triage_controls, who
+from lib.ui import fragment_rerun, player, press, share_links, state, triage_controls, who
 from lib.ui.text import escape_md, shorten
 
 if TYPE_CHECKING:
@@ -87,8 +88,10 @@ def run_card(
     actions: Sequence[str] = ACTIONS,
     show_prompt: bool = True,
     show_video: bool = True,
+    tick: bool = False,
 ) -> None:
-    """Draw one run; `key` prefixes widget keys when the same run appears twice on a page."""
+    """Draw one run; `key` prefixes widget keys when the same run appears twice on a page. `tick`: the
+    bar of a run in flight refreshes itself every second in its own small fragment (`live_runs`)."""
     prefix = key or "card"
     with st.container(border=True, key=f"{prefix}_{run.run_id}" if key else f"card_{run.run_id}"):
         if run.state == UNREADABLE:  # a ledger row this code cannot read: say so, offer nothing to press
@@ -107,7 +110,7 @@ def run_card(
         if show_prompt:
             st.text(shorten(run.request.prompt, 400) if run.request.prompt else "(prompt unknown)")
         mine = who.may_act(services, run)  # another user's run: look and share only (lib/owners.py)
-        _status(services, run, prefix, recover=mine)
+        _status(services, run, prefix, recover=mine, tick=tick)
         if show_video and run.state == COMPLETED:
             # our archived copy, "Saving…", or why not (lib/playback.py); never a source swapped in place
             player.video(services, run, key=prefix)
@@ -148,11 +151,28 @@ def progress_block(services: Services, run: Run) -> None:
     st.caption(escape_md(queue_estimate.for_run(services.ledger, run)))  # the badge above says the state
 
 
-def _status(services: Services, run: Run, prefix: str, *, recover: bool = True) -> None:
-    if run.state in ACTIVE:
-        progress_block(services, run)
-        if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
-            st.caption(escape_md(run.error_message))
+def _active_status(services: Services, run: Run) -> None:
+    progress_block(services, run)
+    if run.error_message:  # the worker's note while it waits (rate limit, gateway unreachable)
+        st.caption(escape_md(run.error_message))
+
+
+def _ticking_status(services: Services, run_id: str, drawn: Run) -> None:
+    """A run in flight's bar, on its own once-a-second tick: the change token (shared by the process's
+    ticks, lib/live_reads.py), the run as of that token (read once per change for the whole process), one
+    element. When the list draws it, `drawn` is current. A run that has settled draws nothing here: the
+    list's watcher redraws its whole card."""
+    ledger = services.ledger
+    run = drawn if _drawing.get() else live_reads.run(ledger, live_reads.token(ledger), run_id)
+    if run is not None and run.state in ACTIVE:
+        _active_status(services, run)
+
+
+def _status(services: Services, run: Run, prefix: str, *, recover: bool = True, tick: bool = False) -> None:
+    if run.state in ACTIVE and tick:
+        st.fragment(_ticking_status, run_every=LIVE_EVERY)(services, run.run_id, run)
+    elif run.state in ACTIVE:
+        _active_status(services, run)
     elif run.state == COMPLETED:
         st.caption(timing(run))
     elif run.state == FAILED:
@@ -367,6 +387,17 @@ def is_live(run: Run) -> bool:
     return run.state in ACTIVE or (run.state == COMPLETED and not run.video_path and not run.archive_failed)
 
 
+LIVE_EVERY = 1.0
+_drawing: contextvars.ContextVar[bool] = contextvars.ContextVar("card_list_drawing", default=False)
+_registering: contextvars.ContextVar[bool] = contextvars.ContextVar("card_list_registering", default=False)
+
+
+def looks(runs: Sequence[Run]) -> tuple:
+    """What a list of cards shows, apart from the bars of runs in flight (those tick on their own): which
+    runs, in which order, their state, label, and whether their video is in or archiving gave up."""
+    return tuple((r.run_id, r.state, r.label, bool(r.video_path), bool(r.archive_failed)) for r in runs)
+
+
 def live_runs(
     services: Services,
     load: Callable[[], Sequence[Run]],
@@ -375,22 +406,55 @@ def live_runs(
     empty: str | None = None,
     **card_kwargs: Any,
 ) -> None:
-    """Cards for `load()` in a fragment that refreshes every second while any of them is live, or while
-    any run is in flight (so a run started elsewhere shows up without a full rerun of the page).
+    """Cards for `load()` that keep themselves current while any of them is live, or while any run is in
+    flight (so a run started elsewhere shows up without a full rerun of the page).
 
-    When the last one settles and nothing is in flight the fragment asks for one full rerun, which
-    re-registers it without a timer.
+    Why three parts: a fragment tick must redraw everything it drew, and redrawing 8 cards every second
+    cost 18-40 ms per session (bench/RESULTS.md figure 2). So the cards sit in a fragment (`key`) with no
+    timer; each run in flight ticks only its own bar (`_ticking_status`); and a watcher that draws
+    nothing ticks every second, reads the ledger's change token, and only when the token moved and the
+    list looks different (a new run, a state change, a video saved) reruns the cards' fragment. When the
+    last one settles and nothing is in flight it asks for one full rerun, which re-registers everything
+    without a timer.
     """
-    live = any(is_live(r) for r in load())
-    ticking = live or services.ledger.in_flight() > 0
+    ledger = services.ledger
+    seen_key = f"_cards_seen_{key}"
+    token = ledger.changes()  # before the list: a write in between then shows as a new token
+    pending = [list(load())]  # the full run draws what it has just read
+    live = any(is_live(r) for r in pending[0])
+    ticking = live or ledger.in_flight() > 0
 
-    def body() -> None:
-        current = list(load())
+    def cards() -> None:
+        seen_token = token if pending else ledger.changes()
+        current = pending.pop() if pending else list(load())
+        st.session_state[seen_key] = (seen_token, looks(current))
         if not current and empty:
             st.caption(empty)
-        for run in current:
-            run_card(services, run, **card_kwargs)
-        if live and not any(is_live(r) for r in current) and not services.ledger.in_flight():
-            st.rerun()
+        drawing = _drawing.set(True)
+        try:
+            for run in current:
+                run_card(services, run, tick=True, **card_kwargs)
+        finally:
+            _drawing.reset(drawing)
 
-    st.fragment(body, run_every=1.0 if ticking else None, key=key)()
+    def watch() -> None:
+        if _registering.get():
+            return  # the full run has just drawn the list
+        seen = st.session_state.get(seen_key)
+        now = live_reads.token(ledger)
+        if seen is not None and seen[0] == now:
+            return  # nothing changed: the usual tick
+        current = list(load())
+        if seen is not None and looks(current) == seen[1]:
+            st.session_state[seen_key] = (now, seen[1])  # progress only: the bars tick on their own
+            return
+        if live and not any(is_live(r) for r in current) and not ledger.in_flight():
+            st.rerun()
+        fragment_rerun.rerun(key)
+
+    st.fragment(cards, key=key)()
+    registering = _registering.set(True)
+    try:
+        st.fragment(watch, run_every=LIVE_EVERY if ticking else None, key=f"{key}_watch")()
+    finally:
+        _registering.reset(registering)

@@ -127,7 +127,7 @@ def _sidebar(services: Services, *, public: bool) -> None:
     st.session_state[_BUSY_KEY] = in_flight > 0
     token = _full_run.set(True)
     try:
-        st.fragment(_live, run_every=LIVE_EVERY if in_flight else IDLE_EVERY)(public)
+        st.fragment(_live, run_every=LIVE_EVERY if in_flight else IDLE_EVERY)(public, services)
     finally:
         _full_run.reset(token)
 
@@ -210,18 +210,20 @@ def _reason(run: Run) -> str:
         return "see its card for the reason"
 
 
-def _live(public: bool = False) -> None:
+def _live(public: bool = False, services: Services | None = None) -> None:
     """One tick: in-flight count and spend, then the cheap change token; on a change, toast finished
     runs and rerun the whole page only if `_page_needs_rerun`.
 
     On a public page the in-flight count, spend and toasts are left out: they would describe the owner's
     account and other people's runs.
     """
-    services = state.services()
+    services = services or state.services()  # the full run passes the process's Services along
     ledger = services.ledger
     ss = st.session_state
     widget_gc.prune()  # cards that left the page: Streamlit alone would keep their buttons forever
-    version = ledger.changes()  # before in_flight: a change in between then shows as a new version
+    # before in_flight: a change in between then shows as a new version; a tick shares the process's
+    # latest read (lib/live_reads.py), a full run reads afresh
+    version = ledger.changes() if _full_run.get() else live_reads.token(ledger)
     in_flight = live_reads.in_flight(ledger, version)  # read again only when the ledger changed
     if not public:
         with st.container(key="frame_live"):
