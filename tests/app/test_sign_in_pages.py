@@ -193,7 +193,8 @@ def test_without_sign_in_nothing_changes(ledger: Ledger) -> None:
     run_id = seed(ledger, "a team fox", None)
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert not [b for b in at.button if b.label == "Sign in"] and not at.toggle
+    assert not [b for b in at.button if b.label == "Sign in"]
+    assert not [t for t in at.toggle if t.label == "Whole team"]  # (a card's Favourite switch is a toggle)
     assert {"rerun", "take", "promote", "extend"} <= _card_buttons(at, run_id)
     assert card.VIEW_ACTIONS  # the restricted set exists only for sign-in
 
