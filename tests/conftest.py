@@ -21,30 +21,18 @@ pytest_plugins = [
 
 E2E = ROOT / "tests" / "e2e"
 
-# Browser test files whose checks are about time or motion (synced players within 0.1 s, a playing video's
-# place frame by frame, clicks at a human pace against a 3 s window, an action within 2 s, script runs
-# counted while runs change state, guesses per second): `.ci/run` runs them last, alone, one after another
-# (`-m serial`). The other browser tests run beside the unit and AppTest tests (`-m "not serial"`). A single
-# test elsewhere can be marked `@pytest.mark.serial` for the same treatment.
-SERIAL_FILES = frozenset({
-    "test_card_actions_e2e.py",
-    "test_compare_e2e.py",
-    "test_live_e2e.py",
-    "test_passcode_attack_e2e.py",
-    "test_polish_e2e.py",
-    "test_presses_e2e.py",
-})
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`.ci/run`: -n 3 --dist loadgroup) every browser test goes to one worker and runs
     there one after another, as in a serial run, while unit and AppTest tests fill the other workers.
-    Without xdist the group marker does nothing. Timing-sensitive browser files get `serial` (above); every
-    browser test that fails is run once more (pytest-rerunfailures; `-rR` lists it, so a flaky check stays
-    visible and a real failure fails twice). Unit and AppTest tests are never rerun."""
+    Without xdist the group marker does nothing. Browser tests whose checks are about time or motion
+    (synced players within 0.1 s, a playing video's place frame by frame, clicks at a human pace against
+    the press window, an action within 2 s, guesses per second) are marked `serial` in their files:
+    `.ci/run` runs them last, alone, one after another (`-m serial`), and the others beside the unit and
+    AppTest tests (`-m "not serial"`). Every browser test that fails is run once more
+    (pytest-rerunfailures; `-rR` lists it, so a flaky check stays visible and a real failure fails
+    twice). Unit and AppTest tests are never rerun."""
     for item in items:
         if E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.xdist_group("e2e"))
             item.add_marker(pytest.mark.flaky(reruns=1))
-            if Path(str(item.path)).name in SERIAL_FILES:
-                item.add_marker(pytest.mark.serial)

@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 
 from tests.fixtures.servers import DESKTOP, PHONE, ROOT, open_app, read_ledger_rows, screenshot, wait_for_app
 
-pytestmark = pytest.mark.e2e
+# timing checks (synced players within 0.1 s): run alone, last (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 PLAYER = "[data-sync-player]"
 # Every playing video's time, and the spread between them measured around the loop (on a 5 s loop,

@@ -256,6 +256,7 @@ def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, br
 
 
 # ------------------------------------------------------------------ item 5: the new card, the playing video
+@pytest.mark.serial  # scrolled to within seconds of the last press: run alone (tests/conftest.py)
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_generate_brings_the_new_card_into_view(server: AppServer, browser: Any,
                                                 viewport: dict[str, int]) -> None:
@@ -277,6 +278,7 @@ def test_generate_brings_the_new_card_into_view(server: AppServer, browser: Any,
         ctx.close()
 
 
+@pytest.mark.serial  # a playing video's place, frame by frame: run alone (tests/conftest.py)
 def test_a_playing_video_keeps_its_place_when_a_run_starts(server: AppServer, page: Any) -> None:
     open_app(page, server.url)
     first = _generate(page, server, "A slow river under a bridge, e2e")
