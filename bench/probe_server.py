@@ -142,10 +142,12 @@ def _probe(out: Path, every: float) -> None:
 def main() -> None:
     out, every = Path(sys.argv[1]), float(sys.argv[2])
     out.parent.mkdir(parents=True, exist_ok=True)
-    threading.Thread(target=_probe, args=(out, every), name="bench-probe", daemon=True).start()
-    sys.argv = ["streamlit", *sys.argv[3:]]
+    # streamlit first: the probe's sampler imports streamlit.runtime, and on a busy machine an import that
+    # is still under way in this thread then fails in the other as a circular import
     from streamlit.web.cli import main as streamlit_main
 
+    threading.Thread(target=_probe, args=(out, every), name="bench-probe", daemon=True).start()
+    sys.argv = ["streamlit", *sys.argv[3:]]
     streamlit_main()
 
 

@@ -22,11 +22,22 @@ pytest_plugins = [
 E2E = ROOT / "tests" / "e2e"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the group (see below)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`.ci/run`: -n 2 --dist loadgroup) every browser test goes to one worker and runs
-    there one after another, as in a serial run: their cadence and timing checks never compete with another
-    Chromium and app server, while unit and AppTest tests fill the other worker. Without xdist the
-    marker does nothing."""
+    """Under pytest-xdist (`.ci/run`: -n 3 --dist loadgroup) every browser test goes to one worker and runs
+    there one after another, as in a serial run, while unit and AppTest tests fill the other workers.
+    Without xdist the group marker does nothing. Browser tests whose checks are about time or motion
+    (synced players within 0.1 s, a playing video's place frame by frame, clicks at a human pace against
+    the press window, an action within 2 s, guesses per second) are marked `serial` in their files:
+    `.ci/run` runs them last, alone, one after another (`-m serial`), and the others beside the unit and
+    AppTest tests (`-m "not serial"`). Every browser test that fails is run once more
+    (pytest-rerunfailures; `-rR` lists it, so a flaky check stays visible and a real failure fails
+    twice). Unit and AppTest tests are never rerun.
+
+    tryfirst: xdist's worker turns the `xdist_group` marker into the "@e2e" suffix of each node id in its
+    own pytest_collection_modifyitems, which otherwise runs before this one; without tryfirst the marker
+    came too late, and the browser tests were spread over every worker, two Chromium tests at a time."""
     for item in items:
         if E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.xdist_group("e2e"))
+            item.add_marker(pytest.mark.flaky(reruns=1))

@@ -113,11 +113,15 @@ def test_an_archive_outside_the_checkout_plays_everywhere(app: AppServer, browse
     app.gateway.control("faults", endpoint="file", mode="delay", delay=3.0, count=1)
     open_app(page, app.url)
     page.evaluate(RECORD_SOURCES)
-    page.locator(".st-key-compose_prompt_box textarea").first.fill(PROMPT)
+    box = page.locator(".st-key-compose_prompt_box textarea").first
+    box.fill(PROMPT)
+    box.press("Tab")  # a text area commits its value on blur: press once the page has it, as a person does
+    wait_for_app(page)
     page.locator(".st-key-compose_generate button").click()
     deadline = time.monotonic() + 30
     while not (runs := read_ledger_rows(app.db_path)) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert runs, "no run in the ledger 30 s after Generate"
     run_id = runs[0]["run_id"]
     card = page.locator(f".st-key-card_{run_id}")
 

@@ -84,6 +84,7 @@ def made_run(page: Any, app: AppServer) -> str:
     return str(run["run_id"])
 
 
+@pytest.mark.serial  # each action within 2 s: run alone (tests/conftest.py)
 def test_rerun_and_open_in_compare_on_a_live_compose_card_act_at_once(tab: Any, server: AppServer) -> None:
     open_app(tab, server.url)
     run_id = made_run(tab, server)

@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from tests.fixtures.press import press_many
 from tests.fixtures.servers import (
     DESKTOP,
     AppServer,
@@ -27,6 +28,7 @@ from tests.fixtures.servers import (
     screenshot,
     wait_for_app,
 )
+from tests.fixtures.st_socket import run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -136,16 +138,19 @@ def app(shared: AppServer) -> Iterator[AppServer]:
 
 
 def test_kill_9_with_ten_runs_in_flight_then_restart(tmp_path: Path, browser: Any) -> None:
-    """SIGKILL mid-flight: after a restart on the same ledger all 10 finish, with exactly 10 submits."""
-    gateway = GatewayProcess(tmp_path / "gateway", speed=0.6).start()  # std 5 s takes ~25 s
+    """SIGKILL mid-flight: after a restart on the same ledger all 10 finish, with exactly 10 submits.
+
+    The ten presses are the Compose page's real Generate over Streamlit's websocket (tests/fixtures/press.py,
+    one session): seconds for all ten even on a loaded machine, where ten presses in Chromium took longer
+    than a task, so runs had finished before the kill. The browser comes in after the restart."""
+    gateway = GatewayProcess(tmp_path / "gateway", speed=0.5).start()  # std 5 s takes ~30 s
     first = AppServer(tmp_path / "app", gateway).start()
     second: AppServer | None = None
     ctx = browser.new_context(viewport=DESKTOP)
     try:
-        page = ctx.new_page()
-        open_app(page, first.url)
-        for i in range(10):
-            press_generate(page, f"crash test clip {i}: a lantern swinging in the wind")
+        run_async(press_many(first.url, [f"crash test clip {i}: a lantern swinging in the wind"
+                                         for i in range(10)]))
+
         def all_sent() -> bool:
             current = rows(first)
             return len(current) == 10 and all(r["task_id"] for r in current)

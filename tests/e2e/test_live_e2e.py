@@ -11,7 +11,8 @@ from lib.ledger import COMPLETED, Ledger
 from lib.ui import frame
 from tests.fixtures.servers import AppServer, GatewayProcess, ScriptRuns, open_app, read_ledger_rows
 
-pytestmark = pytest.mark.e2e
+# timing checks (how soon an idle page sees a run; script runs counted): run alone, last (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 CARD = "[class*='st-key-card_']"
 

@@ -18,7 +18,8 @@ from lib import passcode
 from tests.fixtures.servers import AppServer, GatewayProcess
 from tests.fixtures.st_socket import BareSession, run_async
 
-pytestmark = pytest.mark.e2e
+# timing checks (guesses per second against the schedule): run alone, last (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 PASSCODE = "correct horse battery staple"
 ATTACK_SECONDS = 12.0

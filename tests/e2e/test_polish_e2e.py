@@ -174,6 +174,31 @@ def _form_y(page: Any, selector: str) -> float:
     return page.locator(selector).bounding_box()["y"] - page.locator(PROMPT_BOX).first.bounding_box()["y"]
 
 
+# Where elements are (from the top of `box`, or on screen with no box), once they have held still for 5
+# animation frames in a row (at most 5 s): Streamlit swaps elements in a rerun's last paints and a wheel
+# scroll lands over several frames, so a reading taken in between (a busy machine spreads them out) is a
+# moment on the way, not the layout.
+FORM_YS_JS = """([sels, box]) => new Promise((done) => {
+    const read = () => { const top = box ? document.querySelector(box).getBoundingClientRect().top : 0;
+        return sels.map(s => document.querySelector(s).getBoundingClientRect().top - top); };
+    let last = null, still = 0;
+    const look = () => {
+        const ys = read();
+        still = last && ys.every((y, i) => Math.abs(y - last[i]) < 0.5) ? still + 1 : 0;
+        last = ys;
+        if (still >= 5) done(ys); else requestAnimationFrame(look);
+    };
+    requestAnimationFrame(look);
+    setTimeout(() => done(last || read()), 5000);
+})"""
+
+
+def _settled_form_ys(page: Any) -> tuple[float, float]:
+    """Generate's and the price's form places (as _form_y), read once the layout holds still."""
+    ys = page.evaluate(FORM_YS_JS, [[GENERATE, ".st-key-compose_estimate"], PROMPT_BOX])
+    return ys[0], ys[1]
+
+
 def _gateway_image(server: AppServer, size: tuple[int, int]) -> str:
     """A public-looking image URL to paste: a PNG put on the local gateway's file host."""
     buf = io.BytesIO()
@@ -195,7 +220,7 @@ def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, br
     try:
         open_app(page, server.url)
         name = "desktop" if viewport == DESKTOP else "phone"
-        at_start = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        at_start = _settled_form_ys(page)
         slot = page.locator(".st-key-compose_first_frame_preview")
         assert "No first frame" in slot.inner_text()
         screenshot(page, f"polish_frame_{name}_{how}_before")
@@ -210,7 +235,7 @@ def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, br
         wait_for_app(page)
         page.wait_for_function("e => e.complete && e.naturalHeight > 0", arg=image.element_handle(),
                                timeout=10_000)
-        with_frame = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        with_frame = _settled_form_ys(page)
         screenshot(page, f"polish_frame_{name}_{how}_after")
         box, img = slot.bounding_box(), image.bounding_box()
         assert img["height"] > 40 and img["y"] + img["height"] <= box["y"] + box["height"], (img, box)
@@ -222,7 +247,7 @@ def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, br
             paste.press("Enter")
         expect(slot).to_contain_text("No first frame", timeout=10_000)
         wait_for_app(page)
-        removed = _form_y(page, GENERATE), _form_y(page, ".st-key-compose_estimate")
+        removed = _settled_form_ys(page)
         for label, ys in (("added", with_frame), ("removed", removed)):
             moved = [after - before for before, after in zip(at_start, ys, strict=True)]
             assert all(abs(m) <= 4 for m in moved), f"frame {label}: Generate, price moved {moved} px"
@@ -231,6 +256,7 @@ def test_adding_or_removing_a_frame_does_not_move_generate(server: AppServer, br
 
 
 # ------------------------------------------------------------------ item 5: the new card, the playing video
+@pytest.mark.serial  # scrolled to within seconds of the last press: run alone (tests/conftest.py)
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_generate_brings_the_new_card_into_view(server: AppServer, browser: Any,
                                                 viewport: dict[str, int]) -> None:
@@ -252,6 +278,7 @@ def test_generate_brings_the_new_card_into_view(server: AppServer, browser: Any,
         ctx.close()
 
 
+@pytest.mark.serial  # a playing video's place, frame by frame: run alone (tests/conftest.py)
 def test_a_playing_video_keeps_its_place_when_a_run_starts(server: AppServer, page: Any) -> None:
     open_app(page, server.url)
     first = _generate(page, server, "A slow river under a bridge, e2e")
@@ -266,8 +293,8 @@ def test_a_playing_video_keeps_its_place_when_a_run_starts(server: AppServer, pa
     box.click()
     page.keyboard.press("Control+A")
     page.keyboard.type("Another run starting meanwhile, e2e")
-    page.wait_for_timeout(300)
-    top = video.bounding_box()["y"]
+    # where the video is on screen, once it holds still (FORM_YS_JS with no box: viewport y)
+    top = page.evaluate(FORM_YS_JS, [[f".st-key-card_{first['run_id']} video"], None])[0]
     assert 0 <= top < DESKTOP["height"], top
     # where the video is painted, frame by frame (read in requestAnimationFrame, as the screen shows it)
     video.evaluate("""v => { window.__kpTops = []; const f = () => {

@@ -26,7 +26,8 @@ from tests.fixtures.servers import (
     wait_for_app,
 )
 
-pytestmark = pytest.mark.e2e
+# timing checks (clicks at a human pace against the press window): run alone, last (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 GAPS_MS = (0, 50, 150, 300, 600, 1000, 2000)
 CLICKS = 5

@@ -22,7 +22,15 @@ from playwright.sync_api import expect
 from lib.storage import S3Location
 from tests.e2e.test_archive_e2e import PLAY, TOKEN_SRC, _played
 from tests.fixtures.seaweed import Seaweed
-from tests.fixtures.servers import DESKTOP, ROOT, AppServer, GatewayProcess, open_app, read_ledger_rows
+from tests.fixtures.servers import (
+    DESKTOP,
+    ROOT,
+    AppServer,
+    GatewayProcess,
+    open_app,
+    read_ledger_rows,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -55,11 +63,15 @@ def test_a_video_in_the_bucket_plays_on_the_card_and_from_another_replica(
         location: S3Location) -> None:
     one, two = replicas
     open_app(page, one.url)
-    page.locator(".st-key-compose_prompt_box textarea").first.fill(PROMPT)
+    box = page.locator(".st-key-compose_prompt_box textarea").first
+    box.fill(PROMPT)
+    box.press("Tab")  # a text area commits its value on blur: press once the page has it, as a person does
+    wait_for_app(page)
     page.locator(".st-key-compose_generate button").click()
     deadline = time.monotonic() + 30
     while not (runs := read_ledger_rows(one.db_path)) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert runs, "no run in the ledger 30 s after Generate"
     run_id = runs[0]["run_id"]
     video = page.locator(f".st-key-card_{run_id} video")
     expect(video).to_have_attribute("src", re.compile(re.escape(one.url) + TOKEN_SRC), timeout=120_000)
