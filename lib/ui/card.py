@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words
+from lib import links, money, playground, presses, queue_estimate, spend_labels, state_words, takes
 from lib.durations import format_seconds
 from lib.ledger import (
     ACTIVE,
@@ -101,6 +101,8 @@ def run_card(
                 st.badge(escape_md(run.label), color="gray")
             if run.source == "rerun" and run.parent_id:
                 st.badge("New take", color="blue", icon=":material/add_circle:")
+            if run.group_id and (take := takes.badge(services.ledger.group(run.group_id), run)):
+                st.badge(take, color="violet", icon=":material/view_week:")  # 'Take 2 of 3'
             who.owner_badge(services, run)
             cost = f" · ≈ {money.usd(run.est_cost)} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
@@ -367,6 +369,7 @@ def live_runs(
     *,
     key: str,
     empty: str | None = None,
+    draw: Callable[[Services, Sequence[Run]], None] | None = None,
     **card_kwargs: Any,
 ) -> None:
     """Cards for `load()` in a fragment that refreshes every second while any of them is live, or while
@@ -382,7 +385,9 @@ def live_runs(
         current = list(load())
         if not current and empty:
             st.caption(empty)
-        for run in current:
+        if draw is not None:  # the page's own layout of the same runs (Compose: takes as strips)
+            draw(services, current)
+        for run in current if draw is None else ():
             run_card(services, run, **card_kwargs)
         if live and not any(is_live(r) for r in current) and not services.ledger.in_flight():
             st.rerun()

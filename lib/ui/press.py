@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, presses
+from lib import compare, presses, takes
 from lib.ui import state, who
 
 BOOK_KEY = "_presses"
@@ -67,7 +67,8 @@ def submit_grid(action: str, plan: compare.GridPlan) -> compare.GridSubmit:
     """One press of a grid button (Submit grid, Re-run this grid): this tab's press memory gives the
     group and cell ids (the same ones for a repeat within the window), then the ledger writes the grid
     all or nothing. The words for a repeat or a new take wait for the grid's page (hand_over)."""
-    decision = decide(action, compare.spec_to_params(plan.spec), n_ids=1 + len(plan.submittable))
+    inputs = takes.press_inputs(compare.spec_to_params(plan.spec), plan.takes)  # 2 takes ≠ 3 takes
+    decision = decide(action, inputs, n_ids=1 + len(plan.submittable) * plan.takes)
     if decision.kind == presses.TOO_SOON:
         return compare.GridSubmit("", refused=presses.too_soon(decision))
     services = state.services()
