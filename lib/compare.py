@@ -224,11 +224,11 @@ def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES, takes: int = 1) -> G
                     cells.append(Cell(index=len(cells), variant=v, request=req, label=label,
                                       run_label=run_label(v, mode, n_variants=len(spec.prompts)),
                                       est_cost=cost, forbidden=reason, problems=problems))
-    problems = _spec_problems(spec)
+    grid_problems = _spec_problems(spec)
     if (bad := takes_rules.count_problem(takes)) is not None:
-        problems.append(bad)
+        grid_problems.append(bad)
         takes = 1
-    return GridPlan(spec=spec, cells=tuple(cells), problems=tuple(problems), takes=takes)
+    return GridPlan(spec=spec, cells=tuple(cells), problems=tuple(grid_problems), takes=takes)
 
 
 def _relabel(p: Problem, variant: int, n_variants: int) -> Problem:
