@@ -22,7 +22,7 @@ from lib.ui.text import escape_md, shorten
 if TYPE_CHECKING:
     from lib.services import Services
 
-TILE_MIN_PX = 150  # a tile's narrowest: three fit a desktop column, one or two a phone's width
+TILE_MIN_PX = 100  # a tile's narrowest: 3 takes fit Compose's runs column at 1280 px; a phone's cell wraps
 TAKE_SOURCES = ("compose", "rerun")  # a group of these alone is a Generate press's takes (not a Compare grid)
 
 
@@ -35,7 +35,10 @@ def _css(box_key: str) -> str:
     """Tiles share the row and wrap when narrower than TILE_MIN_PX (one per line on a narrow cell)."""
     return (f".st-key-{box_key}{{flex-wrap:wrap!important}}"
             f".st-key-{box_key} > *{{flex:1 1 {TILE_MIN_PX}px!important;min-width:{TILE_MIN_PX}px!important;"
-            "max-width:100%}")
+            "max-width:100%}"
+            # a tile is one video wide: a thin frame, not a card's padding
+            f".st-key-{box_key} [class*='_tile_']{{padding:.4rem!important;gap:.35rem!important}}"
+            f".st-key-{box_key} [class*='_tile_'] button{{padding-left:.5rem;padding-right:.5rem}}")
 
 
 def _on_rerun(run_id: str) -> None:
@@ -57,7 +60,7 @@ def _tile_actions(services: Services, run: Run, key: str, label: str) -> None:
     """One take's own actions, as a card offers them (promote, re-run, share, download), in a popover so
     a narrow tile stays one video wide."""
     mine = who.may_act(services, run)
-    with st.popover("Actions", icon=":material/more_horiz:", key=f"{key}_more_{run.run_id}",
+    with st.popover("More", key=f"{key}_more_{run.run_id}",
                     help=f"{label}: promote, re-run, share or download this take"):
         if mine and run.state == COMPLETED and (promote := card.promote_label(services, run)):
             st.button(promote, key=f"{key}_promote_{run.run_id}", icon=":material/upgrade:",

@@ -279,7 +279,7 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     # the cell now shows both takes side by side (lib/ui/takes_strip.py), each with its own actions
     texts = [m.value for m in at.get_by_key("cmp_cell_0").get("markdown")]
     assert "**Take 1 of 2**" in texts and "**Take 2 of 2**" in texts
-    assert [p.proto.popover.label for p in at.get_by_key("cmp_cell_0").get("popover")] == ["Actions"] * 2
+    assert [p.proto.popover.label for p in at.get_by_key("cmp_cell_0").get("popover")] == ["More"] * 2
     # the earlier take stays one click away: a link to it in its tile's actions
     assert any(std_run.run_id in str(link.proto.page) + str(link.proto.query_string)
                for link in at.get_by_key("cmp_cell_0").get("page_link")), "no link to take 1"

@@ -129,3 +129,22 @@ def test_a_compare_grid_with_takes_prices_every_take_and_draws_a_strip_per_cell(
     assert rerun[0].label == "Re-run this grid · 4 runs · ≈ $0.99"   # as many takes as it was made with
     assert at.segmented_control(key="cmp_takes").value == 2
     assert not at.exception, at.exception
+
+
+def test_history_shows_a_take_as_a_normal_run_with_its_number(isolated: Path) -> None:
+    from lib.contract import VideoRequest
+    from lib.ledger import NewRun
+    from lib.ui import history_view as hv
+
+    req = VideoRequest(PROMPT, mode="std", duration=5)
+    db = ledger(isolated)
+    db.create_runs([NewRun(f"take-{i}", req, 0.184, group_id="g-hist") for i in range(3)])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/history.py").run()
+    at.session_state[hv.TABLE_KEY] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    detail = " ".join(m.value for m in at.get_by_key("hist_detail").get("markdown"))
+    assert "Take 3 of 3" in detail, detail                       # the newest row is the third take
+    assert "Group: g-hist" in " ".join(texts(at, "caption"))
