@@ -22,7 +22,7 @@ from lib.ui.text import escape_md, shorten
 if TYPE_CHECKING:
     from lib.services import Services
 
-TILE_MIN_PX = 100  # a tile's narrowest: 3 takes fit Compose's runs column at 1280 px; a phone's cell wraps
+TILE_MIN_PX = 90  # a tile's narrowest: 3 takes fit Compose's runs column at 1280 px; a phone's cell wraps
 TAKE_SOURCES = ("compose", "rerun")  # a group of these alone is a Generate press's takes (not a Compare grid)
 
 
@@ -106,7 +106,7 @@ def tiles(services: Services, runs: Sequence[Run], *, key: str, player_key: str,
           actions: bool = True) -> None:
     """The takes of one setting, in the order written, as a wrapping row of tiles."""
     box = f"{key}_strip"
-    with st.container(horizontal=True, gap="small", key=box):
+    with st.container(horizontal=True, gap="xsmall", key=box):
         for i, run in enumerate(runs, start=1):
             tile(services, run, i, len(runs), key=key, player_key=player_key, actions=actions)
     page_script.style(_css(box))

@@ -133,7 +133,7 @@ def test_three_takes_on_compose_are_three_runs_in_one_synced_strip(server: AppSe
     note = note_text(tab, "compose_press_note")
     stamps = [round(r["created_at"] % 100, 2) for r in new]
     print(f"Generate at 600 ms: the page says {note!r}; rows written at …{stamps} s")
-    assert len(new) == 3 and len({r["group_id"] for r in new}) == 1, new
+    assert len(new) == 3 and len({r["group_id"] for r in new}) == 1, (gaps_of(hits), note, new)
     wait_until("3 submits", lambda: len(submits(server.gateway, mark)) >= 3)
     time.sleep(1.0)
     assert len(submits(server.gateway, mark)) == 3
