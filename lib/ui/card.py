@@ -387,8 +387,9 @@ def live_runs(
             st.caption(empty)
         if draw is not None:  # the page's own layout of the same runs (Compose: takes as strips)
             draw(services, current)
-        for run in current if draw is None else ():
-            run_card(services, run, **card_kwargs)
+        else:
+            for run in current:
+                run_card(services, run, **card_kwargs)
         if live and not any(is_live(r) for r in current) and not services.ledger.in_flight():
             st.rerun()
 
