@@ -197,3 +197,24 @@ def test_a_pair_has_no_takes_badge(svc: SimpleNamespace) -> None:
     playground.submit_pair(svc, STD_5, run_ids=("s", "p"), group_id="pair")
     runs = svc.ledger.group("pair")
     assert [takes.badge(runs, r) for r in runs] == [None, None] and takes.pressed(runs) == 1
+
+
+def test_the_per_user_cap_covers_every_take_of_a_press(ledger_url: str, tmp_path: Path) -> None:
+    """With sign-in, Alice's own $0.50 cap: 3 takes ($0.55) are refused whole in her words, 2 fit; Bob's
+    spend is his own; a signed-out press is refused before anything is checked."""
+    from tests.unit.test_owners import ALICE, BOB, process
+
+    s = process(ledger_url, tmp_path, user=0.5)
+    try:
+        out = takes.submit_takes(s, STD_5, 3, run_ids=["a1", "a2", "a3"], group_id="ga", actor=ALICE)
+        assert not out.ok and s.ledger.count_runs() == 0
+        assert "of your own $0.50 budget is left" in out.refused
+        assert "Only 2 of the 3 takes fit" in out.refused
+        two = takes.submit_takes(s, STD_5, 2, run_ids=["a4", "a5"], group_id="gb", actor=ALICE)
+        assert two.ok and {r.owner for r in two.runs} == {"alice"}
+        bob = takes.submit_takes(s, STD_5, 2, run_ids=["b1", "b2"], group_id="gc", actor=BOB)
+        assert bob.ok and s.ledger.count_runs() == 4
+        nobody = takes.submit_takes(s, STD_5, 2, run_ids=["n1", "n2"], group_id="gd")
+        assert not nobody.ok and nobody.refused and s.ledger.count_runs() == 4
+    finally:
+        s.ledger.close()
