@@ -34,6 +34,7 @@ from tests.fixtures.servers import (
 )
 
 pytestmark = pytest.mark.e2e
+LABEL_3 = re.compile(r"Generate 3 takes · Std 720p · 5 s · ≈ \$0\.55")
 
 
 @pytest.fixture(scope="module")
@@ -119,20 +120,32 @@ def test_a_grid_of_two_takes_pressed_repeatedly_sends_four_runs_and_plays_in_syn
 
 
 def test_three_takes_on_compose_are_three_runs_in_one_synced_strip(server: AppServer, tab: Any) -> None:
+    """4 clicks 600 ms apart on "Generate 3 takes": 3 runs, never 6. The page's clock paces the clicks, but a
+    loaded machine can stretch a gap past the 3 s window (measured: 3208 ms for a 600 ms gap at load 38),
+    which is then rightly a second press: such a try is not evidence of the cadence and is made again with
+    other settings (at most 3 tries; all stretched fails)."""
     open_app(tab, server.url)
-    fill_prompt(tab, "three takes: a hummingbird hovering at a red feeder, slow motion")
     tab.locator(".st-key-compose_takes button", has_text="3").click()
     wait_for_app(tab)
     generate = ".st-key-compose_generate button"
-    expect(tab.locator(generate)).to_have_text(re.compile(r"Generate 3 takes · Std 720p · 5 s · ≈ \$0\.55"))
-    mark, before = len(server.gateway.requests()), len(rows(server))
-    hits = paced_clicks(tab, generate, 4, 600)  # Generate stays in place: every click is a press
-    print(f"Generate at 600 ms: {len(hits)} of 4 clicks landed, {gaps_of(hits)} ms apart")
-    assert len(hits) >= 2, "the clicks did not land on Generate"
-    new = settle_runs(server, before, quiet=1.5)
-    note = note_text(tab, "compose_press_note")
-    stamps = [round(r["created_at"] % 100, 2) for r in new]
-    print(f"Generate at 600 ms: the page says {note!r}; rows written at …{stamps} s")
+    tries = []
+    for attempt in range(3):
+        fill_prompt(tab, f"three takes, try {attempt + 1}: a hummingbird at a red feeder, slow motion")
+        expect(tab.locator(generate)).to_have_text(LABEL_3)
+        mark, before = len(server.gateway.requests()), len(rows(server))
+        hits = paced_clicks(tab, generate, 4, 600)  # Generate stays in place: every click is a press
+        new = settle_runs(server, before, quiet=1.5)
+        note = note_text(tab, "compose_press_note")
+        stamps = [round(r["created_at"] % 100, 2) for r in new]
+        print(f"Generate at 600 ms, try {attempt + 1}: {len(hits)} of 4 clicks landed, {gaps_of(hits)} ms "
+              f"apart; the page says {note!r}; rows written at …{stamps} s")
+        tries.append(gaps_of(hits))
+        assert len(hits) >= 2, "the clicks did not land on Generate"
+        if max(gaps_of(hits)) <= 2000:
+            break
+        time.sleep(3.5)  # past the window: the next try is a press of its own
+    else:
+        pytest.fail(f"the browser never kept a human cadence (gaps {tries} ms): nothing was shown either way")
     assert len(new) == 3 and len({r["group_id"] for r in new}) == 1, (gaps_of(hits), note, new)
     wait_until("3 submits", lambda: len(submits(server.gateway, mark)) >= 3)
     time.sleep(1.0)
@@ -145,6 +158,8 @@ def test_three_takes_on_compose_are_three_runs_in_one_synced_strip(server: AppSe
     expect(strip.locator("video[data-sp-video=cell]")).to_have_count(3)
     for n in (1, 2, 3):
         expect(strip.get_by_text(f"Take {n} of 3")).to_be_visible()
+    boxes = [strip.locator("video[data-sp-video=cell]").nth(i).bounding_box() for i in range(3)]
+    assert all(b and abs(b["y"] - boxes[0]["y"]) <= 2 for b in boxes), boxes   # side by side at 1280
     _plays_in_sync(tab, 3)
     _to_top(tab)
     screenshot(tab, "takes-compose-1280x800")
