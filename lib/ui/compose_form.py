@@ -378,6 +378,7 @@ def _on_generate() -> None:
     else:
         outcome = takes.submit_takes(services, request, n, run_ids=decision.ids[1:], group_id=decision.ids[0],
                                      actor=who.current(services))
+    press.touch(GENERATE, decision.ids)  # written: a repeat is judged from now (lib.presses.touch)
     if outcome.refused or not outcome.ok:
         press.forget(GENERATE)  # nothing was written: the next press is judged afresh
         if outcome.refused:
@@ -496,6 +497,8 @@ def render(services: Services) -> None:
     new_run = ss.pop(REVEAL, None)
     if new_run:
         page_script.reveal(new_run, nonce=new_run, mark=True)
+        if (last := press.last(GENERATE)) is not None:
+            press.touch(GENERATE, last.ids)  # the form is drawn with it: the window starts again
     page_script.hold_playing_video()
     # a preview never widens its column and fits its fixed slot; a chosen file's chip is no shorter than
     # the empty drop zone, so the uploader does not shrink either

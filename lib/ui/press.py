@@ -44,6 +44,18 @@ def forget(action: str) -> None:
         presses.forget(_book(), action)
 
 
+def last(action: str) -> presses.Press | None:
+    """This tab's latest press of `action`, if it is remembered."""
+    with presses.LOCK:
+        return _book().get(action)
+
+
+def touch(action: str, ids: tuple[str, ...]) -> None:
+    """The press with `ids` is written and drawn: its window starts again (lib.presses.touch)."""
+    with presses.LOCK:
+        presses.touch(_book(), action, ids)
+
+
 NOTE_KEY = "_press_note"
 
 
@@ -74,6 +86,7 @@ def submit_grid(action: str, plan: compare.GridPlan) -> compare.GridSubmit:
     services = state.services()
     result = compare.submit_grid(services, plan, decision.ids[0], run_ids=decision.ids[1:],
                                  actor=who.current(services))
+    touch(action, decision.ids)  # a grid of takes is slow to write: the window starts once it is
     clear_note()
     if not result.runs:
         forget(action)

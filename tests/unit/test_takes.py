@@ -218,3 +218,19 @@ def test_the_per_user_cap_covers_every_take_of_a_press(ledger_url: str, tmp_path
         assert not nobody.ok and nobody.refused and s.ledger.count_runs() == 4
     finally:
         s.ledger.close()
+
+
+def test_a_repeat_handled_late_by_a_loaded_server_is_still_the_same_press() -> None:
+    """Measured in Chromium at load 71: a repeat click sent 0.8 s after the first was handled 9 s later.
+    The window counts from when the press was written and drawn (presses.touch), not from its start."""
+    book: dict = {}
+    inputs = takes.press_inputs(STD_5.to_dict(), 3)
+    ids = iter(f"id{i}" for i in range(100))
+    new = lambda: [next(ids) for _ in range(takes.n_ids(3))]  # noqa: E731
+    first = presses.decide(book, "generate", inputs, new_ids=new, now=0.0)
+    presses.touch(book, "generate", first.ids, now=8.9)          # written and drawn at last
+    late = presses.decide(book, "generate", inputs, new_ids=new, now=9.0)
+    assert late.kind == presses.SAME and late.ids == first.ids
+    presses.touch(book, "generate", ("other",), now=50.0)         # another press's ids: left alone
+    after = presses.decide(book, "generate", inputs, new_ids=new, now=12.5)
+    assert after.kind == presses.NEW_TAKE and after.ids != first.ids   # 3.5 s after the result: a new take
