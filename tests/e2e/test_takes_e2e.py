@@ -68,12 +68,16 @@ def _plays_in_sync(page: Any, n: int) -> None:
     assert all(page.evaluate(SPREAD_JS)["paused"])
 
 
-def _phone_shot(page: Any, name: str) -> None:
+def _phone_shot(page: Any, name: str, show: str | None = None) -> None:
+    """The same page at 390x844, at its top or with `show` (a selector) scrolled into view."""
     page.set_viewport_size(PHONE)
     page.reload()
     wait_for_app(page)
     page.wait_for_timeout(1500)
     _to_top(page)
+    if show:
+        page.locator(show).first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
     screenshot(page, name)
     page.set_viewport_size(DESKTOP)
 
@@ -163,4 +167,4 @@ def test_three_takes_on_compose_are_three_runs_in_one_synced_strip(server: AppSe
     _plays_in_sync(tab, 3)
     _to_top(tab)
     screenshot(tab, "takes-compose-1280x800")
-    _phone_shot(tab, "takes-compose-390x844")
+    _phone_shot(tab, "takes-compose-390x844", show=f".st-key-strip_{gid[:10]}")
