@@ -10,7 +10,7 @@ import streamlit as st
 
 if __name__ == "__main__":
     from lib.ledger import RunFilter
-    from lib.ui import card, compose_form, frame, preset_controls, who
+    from lib.ui import card, compose_form, frame, preset_controls, takes_strip, who
 
     services = frame.render("Compose", icon=":material/edit_note:")
 
@@ -31,6 +31,7 @@ if __name__ == "__main__":
             services,
             lambda: services.ledger.list_runs(mine, limit=8),
             key="compose_runs",
+            draw=takes_strip.draw_runs,  # a press of several takes: one strip, played in sync
             empty="No runs yet: write a prompt and press Generate. Runs are kept in the ledger, so a reload "
                   "loses nothing.",
         )

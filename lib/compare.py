@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lib import money
+from lib import takes as takes_rules
 from lib.contract import (
     ASPECTS,
     DEFAULT_PRICES,
@@ -115,6 +116,7 @@ class GridPlan:
     spec: GridSpec
     cells: tuple[Cell, ...]
     problems: tuple[Problem, ...] = ()
+    takes: int = 1               # takes of every cell (lib/takes.py): each one its own run and charge
 
     @property
     def submittable(self) -> tuple[Cell, ...]:
@@ -130,9 +132,19 @@ class GridPlan:
         return tuple(c for c in self.cells if c.forbidden is None)
 
     @property
-    def total(self) -> float:
-        """Estimated USD of the cells that will be sent (crossed-out cells cost nothing)."""
+    def per_take(self) -> float:
+        """Estimated USD of one take of every cell that will be sent (crossed-out cells cost nothing)."""
         return round(sum(c.est_cost for c in self.sendable), 6)
+
+    @property
+    def total(self) -> float:
+        """Estimated USD of every take of every cell that will be sent."""
+        return round(self.per_take * self.takes, 6)
+
+    @property
+    def runs(self) -> int:
+        """Runs one press sends: every sendable cell, once per take."""
+        return len(self.sendable) * self.takes
 
     @property
     def ok(self) -> bool:
@@ -192,8 +204,9 @@ def _spec_problems(spec: GridSpec) -> list[Problem]:
     return problems
 
 
-def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES) -> GridPlan:
-    """Every cell of the grid in display order: variant, then duration, then aspect, then mode (columns)."""
+def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES, takes: int = 1) -> GridPlan:
+    """Every cell of the grid in display order: variant, then duration, then aspect, then mode (columns);
+    `takes` of each (1–4), priced in the plan's total."""
     cells: list[Cell] = []
     n_images = len(spec.image_urls)
     for v, prompt in enumerate(spec.prompts):
@@ -214,7 +227,11 @@ def expand(spec: GridSpec, prices: Prices = DEFAULT_PRICES) -> GridPlan:
                     cells.append(Cell(index=len(cells), variant=v, request=req, label=label,
                                       run_label=run_label(v, mode, n_variants=len(spec.prompts)),
                                       est_cost=cost, forbidden=reason, problems=problems))
-    return GridPlan(spec=spec, cells=tuple(cells), problems=tuple(_spec_problems(spec)))
+    grid_problems = _spec_problems(spec)
+    if (bad := takes_rules.count_problem(takes)) is not None:
+        grid_problems.append(bad)
+        takes = 1
+    return GridPlan(spec=spec, cells=tuple(cells), problems=tuple(grid_problems), takes=takes)
 
 
 def _relabel(p: Problem, variant: int, n_variants: int) -> Problem:
@@ -239,18 +256,23 @@ class BudgetVerdict:
         return None if self.budget is None else round(self.budget - self.spent, 6)
 
 
-def check_budget(grid_total: float, spent: float, budget: float | None) -> BudgetVerdict:
-    """Refuse the whole grid up front when it would push estimated spend past the budget."""
+def check_budget(grid_total: float, spent: float, budget: float | None, *, takes: int = 1) -> BudgetVerdict:
+    """Refuse the whole grid up front when it would push estimated spend past the budget (with `takes`
+    per cell, all of them: the words say how many takes per cell would fit)."""
     if budget is None:
         return BudgetVerdict(True, grid_total, spent, None)
     after = spent + grid_total
     if after <= budget + 1e-9:
         return BudgetVerdict(True, grid_total, spent, budget)
     left = max(0.0, budget - spent)
-    message = (f"Refused: this grid costs ≈ {money.usd(grid_total)} (estimate), but {money.usd(spent)} "
-               f"of the {money.usd(budget)} budget is already spent, leaving {money.usd(left)}; it would end "
-               f"at {money.usd(after)}, {money.usd(after - budget)} over. Remove cells (a mode, a duration, "
-               "a prompt) or raise PLAYGROUND_BUDGET_USD.")
+    with_takes = f" with {takes} takes per cell" if takes > 1 else ""
+    message = (f"Refused: this grid{with_takes} costs ≈ {money.usd(grid_total)} (estimate), but "
+               f"{money.usd(spent)} of the {money.usd(budget)} budget is already spent, leaving "
+               f"{money.usd(left)}; it would end at {money.usd(after)}, {money.usd(after - budget)} over. ")
+    if takes > 1:
+        fits = takes_rules.fitting(grid_total / takes, left)
+        message += takes_rules.fit_words(takes, fits, " per cell") + " "
+    message += "Remove cells (a mode, a duration, a prompt) or raise PLAYGROUND_BUDGET_USD."
     return BudgetVerdict(False, grid_total, spent, budget, message)
 
 
@@ -482,21 +504,26 @@ def submit_grid(
         return GridSubmit(group_id, refused=SIGN_IN_FIRST)
     if plan.errors:
         return GridSubmit(group_id, problems=plan.errors)
-    cells = plan.submittable
+    cells = [cell for cell in plan.submittable for _ in range(plan.takes)]  # a cell's takes side by side
     if not cells:
         return GridSubmit(group_id, refused="Nothing to send: every cell of this grid is unavailable.")
     ledger = services.ledger
     ids = list(run_ids) if run_ids is not None else [ledger.new_id() for _ in cells]
     if len(ids) != len(cells):
-        raise ValueError(f"{len(cells)} cells need {len(cells)} run ids, got {len(ids)}")
+        raise ValueError(f"{len(cells)} runs need {len(cells)} run ids, got {len(ids)}")
     who = playground.new_runs_owner(services, actor)
     new = [NewRun(rid, cell.request, cell.est_cost, group_id=group_id, label=cell.run_label, source="compare",
                   **who) for rid, cell in zip(ids, cells, strict=True)]
     done = playground.create_capped(services, new)
     if done.refused and done.refused_by == "user":
+        if plan.takes > 1:
+            subject = f"This grid ({plan.takes} takes per cell) is"
+            return GridSubmit(group_id, refused=takes_rules.refusal(subject, plan.takes, plan.per_take, done,
+                                                                    " per cell"))
         return GridSubmit(group_id, refused=playground.capped_words("This grid", done))
     if done.refused:
-        return GridSubmit(group_id, refused=check_budget(done.cost, done.spent, done.budget).message)
+        return GridSubmit(group_id, refused=check_budget(done.cost, done.spent, done.budget,
+                                                         takes=plan.takes).message)
     services.worker.wake()
     return GridSubmit(group_id, done.runs, done.n_created)
 

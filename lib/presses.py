@@ -143,6 +143,22 @@ def forget(book: MutableMapping[str, Press], action: str) -> None:
         book.pop(action, None)
 
 
+def touch(book: MutableMapping[str, Press], action: str, ids: Sequence[str], *,
+          now: float | None = None) -> None:
+    """The press with these `ids` has been written (and its page drawn): its window starts again now.
+
+    Why: a press of several takes (or a grid) takes a while to write and draw on a loaded server, and a
+    repeat click the browser sent at once may only be handled seconds later; counted from the press's
+    start, that gap can pass the window and make a second set of runs. Counted from when its result
+    was written, a repeat still within the window of *that* is the same press. Another press since
+    (other ids) is left alone."""
+    with LOCK:
+        press = book.get(action)
+        if press is not None and press.ids == tuple(ids):
+            at = time.monotonic() if now is None else float(now)
+            book[action] = replace(press, last_at=max(press.last_at, at))
+
+
 def too_soon(decision: Decision) -> str:
     """Words for a held press: why nothing was sent, and that pressing again sends it."""
     return (f"Not sent: this press came {decision.gap or 0:.1f} s after your last press of another button, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from lib import compare, query
+from lib import query
 from lib.ui import compare_form, compare_grid, frame, pair_view, preset_controls, press
 from lib.ui.text import escape_md
 
@@ -47,6 +47,6 @@ else:
 with form_box, st.container(key=f"{compare_form.K}form"):
     preset_controls.compare_bar(services)
     compare_form.draw_form()
-    grid_plan = compare.expand(compare_form.current_spec(), services.settings.prices)
+    grid_plan = compare_form.current_plan(services)  # every cell × its takes, priced
     compare_form.draw_preview(grid_plan)
     compare_form.draw_total_and_submit(services, grid_plan)

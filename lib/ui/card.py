@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from lib import links, live_reads, money, playground, presses, queue_estimate, spend_labels, state_words
+from lib import (
+    links,
+    live_reads,
+    money,
+    playground,
+    presses,
+    queue_estimate,
+    spend_labels,
+    state_words,
+    takes,
+)
 from lib.durations import format_seconds
 from lib.ledger import (
     ACTIVE,
@@ -104,6 +114,8 @@ def run_card(
                 st.badge(escape_md(run.label), color="gray")
             if run.source == "rerun" and run.parent_id:
                 st.badge("New take", color="blue", icon=":material/add_circle:")
+            if run.group_id and (take := takes.badge(services.ledger.group(run.group_id), run)):
+                st.badge(take, color="violet", icon=":material/view_week:")  # 'Take 2 of 3'
             who.owner_badge(services, run)
             cost = f" · ≈ {money.usd(run.est_cost)} (estimate)" if run.est_cost else ""
             st.caption(escape_md(describe(run)) + escape_md(cost))
@@ -165,6 +177,15 @@ def _ticking_status(services: Services, run_id: str, drawn: Run) -> None:
     ledger = services.ledger
     run = drawn if _drawing.get() else live_reads.run(ledger, live_reads.token(ledger), run_id)
     if run is not None and run.state in ACTIVE:
+        _active_status(services, run)
+
+
+def live_status(services: Services, run: Run) -> None:
+    """A run in flight's bar (and the worker's note) that ticks on its own inside live_runs, for layouts
+    other than a card (a take's tile); elsewhere drawn once."""
+    if _drawing.get():
+        st.fragment(_ticking_status, run_every=LIVE_EVERY)(services, run.run_id, run)
+    else:
         _active_status(services, run)
 
 
@@ -404,6 +425,7 @@ def live_runs(
     *,
     key: str,
     empty: str | None = None,
+    draw: Callable[[Services, Sequence[Run]], None] | None = None,
     **card_kwargs: Any,
 ) -> None:
     """Cards for `load()` that keep themselves current while any of them is live, or while any run is in
@@ -432,8 +454,11 @@ def live_runs(
             st.caption(empty)
         drawing = _drawing.set(True)
         try:
-            for run in current:
-                run_card(services, run, tick=True, **card_kwargs)
+            if draw is not None:  # the page's own layout of the same runs (Compose: takes as strips)
+                draw(services, current)
+            else:
+                for run in current:
+                    run_card(services, run, tick=True, **card_kwargs)
         finally:
             _drawing.reset(drawing)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import streamlit as st
 
-from lib import compare, contract, money, pasted_image, playground, query, spend_labels
+from lib import compare, contract, money, pasted_image, playground, query, spend_labels, takes
 from lib.contract import (
     ASPECTS,
     DURATIONS,
@@ -39,6 +39,7 @@ NEGATIVE, WATERMARK, SOUND = f"{K}negative", f"{K}watermark", f"{K}sound"
 REFUSED, SEEDED, DRAWN = f"{K}refused", f"{K}seeded", f"{K}drawn"
 GRID = "grid"  # press-memory action of "Submit grid"
 GRID_REFUSED = f"{K}grid_refused"
+TAKES = f"{K}takes"  # takes per cell (lib/takes.py)
 FRAMES = ("first_frame", "last_frame")
 FRAME_LABELS = {"first_frame": "First frame", "last_frame": "Last frame"}
 QUERY_SEED_KEYS = compare.QUERY_KEYS
@@ -89,6 +90,7 @@ def _latest() -> bool:
 def init_form() -> None:
     """Defaults once per session: one prompt (Compose's, when it has one) × std and pro × 5 s."""
     ss = st.session_state
+    ss.setdefault(TAKES, 1)
     if N_VARIANTS in ss:
         return
     start = str(ss.get("compose_prompt") or "")
@@ -103,6 +105,7 @@ def seed_from_sources(services: Services, group_runs: Sequence[Run], qp: query.Q
         spec = compare.spec_from_runs(group_runs)
         if spec is not None:
             seed_form(spec)
+            ss[TAKES] = takes.pressed(group_runs)  # the takes per cell its press made
         ss[SEEDED] = f"group:{group_id}"
         return None
     if any(qp.has(k) for k in ("prompt", "prompt2", "prompt3", "prompt4")):
@@ -130,6 +133,17 @@ def seed_from_sources(services: Services, group_runs: Sequence[Run], qp: query.Q
         return ("The run is shown beside its pair. \"New grid from these settings\" below holds its "
                 "settings for a bigger grid.")
     return None
+
+
+def current_takes() -> int:
+    """Takes per cell the form asks for; a value outside 1–4 is kept so the plan names it in words."""
+    value = st.session_state.get(TAKES)
+    return 1 if value is None else value
+
+
+def current_plan(services: Services) -> compare.GridPlan:
+    """The grid the form describes, every cell × its takes, priced."""
+    return compare.expand(current_spec(), services.settings.prices, takes=current_takes())
 
 
 def current_spec() -> compare.GridSpec:
@@ -166,8 +180,7 @@ def _on_submit() -> None:
     if any(ss.get(f"{K}{name}_problems") for name in FRAMES) or (_latest() and reference_images.refused(K)):
         ss[REFUSED] = "Fix or remove the image above first: the grid is not sent without it."
         return
-    spec = current_spec()
-    result = press.submit_grid(GRID, compare.expand(spec, state.services().settings.prices))
+    result = press.submit_grid(GRID, current_plan(state.services()))
     if not result.ok:
         ss[REFUSED] = result.refused or "; ".join(p.message for p in result.problems)
         if not result.runs:
@@ -235,6 +248,8 @@ def draw_form() -> None:
                      format_func=lambda d: f"{d} s" + (" (text only)" if d > MAX_I2V_DURATION and n_images
                                                        else ""))
         st.pills("Aspect ratio", ASPECTS, selection_mode="multi", key=ASPECTS_KEY, persist_state=PERSIST)
+        st.segmented_control("Takes per cell", takes.CHOICES, key=TAKES, required=True, persist_state=PERSIST,
+                             help=takes.HELP)
     if latest:
         latest_fields.sound(SOUND, state.services().settings.prices)
     more = "First / last frame, reference images, negative prompt, watermark" if latest else \
@@ -283,22 +298,26 @@ def draw_preview(plan: compare.GridPlan) -> None:
                     res = f" · {size[0]}×{size[1]}" if size else ""
                     st.markdown(f"**{escape_md(cell.label)}**{escape_md(res)}")
                     sound = spend_labels.sound_part([cell.request], state.services().settings.prices)
-                    st.caption(format_estimate(cell.est_cost) + escape_md(sound))
+                    price = takes.price_words(cell.est_cost, plan.takes)
+                    st.caption(escape_md(price) + escape_md(sound))
                 if plan.spec.prompts and len(plan.spec.prompts) > 1:
                     st.caption(escape_md(shorten(cell.request.prompt, 70)) or "(empty prompt)")
 
 
 def draw_total_and_submit(services: Services, plan: compare.GridPlan) -> None:
     ss = st.session_state
-    sent = len(plan.sendable)
+    sent = plan.runs
     verdict = compare.check_budget(plan.total, services.ledger.spend(include_drafts=True),
-                                   services.settings.budget_usd)
+                                   services.settings.budget_usd, takes=plan.takes)
     with st.container(key=f"{K}total"):
         skipped = len(plan.forbidden)
         extra = f" · {skipped} crossed out (not sent, not billed)" if skipped else ""
-        sound = spend_labels.sound_part([c.request for c in plan.sendable], services.settings.prices)
+        sound = spend_labels.sound_part([c.request for c in plan.sendable] * plan.takes,
+                                        services.settings.prices)
+        per = (f" ({takes.plural(len(plan.sendable), 'cell')} × {takes.plural(plan.takes)}, each take its "
+               "own run and charge)") if plan.takes > 1 else ""
         st.markdown(f"**Total {format_estimate(plan.total)}**{escape_md(sound)} for {sent} "
-                    f"run{'s' if sent != 1 else ''}{extra}")
+                    f"run{'s' if sent != 1 else ''}{escape_md(per)}{extra}")
         if not verdict.ok:
             st.error(escape_md(verdict.message), icon=":material/block:")
         elif verdict.budget is not None and verdict.remaining is not None:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from lib import compare, history, money, owners, playground, spend_labels, state_words
+from lib import compare, history, money, owners, playground, spend_labels, state_words, takes
 from lib.contract import format_estimate
 from lib.durations import format_seconds
 from lib.ledger import ACTIVE, COMPLETED, FAILED, Run
-from lib.ui import card, press, share_links, state, sync_player, triage_controls, who
+from lib.ui import card, press, share_links, state, sync_player, takes_strip, triage_controls, who
 from lib.ui.compare_form import DRAWN, GRID_REFUSED, SEEDED, K, rows, seed_form
 from lib.ui.text import escape_md, shorten
 
@@ -32,7 +32,9 @@ def _on_rerun_grid(group_id: str) -> None:
     spec = compare.spec_from_runs(svc.ledger.group(group_id))
     if spec is None:
         return
-    result = press.submit_grid(f"rerun_grid:{group_id}", compare.expand(spec, svc.settings.prices))
+    runs = svc.ledger.group(group_id)
+    plan = compare.expand(spec, svc.settings.prices, takes=takes.pressed(runs))  # as many takes as it had
+    result = press.submit_grid(f"rerun_grid:{group_id}", plan)
     if not result.ok:
         ss[GRID_REFUSED] = result.refused or "; ".join(p.message for p in result.problems)
         if not result.runs:
@@ -76,17 +78,17 @@ def draw_cell(services: Services, view: compare.CellView, *, show_prompt: bool =
             return
         with st.container(horizontal=True, gap="small", vertical_alignment="center"):
             st.markdown(f"**{escape_md(cell.label)}**")
-            if run is not None:
+            if run is not None and view.takes < 2:
                 card.state_badge(run)
-            if view.takes > 1:  # earlier takes stay one click away
-                with st.popover(f"Take {view.takes} of {view.takes}", key=f"{K}takes_{cell.index}"):
-                    for n, older in enumerate(view.older, start=1):
-                        st.page_link("pages/run.py", query_params={"id": older.run_id},
-                                     label=f"Take {n}", icon=":material/history:")
+            if view.takes > 1:
+                st.badge(f"{view.takes} takes", color="violet", icon=":material/view_week:")
         if show_prompt:
             st.caption(escape_md(shorten(cell.request.prompt, 90)))
         if run is None:
             st.caption("Not sent.")
+            return
+        if view.takes > 1:  # every take side by side, each its own run with its own actions
+            _takes_cell(services, view, run, key=key, promoted=promoted)
             return
         if run.state == COMPLETED:
             sync_player.cell_video(run, services.archive, key=key, label=cell.label)
@@ -121,6 +123,30 @@ def draw_cell(services: Services, view: compare.CellView, *, show_prompt: bool =
                 share_links.run_link(services, run)
 
 
+def _takes_cell(services: Services, view: compare.CellView, newest: Run, *, key: str,
+                promoted: Sequence[Run]) -> None:
+    """A cell with several takes: the strip (videos in the grid's sync), their cost, one more take."""
+    all_takes = [*view.older, newest]
+    takes_strip.tiles(services, all_takes, key=f"{K}cell_{view.cell.index}", player_key=key)
+    st.caption(f"{format_estimate(sum(r.est_cost for r in all_takes))} for {len(all_takes)} takes")
+    for child in promoted:
+        req = child.request
+        st.page_link("pages/run.py", query_params={"id": child.run_id}, icon=":material/upgrade:",
+                     label=f"Promoted: {req.effective_mode} · {req.effective_duration} s · "
+                           f"{state_words.words(child.state)}")
+    with st.container(horizontal=True, gap="small", key=f"{K}actions_{view.cell.index}"):
+        if who.may_act(services, newest) and newest.state not in ACTIVE and \
+                (label := card.take_label(services, newest)):
+            st.button(label, key=f"{K}rerun_{newest.run_id}", icon=":material/add_circle:",
+                      on_click=_on_cell_rerun, args=(newest.run_id,),
+                      help="One more take of this cell, added to its strip.")
+
+
+def every_take(views: Sequence[compare.CellView]) -> list[Run]:
+    """Every run shown in the grid: each cell's takes, oldest first."""
+    return [r for v in views for r in (*v.older, v.run) if r is not None]
+
+
 def draw_cells(services: Services, plan: compare.GridPlan, tree: Sequence[Run], group_id: str, *,
                key: str = "grid") -> None:
     """The cells from one read of the group and its children (`ledger.group_tree`)."""
@@ -136,7 +162,8 @@ def draw_cells(services: Services, plan: compare.GridPlan, tree: Sequence[Run], 
         for col, view in zip(cols, row, strict=False):
             with col:
                 draw_cell(services, view, show_prompt=len(plan.spec.prompts) > 1, key=key,
-                          promoted=promoted.get(view.run.run_id, []) if view.run is not None else [])
+                          promoted=[c for r in (*view.older, view.run) if r is not None
+                                    for c in promoted.get(r.run_id, [])])
 
 
 def _archived_ids(runs: Sequence[Run]) -> list[str]:
@@ -147,9 +174,9 @@ def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
     spec = compare.spec_from_runs(runs)
     if spec is None:
         return
-    plan = compare.expand(spec, services.settings.prices)
+    plan = compare.expand(spec, services.settings.prices, takes=takes.pressed(runs))
     views = compare.attach_runs(plan, runs)
-    shown = [v.run for v in views if v.run is not None]
+    shown = every_take(views)  # every take of every cell: each is its own run and charge
     done = sum(1 for r in shown if r.state == COMPLETED)
     failed = sum(1 for r in shown if r.state == FAILED)
     est, billed = history.group_cost(shown)
@@ -167,7 +194,7 @@ def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
                 share_links.grid_link(services, group_id)
             st.page_link("pages/run.py", query_params={"group": group_id}, label="Open the share view",
                          icon=":material/open_in_new:")
-            st.button(spend_labels.grid("Re-run this grid", len(plan.sendable), plan.total),
+            st.button(spend_labels.grid("Re-run this grid", plan.runs, plan.total),
                       key=f"{K}rerun_grid_{group_id}",
                       icon=":material/replay:", on_click=_on_rerun_grid, args=(group_id,),
                       help=f"Every cell again, as a new grid: {format_estimate(plan.total)}.")
@@ -180,7 +207,7 @@ def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
         tree = services.ledger.group_tree(group_id)  # one read a tick, whatever the grid's size
         current = [r for r in tree if r.group_id == group_id]
         draw_cells(services, plan, tree, group_id, key=pkey)
-        latest = [v.run for v in compare.attach_runs(plan, current) if v.run is not None]
+        latest = every_take(compare.attach_runs(plan, current))
         # a newly archived video belongs in the synced player, which only a full run redraws
         # (converges: the full run records what it drew before this body runs)
         if st.session_state.get(DRAWN) != (group_id, _archived_ids(latest)):
@@ -197,9 +224,9 @@ def draw_group(services: Services, group_id: str, runs: Sequence[Run]) -> None:
             st.fragment(live, run_every=1.0 if pending else None, key=f"{K}live")()
 
     with st.container(key=f"{K}player"):
-        labels = {v.run.run_id: v.cell.label for v in views if v.run is not None}
-        sync_player.wipe([v.run for v in views if v.run is not None], services.archive, key=pkey,
-                         labels=labels)
+        labels = {r.run_id: v.cell.label + (f" · take {i}" if v.takes > 1 else "")
+                  for v in views for i, r in enumerate((*v.older, v.run), start=1) if r is not None}
+        sync_player.wipe(shown, services.archive, key=pkey, labels=labels)
         if not archived:
             st.caption("Finished cells play in their place together: one control plays, pauses and seeks "
                        "them all.")

@@ -30,6 +30,7 @@ from lib import (
     presses,
     query,
     spend_labels,
+    takes,
 )
 from lib.contract import (
     ASPECTS,
@@ -61,6 +62,7 @@ TRIED, PROBLEMS, REFUSED, EXAMPLE, NOTE, REVEAL = (
     f"{K}tried", f"{K}problems", f"{K}refused", f"{K}example", f"{K}press_note", f"{K}reveal",
 )
 SOUND = f"{K}sound"  # TOAPIS_CONTRACT=latest only
+TAKES = f"{K}takes"  # 1–4 runs of these settings per press (lib/takes.py)
 GENERATE, PAIR = "generate", "pair"   # press-memory actions of the two buttons
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)  # the uploader's list is the rules' list (lib/contract.py)
 RESTORED_NAME = "the image of the run it came from"
@@ -102,7 +104,7 @@ def init_state() -> None:
     ss = st.session_state
     defaults: dict[str, Any] = {
         PROMPT: "", NEGATIVE: "", MODE: "std", DURATION: 5, ASPECT: "16:9", WATERMARK: False,
-        url_key("first_frame"): "", url_key("last_frame"): "", SOUND: False,
+        url_key("first_frame"): "", url_key("last_frame"): "", SOUND: False, TAKES: 1,
     }
     for key, value in defaults.items():
         if key not in ss:
@@ -342,6 +344,12 @@ def _upload_refused() -> bool:
     return any(p.level == "error" for frame in FRAMES for p in _url_check(frame, fetch=True))
 
 
+def current_takes() -> int:
+    """Takes per Generate press (1–4); anything else counts as one (the control offers only 1–4)."""
+    value = st.session_state.get(TAKES)
+    return value if isinstance(value, int) and takes.count_problem(value) is None else 1
+
+
 def _note(request: VideoRequest, kind: str, text: str) -> None:
     """Words about the last press, shown under the buttons while the form still holds its settings."""
     digest = presses.fingerprint("form", request.to_dict())
@@ -356,29 +364,42 @@ def _on_generate() -> None:
     if _upload_refused():
         return
     request = current_request()
-    decision = press.decide(GENERATE, request.to_dict())
+    n = current_takes()
+    # one press of N takes is one press: a repeat in the window gets the same group and run ids back
+    decision = press.decide(GENERATE, takes.press_inputs(request.to_dict(), n), n_ids=takes.n_ids(n))
     if decision.kind == presses.TOO_SOON:
         _note(request, presses.TOO_SOON, presses.too_soon(decision))
         return
     services = state.services()
-    outcome = playground.submit(services, request, run_id=decision.ids[0], source="compose",
-                                actor=who.current(services))
+    outcome: playground.SubmitOutcome | takes.TakesOutcome
+    if n == 1:
+        outcome = playground.submit(services, request, run_id=decision.ids[0], source="compose",
+                                    actor=who.current(services))
+    else:
+        outcome = takes.submit_takes(services, request, n, run_ids=decision.ids[1:], group_id=decision.ids[0],
+                                     actor=who.current(services))
+    press.touch(GENERATE, decision.ids)  # written: a repeat is judged from now (lib.presses.touch)
     if outcome.refused or not outcome.ok:
         press.forget(GENERATE)  # nothing was written: the next press is judged afresh
         if outcome.refused:
             ss[REFUSED] = outcome.refused
         return
     ss[TRIED] = False
-    if not outcome.created:
-        _note(request, presses.SAME, presses.already_sent(decision))
+    created = any(outcome.created) if isinstance(outcome, takes.TakesOutcome) else outcome.created
+    what = "run" if n == 1 else f"set of {takes.plural(n)}"
+    if not created:
+        where = "see the card below" if n == 1 else "see the strip below"
+        _note(request, presses.SAME, presses.already_sent(decision, where))
     elif decision.kind == presses.NEW_TAKE:
-        _note(request, presses.NEW_TAKE, presses.new_take(decision))
-        st.toast("New take: a second run with the same settings, watch it below.", icon=":material/send:")
+        _note(request, presses.NEW_TAKE, presses.new_take(decision, what))
+        st.toast(f"New take: another {what} with the same settings, watch it below.", icon=":material/send:")
     else:
-        st.toast("Submitted: watch it below.", icon=":material/send:")
-    if outcome.created:
-        ss[REVEAL] = decision.ids[0]  # its card is brought into view on this rerun
-        chain_controls.after_generate(services, decision.ids[0], request)  # the next shot of a chain
+        st.toast("Submitted: watch it below." if n == 1 else
+                 f"Submitted {takes.plural(n)}: watch them side by side below.", icon=":material/send:")
+    if created:  # its card (or its strip of takes) is brought into view on this rerun
+        ss[REVEAL] = f"card_{decision.ids[0]}" if n == 1 else f"strip_{decision.ids[0][:10]}"
+        # the next shot of a chain: the run, or the first of its takes
+        chain_controls.after_generate(services, decision.ids[0 if n == 1 else 1], request)
 
 
 def _on_compare() -> None:
@@ -451,6 +472,8 @@ def render(services: Services) -> None:
             st.radio("Duration", DURATIONS, key=DURATION, horizontal=True, persist_state="session",
                      format_func=lambda d: f"{d} s", help=FIFTEEN_WITH_IMAGES + ".")
         st.radio("Aspect ratio", ASPECTS, key=ASPECT, horizontal=True, persist_state="session")
+        st.segmented_control("Takes", takes.CHOICES, key=TAKES, required=True, persist_state="session",
+                             help=takes.HELP)
     _show(problems, "mode")
     _show(problems, "duration")
     _show(problems, "aspect_ratio")
@@ -476,7 +499,9 @@ def render(services: Services) -> None:
     _estimate_and_buttons(services, request, problems)
     new_run = ss.pop(REVEAL, None)
     if new_run:
-        page_script.reveal(f"card_{new_run}", nonce=new_run, mark=True)
+        page_script.reveal(new_run, nonce=new_run, mark=True)
+        if (last := press.last(GENERATE)) is not None:
+            press.touch(GENERATE, last.ids)  # the form is drawn with it: the window starts again
     page_script.hold_playing_video()
     # a preview never widens its column and fits its fixed slot; a chosen file's chip is no shorter than
     # the empty drop zone, so the uploader does not shrink either
@@ -596,20 +621,24 @@ def _estimate_and_buttons(services: Services, request: VideoRequest,
         pair_cost = sum(playground.estimate(services, r) for r in playground.pair_requests(request))
     except ValueError:
         cost = pair_cost = None
+    n = current_takes()
     with st.container(key="compose_estimate"):
         if cost is not None and pair_cost is not None:
             prices = services.settings.prices
-            sound = spend_labels.sound_part([request], prices)
-            st.markdown(f"**Cost {contract.format_estimate(cost)}**{escape_md(sound)} · std vs pro pair "
+            sound = spend_labels.sound_part([request] * n, prices)
+            price = escape_md(takes.price_words(cost, n))
+            st.markdown(f"**Cost {price}**{escape_md(sound)} · std vs pro pair "
                         f"{contract.format_estimate(pair_cost)}"
                         f"{escape_md(spend_labels.sound_part(playground.pair_requests(request), prices))}")
         left = playground.budget_left(services)
         if left is not None and cost is not None:
             budget = services.settings.budget_usd
-            if cost > left + 1e-9:
-                st.error(escape_md(f"Over budget: this run is estimated at {money.usd(cost)}, but only "
-                                   f"{money.usd(max(left, 0))} of the {money.usd(budget)} budget is left; "
-                                   "Generate is refused."), icon=":material/block:")
+            if takes.total(cost, n) > left + 1e-9:
+                what = "this run is" if n == 1 else f"these {takes.plural(n)} are"
+                fits = "" if n == 1 else " " + takes.fit_words(n, takes.fitting(cost, left))
+                st.error(escape_md(f"Over budget: {what} estimated at {money.usd(takes.total(cost, n))}, "
+                                   f"but only {money.usd(max(left, 0))} of the {money.usd(budget)} budget is "
+                                   f"left; Generate is refused.{fits}"), icon=":material/block:")
             else:
                 st.caption(escape_md(f"Budget: {money.usd(left)} of {money.usd(budget)} left (estimates)."))
     if ss.get(REFUSED):
@@ -617,7 +646,7 @@ def _estimate_and_buttons(services: Services, request: VideoRequest,
     with st.container(horizontal=True, key="compose_buttons"):
         with st.container(key="compose_generate", width="content"):
             prices = services.settings.prices
-            st.button(spend_labels.priced("Generate", request, prices), type="primary",
+            st.button(takes.generate_label(request, prices, n), type="primary",
                       key=f"{K}generate_button", icon=":material/movie:",
                       shortcut="Ctrl+Enter", on_click=_on_generate)
         with st.container(key="compose_compare", width="content"):

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from lib import compare, presses
+from lib import compare, presses, takes
 from lib.ui import state, who
 
 BOOK_KEY = "_presses"
@@ -44,6 +44,18 @@ def forget(action: str) -> None:
         presses.forget(_book(), action)
 
 
+def last(action: str) -> presses.Press | None:
+    """This tab's latest press of `action`, if it is remembered."""
+    with presses.LOCK:
+        return _book().get(action)
+
+
+def touch(action: str, ids: tuple[str, ...]) -> None:
+    """The press with `ids` is written and drawn: its window starts again (lib.presses.touch)."""
+    with presses.LOCK:
+        presses.touch(_book(), action, ids)
+
+
 NOTE_KEY = "_press_note"
 
 
@@ -67,12 +79,14 @@ def submit_grid(action: str, plan: compare.GridPlan) -> compare.GridSubmit:
     """One press of a grid button (Submit grid, Re-run this grid): this tab's press memory gives the
     group and cell ids (the same ones for a repeat within the window), then the ledger writes the grid
     all or nothing. The words for a repeat or a new take wait for the grid's page (hand_over)."""
-    decision = decide(action, compare.spec_to_params(plan.spec), n_ids=1 + len(plan.submittable))
+    inputs = takes.press_inputs(compare.spec_to_params(plan.spec), plan.takes)  # 2 takes ≠ 3 takes
+    decision = decide(action, inputs, n_ids=1 + len(plan.submittable) * plan.takes)
     if decision.kind == presses.TOO_SOON:
         return compare.GridSubmit("", refused=presses.too_soon(decision))
     services = state.services()
     result = compare.submit_grid(services, plan, decision.ids[0], run_ids=decision.ids[1:],
                                  actor=who.current(services))
+    touch(action, decision.ids)  # a grid of takes is slow to write: the window starts once it is
     clear_note()
     if not result.runs:
         forget(action)

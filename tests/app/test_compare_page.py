@@ -276,10 +276,11 @@ def test_cell_actions_promote_and_rerun(isolated: Path) -> None:
     assert len(group) == 3
     take = next(r for r in group if r.source == "rerun")
     assert take.parent_id == std_run.run_id and take.label == "std" and take.params == std_run.params
-    # the cell now shows the new take
-    takes = at.get_by_key("cmp_cell_0").get("popover")
-    assert [p.proto.popover.label for p in takes if p.proto.popover.label != "Share"] == ["Take 2 of 2"]
-    # the earlier take stays one click away: a link to it inside that popover
+    # the cell now shows both takes side by side (lib/ui/takes_strip.py), each with its own actions
+    texts = [m.value for m in at.get_by_key("cmp_cell_0").get("markdown")]
+    assert "**Take 1 of 2**" in texts and "**Take 2 of 2**" in texts
+    assert [p.proto.popover.label for p in at.get_by_key("cmp_cell_0").get("popover")] == ["More"] * 2
+    # the earlier take stays one click away: a link to it in its tile's actions
     assert any(std_run.run_id in str(link.proto.page) + str(link.proto.query_string)
                for link in at.get_by_key("cmp_cell_0").get("page_link")), "no link to take 1"
     assert not at.exception, at.exception
