@@ -33,7 +33,7 @@ from tests.fixtures.servers import (
     wait_for_app,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # click cadence and synced playback
 LABEL_3 = re.compile(r"Generate 3 takes · Std 720p · 5 s · ≈ \$0\.55")
 
 
