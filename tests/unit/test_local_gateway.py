@@ -366,7 +366,14 @@ def test_balance_decreases_and_402_when_it_cannot_pay(local_gateway):
 
 def test_six_fast_submits_get_429_with_headers(local_gateway):
     gw = local_gateway
-    codes = [submit(gw) for _ in range(6)]
+    for _ in range(4):  # the limit is per second: a burst a loaded machine spread over more is made again
+        started = time.monotonic()
+        codes = [submit(gw) for _ in range(6)]
+        if time.monotonic() - started < 0.9:
+            break
+        time.sleep(1.2)  # that second's allowance is gone: the next burst starts with all five
+    else:
+        pytest.fail("six submits never fitted in one second on this machine")
     assert [r.status_code for r in codes[:5]] == [200] * 5
     limited = codes[5]
     assert limited.status_code == 429
