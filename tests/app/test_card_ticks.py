@@ -57,7 +57,7 @@ def test_a_bar_tick_shows_new_progress_and_redraws_nothing_else(page):
 
 
 def test_with_nothing_changed_the_watcher_draws_nothing_and_reruns_nothing(page):
-    at, ledger, clock = page
+    at, _ledger, clock = page
     names = fragments(at)
     seen = at.session_state["_cards_seen_compose_runs"]
     fragment_run(at, names["card.watch"], clock)
