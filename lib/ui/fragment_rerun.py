@@ -11,22 +11,25 @@ and tests/app/test_compose.py notices the fallback through its run counts.
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
 
 import streamlit as st
 
 log = logging.getLogger(__name__)
 
 
-def rerun(key: str) -> NoReturn:
-    """Rerun the fragment registered with `key` (never returns), or the whole page if that cannot be."""
+def rerun(key: str) -> None:
+    """Rerun the fragment registered with `key` (does not return), or the whole page if that cannot be.
+    Returns, asking nothing, when another run is already requested (a press, a full rerun): folding this
+    request into that one could turn it into a fragment run; the caller's next tick asks again."""
     try:
-        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+        from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequestType
         from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
         ctx = get_script_run_ctx()
         if ctx is None or not ctx.script_requests or not ctx.fragment_ids_this_run:
             raise LookupError("not in a fragment run")
+        if getattr(ctx.script_requests, "_state", ScriptRequestType.CONTINUE) != ScriptRequestType.CONTINUE:
+            return
         ids = ctx.fragment_storage.resolve_target(key)
         data = RerunData(query_string=ctx.query_string, page_script_hash=ctx.page_script_hash,
                          fragment_id_queue=list(ids), is_fragment_scoped_rerun=True,
