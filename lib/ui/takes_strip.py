@@ -159,7 +159,7 @@ def draw_runs(services: Services, runs: Sequence[Run]) -> None:
                 drawn.add(gid)
                 strip(services, gid, group)
                 continue
-        card.run_card(services, run)
+        card.run_card(services, run, tick=True)  # drawn by card.live_runs: its bar ticks on its own
 
 
 __all__ = ["archived", "draw_runs", "is_take_group", "strip", "strip_key", "tile", "tiles"]
