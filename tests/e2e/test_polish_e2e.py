@@ -327,6 +327,8 @@ def test_history_on_a_phone_is_compact_and_shows_the_clicked_run(server: AppServ
     assert cells and all(" · 5 s · " in c for c in cells) and any("e2e" in c for c in cells), cells[:6]
     phone.wait_for_timeout(500)  # the grid's canvas paints after its accessible table
     screenshot(phone, "history-390x844")
+    grid.scroll_into_view_if_needed()  # under the triage filters it starts below a phone's fold
+    phone.wait_for_timeout(300)
     box = grid.bounding_box()
     phone.mouse.click(box["x"] + 16, box["y"] + 35 + 23)  # the first row's checkbox
     detail = phone.locator(".st-key-hist_detail")

@@ -115,7 +115,11 @@ def test_a_wake_in_the_gap_after_the_claim_query_is_not_lost(local_gateway, sqli
 def test_a_worker_claims_only_what_its_pools_can_run(local_gateway, sqlite_ledger, tmp_path) -> None:
     """Ten drafts, two gateway threads: one pass claims two; the other eight stay free for any worker."""
     local_gateway.control("config", speed=FAST)
-    rig = Rig(local_gateway, sqlite_ledger, tmp_path / "archive", threads=2, archive_threads=1)
+    # first_look 60 s: a draft the two threads have already sent is not due for a look while the other
+    # worker claims, so what it gets is exactly the eight drafts left (on a quick machine a 0.2 s first
+    # look made one sent run due as well: 9)
+    rig = Rig(local_gateway, sqlite_ledger, tmp_path / "archive", threads=2, archive_threads=1,
+              first_look=60.0)
     for i in range(10):
         rig.ledger.create_run(Ledger.new_id(), VideoRequest(prompt=f"draft {i}"), 0.18)
     try:
