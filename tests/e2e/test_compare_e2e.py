@@ -69,8 +69,12 @@ def _cells_in_place(page, cells: list[str]) -> list[str]:
 
 
 def _side_by_side(page, left: str, right: str, width: int) -> None:
-    """std (left) and pro (right) of one row: same top, left before right, both inside the screen."""
-    a, b = _box(page, left), _box(page, right)
+    """std (left) and pro (right) of one row: same top, left before right, both inside the screen. Both
+    boxes are read in one frame, so the page settling above the grid between two reads cannot part them."""
+    a, b = page.evaluate("""sels => sels.map(s => {
+        const r = document.querySelector(s).getBoundingClientRect();
+        return {x: r.x, y: r.y, width: r.width, height: r.height};
+    })""", [left, right])
     assert abs(a["y"] - b["y"]) <= 2, (a, b)
     assert a["x"] + a["width"] <= b["x"] + 1 and b["x"] + b["width"] <= width + 1, (a, b)
     assert "std" in page.locator(left).first.inner_text() and "pro" in page.locator(right).first.inner_text()
