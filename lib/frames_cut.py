@@ -6,9 +6,11 @@ re-compressed. The frame is decoded from the archived file itself, exactly at th
 
 Why two ways to join: when every shot has the same codec, size, frame rate, time base, pixel format and
 codec headers (extradata), the packets can be copied one after another with shifted timestamps: no
-quality loss, a fraction of a second. Otherwise (std 720p after pro 1080p, a 9:16 shot after a 16:9 one)
-every frame is decoded, fitted into the largest shot's size with black bars where the shape differs, and
-encoded again with libx264 at one frame rate (docs/video-notes.md has the measured encoder settings).
+quality loss, a fraction of a second. Otherwise (std 720p after pro 1080p, a 9:16 shot after a 16:9 one,
+a shot without sound next to one with it) every frame is decoded, fitted into the largest shot's size with
+black bars where the shape differs, and encoded again with libx264 at one frame rate
+(docs/video-notes.md has the measured encoder settings); the sound, when any shot has it, is re-encoded
+beside it (AAC), each shot's own under its own picture.
 """
 from __future__ import annotations
 
@@ -180,8 +182,12 @@ def cut(path: str | os.PathLike[str], at: float) -> Cut:
 
 
 def plan(infos: Sequence[VideoInfo]) -> str:
-    """COPY when every shot's packets can follow the first's unchanged, else ENCODE."""
-    return COPY if len({i.copy_key() for i in infos}) == 1 else ENCODE
+    """COPY when every shot's packets (video and sound) can follow the first's unchanged, else ENCODE.
+    Shots whose sound differs (one with a track, one without) are re-encoded: a copy would have to drop
+    the sound, and the encode keeps it, silent where a shot has none."""
+    same_video = len({i.copy_key() for i in infos}) == 1
+    same_sound = len({i.audio for i in infos}) == 1
+    return COPY if same_video and same_sound else ENCODE
 
 
 def join(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Joined:
@@ -193,12 +199,13 @@ def join(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -
     target = Path(out)
     try:
         if mode == COPY:
-            audio = len({i.audio for i in infos}) == 1 and infos[0].audio is not None
+            audio = infos[0].audio is not None
             duration = _copy(paths, target, audio=audio)
             return Joined(COPY, duration, infos[0].width, infos[0].height, audio)
         width, height, fps = _target(infos)
-        duration = _encode(paths, target, width, height, fps)
-        return Joined(ENCODE, duration, width, height, False)
+        audio = any(i.audio is not None for i in infos)
+        duration = _encode(paths, target, width, height, fps, audio=audio)
+        return Joined(ENCODE, duration, width, height, audio)
     except av.FFmpegError as exc:
         target.unlink(missing_ok=True)
         raise VideoUnreadable(f"The shots could not be joined ({type(exc).__name__}).") from None
@@ -285,14 +292,16 @@ def _fit(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
 
 
 def _encode(paths: Sequence[str | os.PathLike[str]], out: Path, width: int, height: int,
-            fps: Fraction) -> float:
-    """Re-encode: every shot at one size and frame rate; each shot keeps its own length."""
+            fps: Fraction, *, audio: bool = False) -> float:
+    """Re-encode: every shot at one size and frame rate; each shot keeps its own length. With `audio`,
+    one AAC track follows the picture shot by shot (silence under a shot that has none)."""
     output = _output(out)
     try:
         stream = output.add_stream("libx264", rate=fps, options=dict(ENCODE_OPTIONS))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = Fraction(1) / fps
         stream.codec_context.thread_type = "FRAME"
+        sound = _Sound(output) if audio else None
         written = 0  # output frames so far
         for path in paths:
             container = _open(path)
@@ -317,8 +326,12 @@ def _encode(paths: Sequence[str | os.PathLike[str]], out: Path, width: int, heig
                     n += 1
             finally:
                 container.close()
+            if sound is not None:
+                sound.add(path, until=written / float(fps))
         for packet in stream.encode(None):
             output.mux(packet)
+        if sound is not None:
+            sound.close()
         return written / float(fps)
     finally:
         output.close()
@@ -333,3 +346,72 @@ def _put(output: av.container.OutputContainer, stream: av.video.stream.VideoStre
     for packet in stream.encode(fresh):
         output.mux(packet)
     return index + 1
+
+
+SOUND_RATE = 48_000   # the track of a re-encoded join: AAC, 48 kHz stereo (what the gateway's clips carry)
+_SOUND_FRAME = 1024   # AAC's samples per frame
+
+
+class _Sound:
+    """The sound track of a re-encode, written shot by shot: each shot's sound (resampled) fills exactly
+    its picture's time, cut or padded with silence, so the picture and sound never drift apart."""
+
+    def __init__(self, output: av.container.OutputContainer) -> None:
+        self.output = output
+        self.stream = output.add_stream("aac", rate=SOUND_RATE, layout="stereo")
+        self.stream.time_base = Fraction(1, SOUND_RATE)
+        self.pending = np.zeros((2, 0), np.float32)  # samples not yet a whole AAC frame
+        self.sent = 0                                 # samples encoded so far
+
+    def add(self, path: str | os.PathLike[str], *, until: float) -> None:
+        """The shot at `path`, up to `until` seconds from the start of the whole file."""
+        need = round(until * SOUND_RATE) - self.sent - self.pending.shape[1]
+        if need <= 0:
+            return
+        self._push(_samples(path, need))
+
+    def close(self) -> None:
+        if self.pending.shape[1]:
+            self._encode(self.pending)  # AAC takes a short last frame
+            self.pending = np.zeros((2, 0), np.float32)
+        for packet in self.stream.encode(None):
+            self.output.mux(packet)
+
+    def _push(self, samples: np.ndarray) -> None:
+        data = np.concatenate([self.pending, samples], axis=1)
+        whole = data.shape[1] // _SOUND_FRAME * _SOUND_FRAME
+        for start in range(0, whole, _SOUND_FRAME):
+            self._encode(data[:, start:start + _SOUND_FRAME])
+        self.pending = data[:, whole:]
+
+    def _encode(self, block: np.ndarray) -> None:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format="fltp", layout="stereo")
+        frame.sample_rate = SOUND_RATE
+        frame.time_base = Fraction(1, SOUND_RATE)
+        frame.pts = self.sent
+        self.sent += block.shape[1]
+        for packet in self.stream.encode(frame):
+            self.output.mux(packet)
+
+
+def _samples(path: str | os.PathLike[str], count: int) -> np.ndarray:
+    """`count` samples of the file's first sound track as 48 kHz stereo float (2 × count); silence where
+    the file has no track or its track is shorter."""
+    out = np.zeros((2, count), np.float32)
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            return out
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SOUND_RATE)
+        at = 0
+        for frame in container.decode(container.streams.audio[0]):
+            for part in resampler.resample(frame):
+                data = part.to_ndarray()
+                take = min(data.shape[1], count - at)
+                if take <= 0:
+                    return out
+                out[:, at:at + take] = data[:, :take]
+                at += take
+    finally:
+        container.close()
+    return out

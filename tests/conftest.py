@@ -20,12 +20,16 @@ pytest_plugins = [
 ]
 
 E2E = ROOT / "tests" / "e2e"
+# about 40 % of the browser tests' time, most of it spent waiting (tests/conftest.py, below)
+SECOND_GROUP = frozenset({"test_faults_e2e.py", "test_robustness_e2e.py", "test_words_e2e.py"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the group (see below)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`.ci/run`: -n 3 --dist loadgroup) every browser test goes to one worker and runs
-    there one after another, as in a serial run, while unit and AppTest tests fill the other workers.
+    """Under pytest-xdist (`.ci/run`: -n 3 --dist loadgroup) the browser tests go to two workers, as two
+    groups that each run one test after another (so at most two Chromium tests at once), while unit and
+    AppTest tests fill what is left. The second group (SECOND_GROUP) holds the files whose time is mostly
+    waiting on the app's own timers (retry backoff, Retry-After, restarts), so the two overlap cheaply.
     Without xdist the group marker does nothing. Browser tests whose checks are about time or motion
     (synced players within 0.1 s, a playing video's place frame by frame, clicks at a human pace against
     the press window, an action within 2 s, guesses per second) are marked `serial` in their files:
@@ -36,8 +40,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     tryfirst: xdist's worker turns the `xdist_group` marker into the "@e2e" suffix of each node id in its
     own pytest_collection_modifyitems, which otherwise runs before this one; without tryfirst the marker
-    came too late, and the browser tests were spread over every worker, two Chromium tests at a time."""
+    came too late, and the browser tests were spread over every worker, one Chromium test per worker."""
     for item in items:
-        if E2E in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+        path = Path(str(item.path))
+        if E2E in path.parents:
+            item.add_marker(pytest.mark.xdist_group("e2e2" if path.name in SECOND_GROUP else "e2e"))
             item.add_marker(pytest.mark.flaky(reruns=1))

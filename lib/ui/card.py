@@ -222,7 +222,9 @@ def _recover_form(services: Services, run: Run, prefix: str) -> None:
             st.toast("Following that task now.", icon=":material/sync:")
 
 
-def _on_rerun(run_id: str) -> None:
+def press_rerun(run_id: str) -> None:
+    """Re-run: the run's every setting back in Compose (free: nothing is sent until Generate); a card's and
+    a take tile's button share it."""
     services = state.services()
     run = services.ledger.get(run_id)
     if run is None:
@@ -366,7 +368,7 @@ def _actions(services: Services, run: Run, prefix: str, actions: Sequence[str]) 
             st.button("Re-run", key=_k(prefix, "rerun", run), icon=":material/replay:",
                       help="Fill Compose with every setting of this run, images included. Free: nothing "
                            "is sent until you press Generate.",
-                      on_click=_on_rerun, args=(run.run_id,))
+                      on_click=press_rerun, args=(run.run_id,))
         # Spending buttons only on settled runs: a new card slides in at the top, and a click meant for
         # the button below must not land on a spending button of the run it just made.
         if "take" in actions and run.state not in ACTIVE and (label := take_label(services, run)):

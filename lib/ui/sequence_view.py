@@ -87,9 +87,8 @@ def _player(services: Services, seq: SequenceRow, exported: str | None, runs: li
         how = "copied shot after shot" if seq.export_mode == "copy" else "re-encoded to one size"
         st.caption(escape_md(f"One file of {format_seconds(seq.duration or 0)} ({how})."))
         sound = [r.request.audio is True for r in runs]
-        if any(sound) and (seq.export_mode != "copy" or not all(sound)):  # lib/frames_cut.join's rule
-            st.caption("Sound is left out of this file: only shots that all carry the same sound track are "
-                       "joined with it. Each shot above keeps its own sound.")
+        if any(sound) and not all(sound):  # lib/frames_cut.join keeps each shot's sound in its place
+            st.caption("Shots made without Sound are silent in this file; the others keep their sound.")
         return
     words = chains.not_ready(runs)
     if words:

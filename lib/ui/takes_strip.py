@@ -16,7 +16,7 @@ import streamlit as st
 
 from lib import money, playback, playground, takes
 from lib.ledger import ACTIVE, COMPLETED, FAILED, Run
-from lib.ui import card, page_script, player, share_links, state, sync_player, who
+from lib.ui import card, page_script, player, share_links, sync_player, who
 from lib.ui.text import escape_md, shorten
 
 if TYPE_CHECKING:
@@ -41,21 +41,6 @@ def _css(box_key: str) -> str:
             f".st-key-{box_key} [class*='_tile_'] button{{padding-left:.5rem;padding-right:.5rem}}")
 
 
-def _on_rerun(run_id: str) -> None:
-    """A take's every setting back in Compose (free: nothing is sent until Generate)."""
-    services = state.services()
-    run = services.ledger.get(run_id)
-    if run is None:
-        return
-    try:
-        request = playground.rerun(services, run, actor=who.current(services))
-    except ValueError as exc:  # owners.NotYours: another user's run
-        st.toast(escape_md(str(exc)), icon=":material/block:")
-        return
-    state.request_restore(request)
-    state.navigate("app.py")
-
-
 def _tile_actions(services: Services, run: Run, key: str, label: str) -> None:
     """One take's own actions, as a card offers them (promote, re-run, share, download), in a popover so
     a narrow tile stays one video wide."""
@@ -68,7 +53,7 @@ def _tile_actions(services: Services, run: Run, key: str, label: str) -> None:
                       help="The same prompt, frames and duration as pro 1080p, linked to this take.")
         if mine:
             st.button("Re-run", key=f"{key}_rerun_{run.run_id}", icon=":material/replay:",
-                      on_click=_on_rerun, args=(run.run_id,),
+                      on_click=card.press_rerun, args=(run.run_id,),
                       help="Fill Compose with every setting of this take. Free: nothing is sent until "
                            "you press Generate.")
         if run.video_path and services.archive.exists(run.video_path):

@@ -170,7 +170,7 @@ def _press_all(run_id: str) -> None:
     c.press_promote(run_id)
     c.press_extend(run_id)
     c.press_take(run_id)
-    c._on_rerun(run_id)
+    c.press_rerun(run_id)
 
 
 def test_the_share_view_names_the_owner_and_its_rerun_makes_the_viewers_own_run(ledger: Ledger) -> None:

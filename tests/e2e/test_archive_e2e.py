@@ -113,7 +113,7 @@ def test_an_archive_outside_the_checkout_plays_everywhere(app: AppServer, browse
     app.gateway.control("faults", endpoint="file", mode="delay", delay=3.0, count=1)
     open_app(page, app.url)
     page.evaluate(RECORD_SOURCES)
-    box = page.locator(".st-key-compose_prompt_box textarea").first
+    box = page.locator(".st-key-compose_prompt textarea")
     box.fill(PROMPT)
     box.press("Tab")  # a text area commits its value on blur: press once the page has it, as a person does
     wait_for_app(page)

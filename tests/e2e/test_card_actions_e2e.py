@@ -63,7 +63,7 @@ def wait_until(what: str, check: Any, limit: float = 30.0) -> Any:
 
 
 def prompt_box(page: Any) -> Any:
-    return page.locator(".st-key-compose_prompt_box textarea").first
+    return page.locator(".st-key-compose_prompt textarea")
 
 
 def set_prompt(page: Any, text: str) -> None:
@@ -94,7 +94,7 @@ def test_rerun_and_open_in_compare_on_a_live_compose_card_act_at_once(tab: Any, 
 
     tab.locator(f".st-key-card_rerun_{run_id} button:visible").click()
     t0 = time.monotonic()
-    tab.wait_for_function("(p) => [...document.querySelectorAll('.st-key-compose_prompt_box textarea')]"
+    tab.wait_for_function("(p) => [...document.querySelectorAll('.st-key-compose_prompt textarea')]"
                           ".some(t => t.value === p)", arg=PROMPT, timeout=ACT_WITHIN_S * 1000)
     took = time.monotonic() - t0
     assert took < ACT_WITHIN_S, took

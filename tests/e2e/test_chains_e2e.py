@@ -91,7 +91,7 @@ def continue_from_last_frame(page: Any, run_id: str, shot: str) -> None:
     page.locator(".st-key-compose_chain_note").wait_for(timeout=20_000)
     wait_for_app(page)
     assert "Next shot of a chain" in page.locator(".st-key-compose_chain_note").inner_text()
-    assert page.locator(".st-key-compose_prompt_box textarea").first.input_value() == PROMPT
+    assert page.locator(".st-key-compose_prompt textarea").input_value() == PROMPT
     page.locator(".st-key-compose_generate button").click()
 
 
@@ -100,7 +100,7 @@ def test_a_chain_of_three_shots_is_exported_and_plays_as_one(browser: Any, serve
     page = ctx.new_page()
     try:
         open_app(page, server.url)
-        box = page.locator(".st-key-compose_prompt_box textarea").first
+        box = page.locator(".st-key-compose_prompt textarea")
         box.fill(PROMPT)
         box.press("Tab")
         page.wait_for_timeout(300)

@@ -142,15 +142,19 @@ def test_two_by_two_grid_plays_in_place_in_sync_and_shares(app_server, page, bro
     t = after[0]["times"][0]
     assert 0.6 * duration - 0.2 <= t <= 0.6 * duration + 1.5, (t, duration)
 
-    # scroll the grid: the cells move up, the bar stays in the viewport (and still drives them)
+    # scroll the grid: the cells move up, the bar stays pinned at the top of the viewport (and still drives
+    # them); before the scroll it sits above the cells it drives
     top_before = _box(page, cells[0])["y"]
+    assert _box(page, PLAYER)["y"] < top_before
     page.mouse.move(640, 500)
     page.mouse.wheel(0, 450)
     page.wait_for_timeout(500)
     assert _box(page, cells[0])["y"] < top_before - 300, (top_before, _box(page, cells[0]))
     bar = _box(page, PLAYER)
     assert bar["y"] >= 0 and bar["y"] + bar["height"] <= DESKTOP["height"], bar
-    assert _box(page, cells[2])["y"] > bar["y"]  # the bar sits above the cells it drives
+    # pinned under the app's header, not left behind with the page (how far the rows move under it depends
+    # on the browser's wheel step, so the test does not ask which row is still below it)
+    assert bar["y"] < DESKTOP["height"] / 4, bar
     page.screenshot(path=str(ROOT / "screenshots" / "compare-1280x800-scrolled.png"))
 
     # pause stops them all at one time

@@ -10,7 +10,7 @@ from tests.fixtures.servers import PHONE, open_app, read_ledger_rows, screenshot
 
 pytestmark = pytest.mark.e2e
 
-PROMPT_BOX = ".st-key-compose_prompt_box textarea"
+PROMPT_BOX = ".st-key-compose_prompt textarea"  # the Prompt box (its container holds the negative one too)
 
 
 def _to_top(page):

@@ -56,7 +56,7 @@ def _wait_rows(db: Path, pred: Any, timeout: float = 120) -> list[dict]:
 
 def _make_run_in_compose(page: Any, url: str, db: Path) -> dict:
     open_app(page, url)
-    page.locator(".st-key-compose_prompt_box textarea").first.fill(PROMPT)
+    page.locator(".st-key-compose_prompt textarea").fill(PROMPT)
     page.get_by_label("Negative prompt").fill(NEGATIVE)
     _radio(page, "Mode", "pro (1080p)").click()
     _radio(page, "Aspect ratio", "9:16").click()
@@ -151,7 +151,7 @@ def test_run_history_filter_share_and_rerun(app_server: Any, browser: Any, page:
         # Re-run this config: Compose with every setting filled in
         sp.get_by_role("button", name="Re-run this config").click()
         wait_for_app(sp)
-        prompt_box = sp.locator(".st-key-compose_prompt_box textarea").first
+        prompt_box = sp.locator(".st-key-compose_prompt textarea")
         expect(prompt_box).to_have_value(PROMPT, timeout=15_000)
         expect(sp.get_by_label("Negative prompt")).to_have_value(NEGATIVE)
         expect(_radio(sp, "Mode", "pro (1080p)").locator("xpath=ancestor::label//input")).to_be_checked()

@@ -34,7 +34,7 @@ def _to_top(page) -> None:
 def test_sound_12s_std_is_priced_runs_and_has_audio(latest_app, page, browser, gateway_process):
     app, archive = latest_app
     open_app(page, app.url)
-    page.locator(".st-key-compose_prompt_box textarea").first.fill("A street drummer at dusk, latest e2e")
+    page.locator(".st-key-compose_prompt textarea").fill("A street drummer at dusk, latest e2e")
     # the duration slider: focus its thumb and step from 5 s to 12 s with the keyboard, as a person can
     thumb = page.locator(".st-key-compose_duration input[type='range']").first
     thumb.focus()

@@ -32,7 +32,7 @@ from tests.fixtures.servers import (
 
 pytestmark = pytest.mark.e2e
 
-PROMPT_BOX = ".st-key-compose_prompt_box textarea"
+PROMPT_BOX = ".st-key-compose_prompt textarea"  # the Prompt box (its container holds the negative one too)
 GENERATE = ".st-key-compose_generate button"
 FIRST_BOX = ".st-key-compose_first_frame_box"
 

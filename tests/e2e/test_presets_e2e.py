@@ -35,7 +35,7 @@ def _save(page, name: str, tags: str) -> None:
 
 def test_save_a_preset_reload_and_start_from_it(app_server, gateway_process, page):
     open_app(page, app_server.url)
-    page.locator(".st-key-compose_prompt_box textarea").first.fill(PROMPT)
+    page.locator(".st-key-compose_prompt textarea").fill(PROMPT)
     page.get_by_text("pro (1080p)").click()
     wait_for_app(page)
     page.get_by_text("10 s", exact=True).click()
@@ -49,7 +49,7 @@ def test_save_a_preset_reload_and_start_from_it(app_server, gateway_process, pag
 
     page.reload()
     wait_for_app(page)
-    prompt = page.locator(".st-key-compose_prompt_box textarea").first
+    prompt = page.locator(".st-key-compose_prompt textarea")
     prompt.fill("something else entirely")
     prompt.press("Tab")
     wait_for_app(page)
@@ -94,7 +94,7 @@ def test_the_preset_controls_on_a_phone(app_server, browser):
     page = ctx.new_page()
     try:
         open_app(page, app_server.url)
-        page.locator(".st-key-compose_prompt_box textarea").first.fill("A heron on one leg, phone")
+        page.locator(".st-key-compose_prompt textarea").fill("A heron on one leg, phone")
         _save(page, "Heron", "birds")
         screenshot(page, "presets-390x844-save-popover")
         page.get_by_role("button", name="Save preset").click()

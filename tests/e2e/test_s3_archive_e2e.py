@@ -63,7 +63,7 @@ def test_a_video_in_the_bucket_plays_on_the_card_and_from_another_replica(
         location: S3Location) -> None:
     one, two = replicas
     open_app(page, one.url)
-    box = page.locator(".st-key-compose_prompt_box textarea").first
+    box = page.locator(".st-key-compose_prompt textarea")
     box.fill(PROMPT)
     box.press("Tab")  # a text area commits its value on blur: press once the page has it, as a person does
     wait_for_app(page)

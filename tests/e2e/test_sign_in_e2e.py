@@ -79,7 +79,7 @@ def sign_in(page: Any, url: str, user: str) -> None:
 
 def generate(page: Any, prompt: str | None = None) -> None:
     if prompt is not None:
-        page.locator(".st-key-compose_prompt_box textarea").first.fill(prompt)
+        page.locator(".st-key-compose_prompt textarea").fill(prompt)
         wait_for_app(page)
     page.locator(".st-key-compose_generate button").click()
 
@@ -154,7 +154,7 @@ def test_two_users_see_their_own_runs_and_build_on_others_only_through_a_share_l
         # --- lib refuses even a hand-made re-run link of her run (no button needed)
         open_app(bob, f"{url}/?rerun={alice_run}")
         expect(bob.get_by_text("This run belongs to Alice, so you cannot re-run it")).to_be_visible()
-        expect(bob.locator(".st-key-compose_prompt_box textarea").first).to_have_value("")
+        expect(bob.locator(".st-key-compose_prompt textarea")).to_have_value("")
 
         # --- her share link: her name, Re-run this config, Generate: the run is Bob's
         open_app(bob, f"{url}/run?id={alice_run}")
@@ -162,7 +162,7 @@ def test_two_users_see_their_own_runs_and_build_on_others_only_through_a_share_l
         assert "alice@example.com" not in bob.content()
         bob.get_by_role("button", name="Re-run this config").click()
         wait_for_app(bob)
-        prompt_box = bob.locator(".st-key-compose_prompt_box textarea").first
+        prompt_box = bob.locator(".st-key-compose_prompt textarea")
         expect(prompt_box).to_have_value(ALICE_PROMPT, timeout=15_000)
         generate(bob)
         rows = _wait_rows(db, lambda rs: len(rs) == 2)

@@ -27,7 +27,7 @@ def test_card_buttons_name_their_price_and_a_queued_card_its_estimate(app_server
     open_app(page, app_server.url)
     generate = page.locator(".st-key-compose_generate button")
     expect(generate).to_have_text(re.compile(r"Generate · Std 720p · 5 s · ≈ \$0\.18"))
-    page.locator(".st-key-compose_prompt_box textarea").first.fill("A kite over a windy beach, e2e words")
+    page.locator(".st-key-compose_prompt textarea").fill("A kite over a windy beach, e2e words")
     generate.click()
     ledger = Ledger(f"sqlite:///{app_server.db_path}")
     try:

@@ -114,6 +114,22 @@ def test_sound_is_copied_when_every_shot_has_the_same_track(clips: dict[str, Pat
         assert c.streams.audio and sum(f.samples for f in c.decode(audio=0)) >= 2 * 48_000 * 0.95
 
 
+def test_a_re_encode_keeps_each_shots_sound_in_its_place(clips: dict[str, Path], tmp_path: Path) -> None:
+    """A shot without sound between two with it: a copy would drop the sound, so the shots are re-encoded
+    and the track follows the picture: sound under the first and last shot, silence under the middle."""
+    assert frames_cut.plan([frames_cut.probe(clips[n]) for n in ("s", "b", "s")]) == frames_cut.ENCODE
+    out = tmp_path / "sbs.mp4"
+    joined = frames_cut.join([clips["s"], clips["b"], clips["s"]], out)
+    assert joined.mode == frames_cut.ENCODE and joined.audio
+    with av.open(str(out)) as c:
+        track = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+        rate = c.streams.audio[0].rate
+    assert rate == 48_000 and track.shape[1] == pytest.approx(3 * 48_000, abs=2_048)  # AAC's padding
+    loudness = [float(np.abs(track[:, i * rate + 2_048:(i + 1) * rate - 2_048]).mean()) for i in range(3)]
+    assert loudness[0] > 0.01 and loudness[2] > 0.01 and loudness[1] < 1e-4, loudness
+    assert _decoded_seconds(out)[1] == pytest.approx(3.0, abs=0.05)
+
+
 # ------------------------------------------------------------------ chains: services on a real ledger
 def _services(tmp_path: Path, gateway_url: str = "http://127.0.0.1:9", sign_in: bool = False) -> Any:
     env = {"PLAYGROUND_DATA": str(tmp_path), "TOAPIS_BASE_URL": gateway_url}
