@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -204,7 +205,7 @@ def _gateway_tasks_per_prompt(gateway: GatewayProcess, tag: str) -> dict[str, in
 
 
 def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions: int, db_url: str,
-         deadline: float, pacing: str) -> dict[str, Any]:
+         deadline: float, pacing: str, logs: Path | None = None) -> dict[str, Any]:
     key = f"bench-{kind}-{pacing}-key"
     tag = f"{kind}-{pacing}"
     data = root / tag
@@ -257,6 +258,11 @@ def _leg(root: Path, gateway: GatewayProcess, kind: str, *, runs: int, sessions:
     web_errors = [line[:400] for w in webs if w.log.exists()
                   for line in w.log.read_text(errors="replace").splitlines()
                   if "unexpected error on a page" in line or "Error:" in line or "Exception:" in line][:20]
+    if logs is not None:  # --logs: the web processes' whole logs (tracebacks included), kept
+        logs.mkdir(parents=True, exist_ok=True)
+        for i, w in enumerate(webs):
+            if w.log.exists():
+                shutil.copyfile(w.log, logs / f"{tag}-web{i}.log")
     log_rows = [r for r in gateway.requests() if r["t"] >= t0]
     # the gateway's log does not name keys; each leg runs alone, so its window is its own
     submits = [r for r in log_rows if r["category"] == "submit"]
@@ -323,7 +329,7 @@ def _postgres() -> tuple[Any, Any]:
 
 def run(tiny: bool = False, *, runs: int = 300, sessions: int = 20, speed: float = 8.0,
         db: str = "sqlite", deadline: float | None = None, pacing: str = "pipelined",
-        limiters: tuple[str, ...] = ("shared", "process")) -> list[Row]:
+        limiters: tuple[str, ...] = ("shared", "process"), logs: Path | None = None) -> list[Row]:
     if tiny:
         runs, sessions = 12, 4
     legs: list[dict[str, Any]] = []
@@ -337,7 +343,7 @@ def run(tiny: bool = False, *, runs: int = 300, sessions: int = 20, speed: float
                 url = (pg.new_database() if pg is not None
                        else f"sqlite:///{root / f'{kind}-{pacing}' / 'ledger.db'}")
                 legs.append(_leg(root, gateway, kind, runs=runs, sessions=sessions, db_url=url,
-                                 deadline=deadline or runs * 1.5 + 300, pacing=pacing))
+                                 deadline=deadline or runs * 1.5 + 300, pacing=pacing, logs=logs))
                 log.info("leg %s: %s", kind, json.dumps(legs[-1], default=str))
                 time.sleep(2.0)  # the gateway's one-second windows empty between legs
         finally:
@@ -374,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="legs to run, in order (shared = lib/shared_limit.py, process = the baseline)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--logs", type=Path, help="a folder to keep each web process's whole log in")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     rows = run(args.tiny, runs=args.runs, sessions=args.sessions, speed=args.speed, db=args.db,
-               deadline=args.deadline, pacing=args.pacing, limiters=tuple(args.limiters.split(",")))
+               deadline=args.deadline, pacing=args.pacing, limiters=tuple(args.limiters.split(",")),
+               logs=args.logs)
     out = json.dumps([r.__dict__ for r in rows], indent=2, default=str)
     print(out)
     if args.json:

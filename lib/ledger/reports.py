@@ -24,6 +24,7 @@ CSV_COLUMNS = (
     "image_urls", "est_cost_usd", "billed", "task_id", "progress", "seconds_to_finish", "completed",
     "archived", "expires", "error_code", "error_message", "group_id", "parent_id", "label", "source",
     "rating", "favourite", "tags", "note",  # triage (lib/ledger/triage.py)
+    "owner",  # with sign-in: who made the run (their name then); empty for the team's runs
 )
 CSV_BATCH = 500  # runs per triage look-up while exporting
 
@@ -166,6 +167,7 @@ class Reports(Reads):
                     "" if mark is None or mark.rating is None else mark.rating,
                     bool(mark and mark.favourite), ", ".join(mark.tags) if mark else "",
                     mark.note if mark else "",
+                    run.owner_name or run.owner or "",
                 )
             ]
 

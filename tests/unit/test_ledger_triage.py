@@ -130,6 +130,16 @@ def test_the_csv_has_the_marks_and_neutralises_formulas(ledger: Ledger) -> None:
     assert (two["rating"], two["favourite"], two["note"]) == ("", "False", "")
 
 
+def test_the_csv_names_who_made_each_run_under_sign_in(ledger: Ledger) -> None:
+    """A team's export says whose run each row is (the name shown on shared views); the team's own runs
+    (made without sign-in) have none, and a name that looks like a formula stays text."""
+    _run(ledger, "alices", owner="alice")
+    _run(ledger, "teams")
+    _run(ledger, "odd", owner="=evil")
+    rows = {r["run_id"]: r["owner"] for r in csv.DictReader(io.StringIO(ledger.to_csv()))}
+    assert rows == {"alices": "Alice", "teams": "", "odd": "'=Evil"}  # _run titles the name
+
+
 def test_the_csv_reads_marks_in_batches(ledger: Ledger) -> None:
     """More runs than one look-up batch: every row still carries its own marks."""
     from lib.ledger import reports
