@@ -115,11 +115,19 @@ def test_a_wake_in_the_gap_after_the_claim_query_is_not_lost(local_gateway, sqli
 def test_a_worker_claims_only_what_its_pools_can_run(local_gateway, sqlite_ledger, tmp_path) -> None:
     """Ten drafts, two gateway threads: one pass claims two; the other eight stay free for any worker."""
     local_gateway.control("config", speed=FAST)
-    # first_look 60 s: a draft the two threads have already sent is not due for a look while the other
-    # worker claims, so what it gets is exactly the eight drafts left (on a quick machine a 0.2 s first
-    # look made one sent run due as well: 9)
     rig = Rig(local_gateway, sqlite_ledger, tmp_path / "archive", threads=2, archive_threads=1,
               first_look=60.0)
+    # The two claimed steps wait until the checks are done: a step that had already sent its draft and
+    # released its lease (a quick machine: leases 0 == 2) or made it due (a 0.2 s first look: 9 == 8)
+    # would change what there is to count.
+    go = threading.Event()
+    real_step = rig.worker._step
+
+    def held_step(run: L.Run) -> None:
+        go.wait(30)
+        real_step(run)
+
+    rig.worker._step = held_step  # type: ignore[method-assign]
     for i in range(10):
         rig.ledger.create_run(Ledger.new_id(), VideoRequest(prompt=f"draft {i}"), 0.18)
     try:
@@ -131,6 +139,7 @@ def test_a_worker_claims_only_what_its_pools_can_run(local_gateway, sqlite_ledge
         finally:
             other.stop()
     finally:
+        go.set()
         rig.worker._drain()
         rig.worker.stop()
 
