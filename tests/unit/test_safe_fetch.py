@@ -244,7 +244,8 @@ def test_slow_headers_are_cut_at_the_total_time_cap(secret_server: SecretServer)
     took = time.monotonic() - started
     stop.set()
     listener.close()
-    assert err.code == "timeout" and took < 2.6, (err, took)
+    # the 2 s total bound, not the drip's 50 s (with room for a loaded machine)
+    assert err.code == "timeout" and took < 4.0, (err, took)
 
 
 # ------------------------------------------------------------------ TLS to a pinned address
