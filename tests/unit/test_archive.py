@@ -70,8 +70,15 @@ def test_a_retry_after_a_stored_video_reuses_it_instead_of_a_second_copy(local_g
     saved: the saved video is reused, not downloaded again under a new token."""
     arch = trusting(local_gateway, tmp_path)
     first = arch.store_video(RUN_ID, done.video_url)
+    # the gateway logs an exchange once it has ended, a moment after the client has its bytes: wait for
+    # the first download's entry, and give a second one the same moment before counting
+    deadline = time.monotonic() + 5
+    while not local_gateway.requests("file") and time.monotonic() < deadline:
+        time.sleep(0.02)
     downloads = len(local_gateway.requests("file"))
+    assert downloads == 1
     assert arch.store_video(RUN_ID, done.video_url) == first
+    time.sleep(0.3)
     assert len(local_gateway.requests("file")) == downloads
     assert len(list((tmp_path / "videos").iterdir())) == 1
     arch.resolve(first).unlink()  # gone (deleted by hand): a retry downloads it again
