@@ -29,8 +29,8 @@ _RISE_GROWTH = 2.0   # once progress rises, a gap may be this many times the tim
 _TRUSTED_SPREAD = 0.5  # a prior this sure (from observed tasks) is trusted to skip the queued looks
 _TIGHT_SPREAD = 0.1   # a prior this sure predicts the finish better than a wobbling progress slope
 _AIM_WITHIN = 6.0     # when the finish is this close, look just after it
-_APPROACH = 0.7       # otherwise look this far along the way and re-aim…
-_AIM_LEAD = 3.0       # …but at least this long before the estimated finish
+_APPROACH = 0.65      # otherwise look this far along the way and re-aim…
+_AIM_LEAD = 2.0       # …but at least this long before the estimated finish
 _TRUST_LOCAL_WITHIN = 15.0  # within this of the finish the recent slope alone aims the looks
 _LOCAL_SAMPLES = 2    # the recent slope is fitted over this many looks (a segment of steady progress)
 _HOLD_AT = 99         # a task at 99 % waits for its file: hold, not stall
@@ -38,13 +38,15 @@ _HOLD_GROWTH = 0.3    # while held, the next gap is this fraction of the hold so
 _HOLD_CAP = 3.0       # …but at most this: a finished video should show within seconds
 _TIGHT_CAP_FACTOR = 2.0  # with sharp experience of this kind of task, gaps may be this many caps long
 # The ledger's experience of a kind of task (Calibration, seeded from its finished runs): a task of that
-# kind is not looked at (after the first look) before exp(mean − Z·sd) of the log totals seen, less a
-# lead: about the 1st percentile. Tuned in bench/sim_schedule.py on seeds 1-10, checked on 101-110.
+# kind is not looked at before exp(mean − Z·sd) of the log totals seen, less a lead (about the 1st
+# percentile), and no gap passes the moment by which TYPICAL_SHARE of the tasks still running would have
+# finished. Tuned in bench/sim_schedule.py on seeds 1-40, checked on 201-260, 301-360 and 401-460.
 EARLIEST_MIN_SEEN = 8    # totals of this kind needed before the floor applies (fewer: no floor)
 EARLIEST_Z = 2.33
 EARLIEST_MIN_SD = 0.1    # a few similar totals must not make the floor bolder than this spread allows
 EARLIEST_LEAD = 3.0      # the skip lands this long before that earliest finish
-_AIM_WITHIN_SURE = 7.0   # with that experience the final aim starts a little farther out
+TYPICAL_SHARE = 0.4      # see `_not_after_typical`
+_AIM_WITHIN_SURE = 4.0   # with that experience the slope's aim is trusted only this close to the end
 
 # Every run ends: past DEADLINE after submit a run is "timed out" (the docs advise giving up after 10
 # minutes; the default leaves room for a slow queue). A timed-out run is still looked at every LATE_EVERY
@@ -62,6 +64,8 @@ class Prior:
     run: float
     spread: float = 0.6
     earliest: float | None = None  # seconds after submit before which this kind has never been seen to finish
+    log_mean: float | None = None  # experience's totals as a log-normal (mean and sd of their logs)
+    log_sd: float | None = None
 
     @property
     def total(self) -> float:
@@ -70,6 +74,19 @@ class Prior:
     @property
     def tight(self) -> bool:
         return self.spread <= _TIGHT_SPREAD
+
+    def typical_by(self, waited: float, share: float) -> float | None:
+        """Seconds after submit by which `share` of the tasks of this kind that were still running after
+        `waited` s have finished, by experience (None without it): the log-normal of the totals seen,
+        cut at `waited`."""
+        if self.log_mean is None or self.log_sd is None or self.log_sd <= 0:
+            return None
+        normal = statistics.NormalDist(self.log_mean, self.log_sd)
+        done = normal.cdf(math.log(max(waited, 1e-3)))
+        goal = done + share * (1 - done)
+        if goal >= 1 - 1e-9:
+            return None
+        return math.exp(normal.inv_cdf(goal))
 
 
 def default_prior(mode: str, duration: int) -> Prior:
@@ -168,6 +185,11 @@ def next_look(
     submitted = samples[0][0]
     last_t = samples[-1][0]
     if len(samples) == 1:
+        if prior.earliest is not None:
+            # Experience of this kind: a look before the earliest plausible finish could only say "queued"
+            # or "n %", so the first look is there (never before the documented first look). What is
+            # given up: a task that fails within the first seconds is told then, not 5 s after submit.
+            return max(now, submitted + max(first_look, prior.earliest - EARLIEST_LEAD))
         # Nothing looked at yet: the documented first look (or at once, if that time has passed).
         return max(now, min(submitted + first_look, now + cap))
     earliest = max(now, last_t + floor)
@@ -177,6 +199,12 @@ def next_look(
     if finish is None:
         return _not_before_plausible(_queued_target(samples, prior, floor, earliest, latest), samples, prior)
 
+    stalled = len(samples) >= 3 and samples[-1][1] == samples[-2][1] < _HOLD_AT
+    if stalled and finish <= last_t + floor:
+        # The estimate has caught up with now while progress stands still: a stall, which says nothing
+        # about when it ends. Back off (half the stall so far) instead of looking every `floor` seconds.
+        target = last_t + max(floor, 0.5 * _stalled_for(samples))
+        return _not_after_typical(min(max(target, earliest), latest), samples, prior, floor)
     if samples[-1][1] >= _HOLD_AT:
         # Rendering is done on the gateway's side but the file is not ready: nothing predicts the end of
         # this hold, so look often at first and then a little less often (latency stays a fraction of it).
@@ -187,7 +215,7 @@ def next_look(
         target = last_t + (finish - last_t) * (1 - prior.spread)
         if prior.spread >= _TRUSTED_SPREAD:
             target = min(target, last_t + max(floor, _RISE_GROWTH * (last_t - submitted)))
-        return min(max(target, earliest), latest)
+        return _not_after_typical(min(max(target, earliest), latest), samples, prior, floor)
     # Real progress is uneven (segments of different speeds, stalls, jumps): the recent slope and the
     # average since the rise began each misjudge the finish now and then, in opposite ways. The earlier
     # of the two is the safe guess (looking early costs a GET, looking late costs the person a wait).
@@ -212,7 +240,22 @@ def next_look(
             target = min(target, plausible - _AIM_LEAD)
     # Gaps may exceed `cap` only while the finish is far: half the distance to it at most.
     latest = max(latest, last_t + min(remaining / 2, cap * _TIGHT_CAP_FACTOR))
-    return _not_before_plausible(min(max(target, earliest), latest), samples, prior)
+    target = _not_before_plausible(min(max(target, earliest), latest), samples, prior)
+    return _not_after_typical(target, samples, prior, floor)
+
+
+def _not_after_typical(target: float, samples: Sequence[tuple[float, int]], prior: Prior,
+                       floor: float) -> float:
+    """With experience of this kind, no gap passes the moment by which TYPICAL_SHARE of the tasks still
+    running now would have finished. Why: mid-way, progress predicts the finish worse than experience
+    does (stalls, jumps and fast last stretches: the log error of the slope's guess has a spread of about
+    0.5 against experience's 0.12 on the local gateway's REALISTIC clock), and one long gap past a finish
+    is a lag of tens of seconds."""
+    submitted, last_t = samples[0][0], samples[-1][0]
+    typical = prior.typical_by(last_t - submitted, TYPICAL_SHARE)
+    if typical is None:
+        return target
+    return min(target, max(submitted + typical, last_t + floor))
 
 
 def _not_before_plausible(target: float, samples: Sequence[tuple[float, int]], prior: Prior) -> float:
@@ -369,12 +412,12 @@ class Calibration:
                 spread = 0.08 if seen[0].exact else 0.2
             else:
                 spread = max(0.03, min(0.6, (max(totals) - min(totals)) / total))
-            earliest = None
-            if len(totals) >= EARLIEST_MIN_SEEN:
-                logs = [math.log(x) for x in totals]
-                sd = max(EARLIEST_MIN_SD, statistics.stdev(logs))
-                earliest = math.exp(statistics.fmean(logs) - EARLIEST_Z * sd)
-            return Prior(queue=total - run, run=run, spread=spread, earliest=earliest)
+            if len(totals) < EARLIEST_MIN_SEEN:
+                return Prior(queue=total - run, run=run, spread=spread)
+            logs = [math.log(x) for x in totals]
+            mean, sd = statistics.fmean(logs), max(EARLIEST_MIN_SD, statistics.stdev(logs))
+            return Prior(queue=total - run, run=run, spread=spread, earliest=math.exp(mean - EARLIEST_Z * sd),
+                         log_mean=mean, log_sd=sd)
         if ratios:
             k = statistics.median(ratios)
             return Prior(queue=base.queue * k, run=base.run * k, spread=0.35)

@@ -8,6 +8,7 @@ from lib.schedule import (
     EARLIEST_LEAD,
     EARLIEST_MIN_SEEN,
     FLOOR,
+    TYPICAL_SHARE,
     Calibration,
     Observation,
     Prior,
@@ -78,9 +79,9 @@ class TestRising:
 
     def test_near_the_end_the_last_stretch_aims(self):
         # a slow last stretch (0.5 pt/s from 90) after a fast start: its own slope, not the average, aims:
-        # finish at 36 + 6.5 / 0.5 = 49 s, looked at 70 % of the way there (13 s away: a lead of 3.9 s)
+        # finish at 36 + 6.5 / 0.5 = 49 s, looked at 65 % of the way there (13 s away: a lead of 4.55 s)
         samples = [(T0, 0), (T0 + 5, 0), (T0 + 20, 80), (T0 + 30, 90), (T0 + 36, 93)]
-        assert look(samples) == pytest.approx(49 - 0.3 * 13, abs=0.1)
+        assert look(samples) == pytest.approx(49 - 0.35 * 13, abs=0.1)
 
     def test_interval_never_exceeds_cap_near_the_end_nor_twice_cap_far_from_it(self):
         far = [(T0, 0), (T0 + 10, 1), (T0 + 110, 2)]
@@ -94,9 +95,10 @@ class TestRising:
 
     def test_experience_does_not_override_measured_progress(self):
         # Tasks of one kind vary by ±12 % or more (lib/local_gateway REALISTIC, and the real gateway):
-        # experience says 30 s, the slope 27.4 s: look 3 s before the slope's finish and re-aim there
+        # experience says 30 s, the slope 27.4 s: look 35 % of the way (2.6 s) before the slope's finish
+        # and re-aim there
         samples = [(T0, 0), (T0 + 10, 35), (T0 + 20, 72)]
-        assert look(samples, prior=SURE) == pytest.approx(27.4 - 3.0, abs=0.1)
+        assert look(samples, prior=SURE) == pytest.approx(27.4 - 0.35 * 7.4, abs=0.1)
 
     def test_slope_wins_when_it_clearly_disagrees_with_experience(self):
         # 8 points/s: done by ~22.5 s, far from the 30 s experience says
@@ -132,6 +134,15 @@ class TestRising:
         first = look(samples)
         longer = [*samples, (T0 + 20, 50)]
         assert 16 + 5 < first < look(longer) - 4
+
+    def test_a_stall_after_one_reading_backs_off_instead_of_looking_every_half_second(self):
+        # one reading (85 % at 75 s) then stuck: a steady rise from the 5 s look would have finished by
+        # about 87 s, so that guess is spent; the stall is what is known, and the gaps grow with it
+        base = [(T0, 0), (T0 + 5, 0), (T0 + 75, 85)]
+        stuck = [*base, (T0 + 88, 85), (T0 + 92, 85)]
+        assert look(stuck) >= 92 + 0.5 * (92 - 75) - 1e-9
+        longer = [*stuck, (T0 + 101, 85)]
+        assert look(longer) - 101 > look(stuck) - 92  # a longer stall, a longer gap
 
     def test_progress_drop_restarts_the_fit(self):
         samples = [(T0, 0), (T0 + 5, 40), (T0 + 10, 80), (T0 + 15, 10), (T0 + 20, 20)]
@@ -183,7 +194,7 @@ class TestCalibration:
 def test_at_realistic_durations_the_plan_notices_fast_and_asks_less_than_the_fixed_schedule():
     """bench/sim_schedule.py: 10 × 40 tasks of the local gateway's REALISTIC clock (std 5 s ≈ 80 s … pro
     15 s ≈ 190 s, queue, uneven progress, jumps, stalls), arriving over 90 s, watched by this planner on a
-    virtual clock. Seeds 101-110 were not used to tune the planner (1-10 were). Figure 1's lag goals; GETs
+    virtual clock. Seeds 101-110 were not used to tune the planner (1-40 were). Figure 1's lag goals; GETs
     at most 0.7× the fixed schedule's for a worker with no history (the 0.5× goal needs the ledger's
     experience: the next test)."""
     from bench.sim_schedule import simulate
@@ -204,7 +215,8 @@ def test_with_the_ledgers_experience_the_plan_asks_half_as_often_as_the_fixed_sc
     runs = [simulate(40, 90.0, seed, history=20) for seed in range(101, 111)]
     lags = sorted(x for r in runs for x in r.lags)
     assert lags[len(lags) // 2] <= 1.0
-    assert lags[int(0.95 * (len(lags) - 1))] <= 3.0
+    assert lags[int(0.95 * (len(lags) - 1))] <= 2.0  # pooled (1.72 s when written)
+    assert max(r.p95 for r in runs) <= 3.0  # and each 40-task figure on its own (2.45 s at worst)
     gets = sum(sum(r.gets) for r in runs) / sum(sum(r.fixed_gets) for r in runs)
     assert gets <= 0.5
 
@@ -225,16 +237,50 @@ class TestExperience:
         cal.learn("pro", 10, self.TOTALS[: EARLIEST_MIN_SEEN - 1])
         assert cal.prior("pro", 10).earliest is None
 
-    def test_no_look_before_the_earliest_finish_after_the_first(self):
+    def test_no_look_before_the_earliest_finish(self):
         cal = Calibration()
         cal.learn("std", 5, self.TOTALS)
         prior = cal.prior("std", 5)
         assert prior.earliest is not None
-        # the first look stays the documented one
-        assert look([(T0, 0)], prior=prior) == pytest.approx(5.0)
         skip = prior.earliest - EARLIEST_LEAD
+        # the first look is the skip itself: a look at 5 s could only say "queued"
+        assert look([(T0, 0)], prior=prior) == pytest.approx(skip)
+        assert look([(T0, 0)], now=T0 + skip + 9, prior=prior) == pytest.approx(skip + 9)  # overdue: now
+        # after a restart (or with a first look already taken) the later looks keep to it too
         assert look([(T0, 0), (T0 + 5, 0)], prior=prior) == pytest.approx(skip)  # queued
         assert look([(T0, 0), (T0 + 5, 0), (T0 + 20, 12)], prior=prior) >= skip  # rising
+
+    def test_the_first_look_is_never_before_the_documented_one(self):
+        cal = Calibration()
+        cal.learn("std", 5, [4.0, 4.2, 3.9, 4.1, 4.0, 4.3, 3.8, 4.0])  # tasks of 4 s
+        prior = cal.prior("std", 5)
+        assert prior.earliest is not None and prior.earliest - EARLIEST_LEAD < 5.0
+        assert look([(T0, 0)], prior=prior) == pytest.approx(5.0)
+
+    def test_no_gap_passes_the_typical_finish_whatever_the_slope_says(self):
+        """Mid-way a slow stretch makes the slope promise a late finish; experience (tasks of about 100 s)
+        says most finish sooner: the next look is no later than the moment by which TYPICAL_SHARE of the
+        tasks still running would have finished."""
+        cal = Calibration()
+        cal.learn("std", 5, self.TOTALS)
+        prior = cal.prior("std", 5)
+        samples = [(T0, 0), (T0 + 92, 30), (T0 + 98, 32)]  # 0.33 points/s: a finish near 300 s
+        typical = prior.typical_by(98.0, TYPICAL_SHARE)
+        assert typical is not None and 100.0 < typical < 108.0
+        assert 98.0 < look(samples, prior=prior) <= typical + 1e-6
+        without = Prior(queue=prior.queue, run=prior.run, spread=prior.spread, earliest=prior.earliest)
+        assert look(samples, prior=without) > typical + 10  # what the slope alone would have done
+
+    def test_the_typical_finish_moves_on_as_the_wait_grows(self):
+        cal = Calibration()
+        cal.learn("std", 5, self.TOTALS)
+        prior = cal.prior("std", 5)
+        waits = (10.0, 100.0, 104.0, 110.0)
+        by = [prior.typical_by(w, TYPICAL_SHARE) for w in waits]
+        assert all(b is not None for b in by)
+        assert by[0] < by[1] < by[2] < by[3]
+        assert all(b > w for b, w in zip(by, waits, strict=True))  # always ahead of the wait
+        assert Prior(queue=1.0, run=9.0).typical_by(5.0, TYPICAL_SHARE) is None  # no experience, no cap
 
     def test_near_the_earliest_finish_measured_progress_aims_again(self):
         cal = Calibration()
