@@ -46,3 +46,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if E2E in path.parents:
             item.add_marker(pytest.mark.xdist_group("e2e2" if path.name in SECOND_GROUP else "e2e"))
             item.add_marker(pytest.mark.flaky(reruns=1))
+
+
+_RERUN_ATTEMPTS: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the failure of each attempt that was run again: `-rR` names a rerun but not why, and a flaky
+    check can only be fixed from what its first attempt saw (CI logs are all we get of a CI machine)."""
+    if report.outcome == "rerun":
+        _RERUN_ATTEMPTS.append((report.nodeid, report.longreprtext[-4000:]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for nodeid, text in _RERUN_ATTEMPTS:
+        terminalreporter.write_sep("-", f"first attempt of {nodeid} (passed or failed on its rerun)")
+        terminalreporter.write_line(text)

@@ -39,3 +39,31 @@ def test_the_fixtures_use_the_rule_and_nothing_skips_a_service_by_itself() -> No
     for path in TESTS.rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"importorskip\(\s*[\"'](lib|tests|bench)\b", text), path
+
+
+def test_a_rerun_prints_why_its_first_attempt_failed(tmp_path: Path) -> None:
+    """`-rR` names a rerun; tests/conftest.py adds what the first attempt saw, so a flake on a CI machine
+    can be fixed from its log."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401\n")
+    (tmp_path / "test_once.py").write_text(
+        "import pytest\n"
+        "from pathlib import Path\n\n"
+        "@pytest.mark.flaky(reruns=1)\n"
+        "def test_fails_once():\n"
+        f"    flag = Path({str(tmp_path / 'flag')!r})\n"
+        "    if not flag.exists():\n"
+        "        flag.write_text('x')\n"
+        "        assert 'the page' == 'the card', 'first attempt saw the page'\n")
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          "-p", "no:randomly", "-rR", str(tmp_path)], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed, 1 rerun" in out.stdout
+    first = out.stdout.index("first attempt of ")
+    assert "first attempt saw the page" in out.stdout[first:]
