@@ -189,7 +189,7 @@ def next_look(
             # Experience of this kind: a look before the earliest plausible finish could only say "queued"
             # or "n %", so the first look is there (never before the documented first look). What is
             # given up: a task that fails within the first seconds is told then, not 5 s after submit.
-            return max(now, submitted + max(first_look, prior.earliest - EARLIEST_LEAD))
+            return max(now, _not_before_plausible(submitted + first_look, samples, prior))
         # Nothing looked at yet: the documented first look (or at once, if that time has passed).
         return max(now, min(submitted + first_look, now + cap))
     earliest = max(now, last_t + floor)
