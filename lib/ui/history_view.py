@@ -36,6 +36,7 @@ MODES_KEY = "hist_modes"
 DURATIONS_KEY = "hist_durations"
 DATES_KEY = "hist_dates"
 TEAM_KEY = "hist_team"  # "Whole team" (sign-in only): off shows the viewer's own runs
+MORE_KEY = "hist_more_filters"  # a phone's switch for the filters under the search box (see `_more_switch`)
 TABS_KEY = "hist_tabs"
 RECOVER_KEY = "hist_recover_id"
 RECOVERED_KEY = "hist_recovered"
@@ -72,9 +73,44 @@ def _keep_only(key: str) -> None:
         del st.session_state[other]
 
 
+def _active_filters() -> int:
+    """How many filters below the search box are set (the values of the last rerun's widgets)."""
+    keys = (STATES_KEY, MODES_KEY, DURATIONS_KEY, DATES_KEY, triage_controls.HIST_RATING_KEY,
+            triage_controls.HIST_TAG_KEY, triage_controls.HIST_FAV_KEY)  # 0, "" and False mean "any"
+    return sum(bool(st.session_state.get(k)) for k in keys)
+
+
+def _more_switch() -> None:
+    """On a phone the filters under the search box stack into a whole screen, so the runs began below the
+    fold: there a switch shows them, and says how many are set while they are hidden. A desktop has room
+    and never sees the switch. The filters are always drawn (hidden by CSS only), so they keep their
+    values and apply either way."""
+    with st.container(horizontal=True, vertical_alignment="center", key="hist_more_switch"):
+        shown = st.toggle("More filters", key=MORE_KEY)
+        if (n := _active_filters()) and not shown:
+            st.caption(f"{n} filter{'s' if n > 1 else ''} on")
+    css = f"@media (min-width: {PHONE_MAX_PX + 1}px) {{{_gone('hist_more_switch')}}}"
+    if not shown:
+        css += f"@media (max-width: {PHONE_MAX_PX}px) {{{_gone('hist_more', 'hist_more_triage')}}}"
+    page_script.style(css)
+
+
+def _gone(*keys: str) -> str:
+    """CSS that takes keyed containers out of the page, with the wrapper Streamlit puts around each one
+    (left in place, the empty wrapper still adds a gap of its own)."""
+    sel = ", ".join(f".st-key-{k}, [data-testid='stLayoutWrapper']:has(> .st-key-{k})" for k in keys)
+    return sel + " {display: none;}"
+
+
 def _filters() -> RunFilter:
     text = st.text_input("Search runs", key=TEXT_KEY, on_change=_reset_view,
                          placeholder="Words from the prompt, a run id or a task id")
+    _more_switch()
+    with st.container(key="hist_more"):
+        return _filter_row(text)
+
+
+def _filter_row(text: str) -> RunFilter:
     # a wrapping row: side by side on a desktop, two to a line on a phone instead of one tall column
     with st.container(horizontal=True, gap="small", key="hist_filters"):
         states = st.multiselect("State", STATES, key=STATES_KEY, on_change=_reset_view, width=230,
@@ -143,8 +179,8 @@ def _table(services: Services, flt: RunFilter) -> Any:
         table["owner"] = [owners.owner_label(r) for r in runs]
     frame.follow(runs, new_runs=page == 1)  # newest first: a run that starts lands on page 1
     # one table for each screen width (a grid cannot change its columns by CSS): only one is ever shown
-    page_script.style(f"@media (max-width: {PHONE_MAX_PX}px) {{.st-key-hist_wide {{display: none;}}}}"
-                      f"@media (min-width: {PHONE_MAX_PX + 1}px) {{.st-key-hist_compact {{display: none;}}}}"
+    page_script.style(f"@media (max-width: {PHONE_MAX_PX}px) {{{_gone('hist_wide')}}}"
+                      f"@media (min-width: {PHONE_MAX_PX + 1}px) {{{_gone('hist_compact')}}}"
                       # the grid's hover toolbar sits above its top edge: room so it never covers Export CSV
                       ".st-key-hist_toolbar {margin-bottom: 1.75rem;}")
     with st.container(horizontal=True, vertical_alignment="center", key="hist_toolbar"):
@@ -299,7 +335,8 @@ def render(services: Services) -> None:
     with runs_tab:  # always drawn: its filters keep their values while another tab is open
         whole_team = who.team_switch(services, TEAM_KEY, on_change=_reset_view)  # sign-in only
         flt = replace(_filters(), owner=who.owner_filter(services, whole_team))
-        flt = triage_controls.history_filters(services, flt, on_change=_reset_view)
+        with st.container(key="hist_more_triage"):  # with the filters above: behind a phone's switch
+            flt = triage_controls.history_filters(services, flt, on_change=_reset_view)
         selected = _table(services, flt)
         if selected is not None:
             frame.follow([selected])

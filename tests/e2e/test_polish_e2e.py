@@ -327,7 +327,7 @@ def test_history_on_a_phone_is_compact_and_shows_the_clicked_run(server: AppServ
     assert cells and all(" · 5 s · " in c for c in cells) and any("e2e" in c for c in cells), cells[:6]
     phone.wait_for_timeout(500)  # the grid's canvas paints after its accessible table
     screenshot(phone, "history-390x844")
-    grid.scroll_into_view_if_needed()  # under the triage filters it starts below a phone's fold
+    grid.scroll_into_view_if_needed()
     phone.wait_for_timeout(300)
     box = grid.bounding_box()
     phone.mouse.click(box["x"] + 16, box["y"] + 35 + 23)  # the first row's checkbox
@@ -351,6 +351,45 @@ def test_history_on_a_phone_is_compact_and_shows_the_clicked_run(server: AppServ
         return true; }"""), "the copy button is in the page but not to be seen"
     copy.click()
     assert phone.evaluate("navigator.clipboard.readText()") == link
+
+
+def test_history_on_a_phone_shows_runs_first_and_its_filters_behind_a_switch(server: AppServer,
+                                                                            phone: Any) -> None:
+    """The filters under the search box stacked into a whole phone screen above the runs: on a phone
+    they sit behind "More filters", which says how many are set while they are hidden; a desktop shows
+    them as before and never the switch."""
+    _a_finished_run(phone, server)
+    open_app(phone, server.url + "/history")
+    grid = phone.locator(".st-key-hist_compact [data-testid='stDataFrame']")
+    expect(grid).to_be_visible()
+    hidden = [phone.locator(".st-key-hist_more"), phone.locator(".st-key-hist_more_triage")]
+    for part in hidden:
+        expect(part).to_be_hidden()
+    top, _ = _in_view(phone, ".st-key-hist_compact [data-testid='stDataFrame']")
+    assert top < PHONE["height"] - 150, f"the runs start at {top:.0f} px, below the first screen"
+    switch = phone.locator(".st-key-hist_more_switch")
+    switch.get_by_text("More filters").click()
+    wait_for_app(phone)
+    for part in hidden:
+        expect(part).to_be_visible()
+    phone.locator(".st-key-hist_triage_filters").get_by_text("Favourites only").click()
+    wait_for_app(phone)
+    expect(phone.locator(".st-key-hist_toolbar").get_by_text("No runs match these filters.")).to_be_visible()
+    switch.get_by_text("More filters").click()  # hidden again: still applied, and said so
+    wait_for_app(phone)
+    expect(switch.get_by_text("1 filter on")).to_be_visible()
+    expect(phone.locator(".st-key-hist_toolbar").get_by_text("No runs match these filters.")).to_be_visible()
+    for part in hidden:
+        expect(part).to_be_hidden()
+    screenshot(phone, "history-390x844-filters-behind-switch")
+    phone.set_viewport_size(DESKTOP)  # the same page wide: the filters, no switch
+    phone.wait_for_timeout(300)
+    expect(switch).to_be_hidden()
+    for part in hidden:
+        expect(part).to_be_visible()
+    phone.locator(".st-key-hist_triage_filters").get_by_text("Favourites only").click()  # leave it as found
+    wait_for_app(phone)
+    phone.set_viewport_size(PHONE)
 
 
 def test_history_toolbar_leaves_export_csv_clear_on_desktop(server: AppServer, page: Any) -> None:

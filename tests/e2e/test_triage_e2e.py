@@ -120,6 +120,9 @@ def test_blind_verdict_then_rate_favourite_and_tag_a_run_and_reload(app_server, 
     screenshot(page, "triage-1280x800-history-filters")
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)
+    expect(page.locator(".st-key-hist_more_switch").get_by_text("1 filter on")).to_be_visible()
+    page.locator(".st-key-hist_more_switch").get_by_text("More filters").click()  # a phone's filters
+    wait_for_app(page)
     screenshot(page, "triage-390x844-history-filters")
     page.set_viewport_size(DESKTOP)
     page.get_by_role("tab", name="Spend and stats").click()
